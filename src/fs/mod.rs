@@ -1,0 +1,2 @@
+//! The sandbox's filesystem: root, /proc, /dev, bind mounts.
+#![forbid(unsafe_code)]

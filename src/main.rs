@@ -1,0 +1,36 @@
+#![forbid(unsafe_code)]
+
+use microbox::cli::{self, Command};
+use microbox::{log, sandbox};
+
+/// microbox's own failure, usage errors included (as `docker run`, `env`, `chroot`).
+const EXIT_MICROBOX: i32 = 125;
+
+fn main() {
+    let code = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(Command::Help) => {
+            print!("{}", cli::help_text());
+            0
+        }
+        Ok(Command::Version) => {
+            println!("microbox {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        Ok(Command::Run(spec)) => {
+            log::configure(spec.log_level, spec.log_format);
+            match sandbox::run(&spec) {
+                Ok(status) => status,
+                Err(err) => {
+                    log::error(&err.to_string(), &[]);
+                    EXIT_MICROBOX
+                }
+            }
+        }
+        Err(err) => {
+            log::error(&err.to_string(), &[]);
+            EXIT_MICROBOX
+        }
+    };
+    #[allow(clippy::exit)] // the parent process, not a clone3 child
+    std::process::exit(code);
+}

@@ -1,0 +1,2 @@
+//! Networking: loopback in a new namespace; bridge mode comes later.
+#![forbid(unsafe_code)]

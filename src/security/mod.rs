@@ -1,0 +1,5 @@
+//! Syscall filtering and capabilities.
+
+pub mod caps;
+pub mod seccomp;
+pub mod syscalls;

@@ -1,0 +1,128 @@
+//! The validated description of one sandbox: plain data, no I/O.
+//!
+//! `cli` builds it, `preflight` checks it against the host, `sandbox` executes it.
+
+use std::ffi::OsString;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// Where the sandbox's root filesystem comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FsMode {
+    /// An empty tmpfs of `storage` bytes with only /proc and /dev (the default).
+    Tmpfs,
+    /// The host's own tree, writable, with a fresh /proc.
+    Host,
+    /// An overlay: the directory is the read-only lower layer, the upper layer is a tmpfs.
+    Dir(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetMode {
+    /// A new network namespace with only `lo` (the default).
+    None,
+    /// The host's network namespace.
+    Host,
+    /// A veth pair to a host bridge with NAT.
+    Bridge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsernsMode {
+    /// A new user namespace mapping ids 0-65535 (the default).
+    Isolated,
+    /// The host's user namespace.
+    Host,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// One `--mount-ro` / `--mount-rw`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    /// Host path, absolute or relative to microbox's cwd.
+    pub source: PathBuf,
+    /// Absolute path inside the sandbox, free of `..` components.
+    pub dest: PathBuf,
+    pub writable: bool,
+}
+
+/// `--pids`: a process limit or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PidsLimit {
+    Max,
+    Limit(u32),
+}
+
+pub const DEFAULT_MEMORY: u64 = 1 << 30;
+pub const DEFAULT_STORAGE: u64 = 512 << 20;
+/// CPU limit in thousandths of a core (1000 = one core).
+pub const DEFAULT_MILLICPUS: u32 = 1000;
+pub const DEFAULT_PIDS: u32 = 1024;
+pub const DEFAULT_DNS: [&str; 2] = ["8.8.8.8", "8.8.4.4"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spec {
+    pub fs: FsMode,
+    pub net: NetMode,
+    pub userns: UsernsMode,
+    pub mounts: Vec<BindMount>,
+    pub readonly: bool,
+    /// `--env` in order; a later key overrides an earlier one and the defaults.
+    pub env: Vec<(OsString, OsString)>,
+    /// Names already checked against the syscall table.
+    pub allow_syscalls: Vec<String>,
+    pub deny_syscalls: Vec<String>,
+    /// Empty means the defaults (`DEFAULT_DNS`).
+    pub dns: Vec<IpAddr>,
+    /// `None` means a random adjective-noun chosen at run time.
+    pub hostname: Option<String>,
+    pub millicpus: u32,
+    pub memory: u64,
+    pub storage: u64,
+    pub pids: PidsLimit,
+    pub log_level: LogLevel,
+    pub log_format: LogFormat,
+    /// Capability numbers (`CAP_*` values), already checked.
+    pub cap_add: Vec<u8>,
+    pub cap_drop: Vec<u8>,
+    /// argv of the command; never empty.
+    pub command: Vec<OsString>,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Spec {
+            fs: FsMode::Tmpfs,
+            net: NetMode::None,
+            userns: UsernsMode::Isolated,
+            mounts: Vec::new(),
+            readonly: false,
+            env: Vec::new(),
+            allow_syscalls: Vec::new(),
+            deny_syscalls: Vec::new(),
+            dns: Vec::new(),
+            hostname: None,
+            millicpus: DEFAULT_MILLICPUS,
+            memory: DEFAULT_MEMORY,
+            storage: DEFAULT_STORAGE,
+            pids: PidsLimit::Limit(DEFAULT_PIDS),
+            log_level: LogLevel::Error,
+            log_format: LogFormat::Text,
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            command: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! The only place with `unsafe`: thin wrappers of syscalls that rustix lacks.
