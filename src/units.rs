@@ -167,6 +167,28 @@ pub fn parse_cpus(s: &str) -> Result<u32, String> {
     u32::try_from(millis).map_err(|_| "must be at most 1024".to_string())
 }
 
+/// The shortest exact spelling of a size that `parse_size` reads back: `1G`, `1536M`, `100`.
+pub fn format_size(bytes: u64) -> String {
+    for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
+        let multiplier = 1u64 << shift;
+        if bytes != 0 && bytes % multiplier == 0 {
+            return format!("{}{unit}", bytes / multiplier);
+        }
+    }
+    bytes.to_string()
+}
+
+/// Thousandths of a core as `parse_cpus` reads them: `1`, `0.5`, `1.25`.
+pub fn format_cpus(millicpus: u32) -> String {
+    let whole = millicpus / 1000;
+    let fraction = millicpus % 1000;
+    if fraction == 0 {
+        return whole.to_string();
+    }
+    let digits = format!("{fraction:03}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,6 +322,25 @@ mod tests {
         ];
         for &(text, want) in cases {
             assert_eq!(parse_cpus(text), Err(want.to_string()), "{text:?}");
+        }
+    }
+    #[test]
+    fn formats_read_back() {
+        assert_eq!(format_size(1 << 30), "1G");
+        assert_eq!(format_size(512 << 20), "512M");
+        assert_eq!(format_size(1536 << 20), "1536M");
+        assert_eq!(format_size(3 << 40), "3T");
+        assert_eq!(format_size(100), "100");
+        assert_eq!(format_size(0), "0");
+        assert_eq!(format_cpus(1000), "1");
+        assert_eq!(format_cpus(500), "0.5");
+        assert_eq!(format_cpus(1250), "1.25");
+        assert_eq!(format_cpus(10), "0.01");
+        for bytes in [1, 1023, 1024, 1 << 20, (1 << 30) + 1, u64::MAX] {
+            assert_eq!(parse_size(&format_size(bytes)), Ok(bytes));
+        }
+        for millis in [10, 333, 500, 1000, 1_024_000] {
+            assert_eq!(parse_cpus(&format_cpus(millis)), Ok(millis));
         }
     }
 }
