@@ -20,11 +20,17 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn usage(msg: impl Into<String>) -> Self {
-        Error { kind: Kind::Usage, msg: msg.into() }
+        Error {
+            kind: Kind::Usage,
+            msg: msg.into(),
+        }
     }
 
     pub fn runtime(msg: impl Into<String>) -> Self {
-        Error { kind: Kind::Runtime, msg: msg.into() }
+        Error {
+            kind: Kind::Runtime,
+            msg: msg.into(),
+        }
     }
 
     /// `cannot <what>: <strerror>`, e.g. `cannot mount proc on /proc: Permission denied`.

@@ -1,2 +1,15 @@
-//! Networking: loopback in a new namespace; bridge mode comes later.
+//! Networking inside the sandbox's own network namespace. `--net none`: only
+//! `lo`, brought up. Bridge mode comes with its own issue.
 #![forbid(unsafe_code)]
+
+use std::os::fd::AsFd;
+
+use rustix::net::{socket, AddressFamily, SocketType};
+
+use crate::error::{Error, Result};
+
+pub fn loopback_up() -> Result<()> {
+    let sock = socket(AddressFamily::INET, SocketType::DGRAM, None)
+        .map_err(|e| Error::os("open a socket to configure lo", e))?;
+    crate::sys::netdev::set_up(sock.as_fd(), "lo").map_err(|e| Error::os("bring up lo", e))
+}

@@ -1,11 +1,136 @@
-//! The process model: parent (supervisor), child (setup), init (PID 1).
+//! The process model (DESIGN.md section 2): the parent supervises, the clone3
+//! child sets the sandbox up and becomes its PID 1 (`init`), which starts the
+//! command. Everything the child needs is prepared here, before the clone.
 #![forbid(unsafe_code)]
+
+mod channel;
+mod child;
+mod init;
+mod names;
+mod parent;
+mod preflight;
+
+use std::ffi::{CString, OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 
 use crate::error::{Error, Result};
 use crate::spec::Spec;
 
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Signals the supervisor and init pass on to the command.
+pub(crate) const FORWARDED_SIGNALS: [i32; 7] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+];
+
+/// What the command is started with, built before the clone so the child only
+/// performs syscalls.
+pub(crate) struct Launch {
+    pub hostname: String,
+    pub argv: Vec<CString>,
+    pub envp: Vec<CString>,
+    /// The sandbox's PATH, for looking up a command name without a `/`.
+    pub path: OsString,
+}
+
 /// Runs the sandbox and returns microbox's exit status.
 pub fn run(spec: &Spec) -> Result<i32> {
-    let _ = spec;
-    Err(Error::runtime("not implemented"))
+    preflight::check(spec)?;
+    let launch = prepare(spec)?;
+    parent::supervise(spec, &launch)
+}
+
+fn prepare(spec: &Spec) -> Result<Launch> {
+    let argv = spec
+        .command
+        .iter()
+        .map(|arg| cstring(arg, "command argument"))
+        .collect::<Result<Vec<_>>>()?;
+    if argv.is_empty() {
+        return Err(Error::usage("no command given"));
+    }
+    let env = environment(spec);
+    let path = env
+        .iter()
+        .find(|(key, _)| key == "PATH")
+        .map(|(_, value)| value.clone())
+        .unwrap_or_default();
+    let envp = env
+        .iter()
+        .map(|(key, value)| {
+            let mut pair = key.clone();
+            pair.push("=");
+            pair.push(value);
+            cstring(&pair, "--env")
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let hostname = spec.hostname.clone().unwrap_or_else(names::random_hostname);
+    Ok(Launch {
+        hostname,
+        argv,
+        envp,
+        path,
+    })
+}
+
+/// The clean default environment, then `--env` in order (a later key wins).
+fn environment(spec: &Spec) -> Vec<(OsString, OsString)> {
+    let term = std::env::var_os("TERM").unwrap_or_else(|| "xterm".into());
+    let mut env: Vec<(OsString, OsString)> = vec![
+        ("PATH".into(), DEFAULT_PATH.into()),
+        ("HOME".into(), "/root".into()),
+        ("TERM".into(), term),
+        ("LANG".into(), "C.UTF-8".into()),
+    ];
+    for (key, value) in &spec.env {
+        match env.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = value.clone(),
+            None => env.push((key.clone(), value.clone())),
+        }
+    }
+    env
+}
+
+fn cstring(value: &OsStr, what: &str) -> Result<CString> {
+    CString::new(value.as_bytes()).map_err(|_| {
+        Error::usage(format!(
+            "{what} '{}': contains a NUL byte",
+            value.to_string_lossy()
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_defaults_then_overrides_in_order() {
+        let spec = Spec {
+            env: vec![
+                ("HOME".into(), "/home/x".into()),
+                ("A".into(), "1".into()),
+                ("A".into(), "2".into()),
+            ],
+            command: vec!["/bin/true".into()],
+            ..Spec::default()
+        };
+        let env = environment(&spec);
+        let get = |k: &str| {
+            env.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.to_string_lossy().into_owned())
+        };
+        assert_eq!(get("HOME").as_deref(), Some("/home/x"));
+        assert_eq!(get("A").as_deref(), Some("2"));
+        assert_eq!(get("PATH").as_deref(), Some(DEFAULT_PATH));
+        assert_eq!(get("LANG").as_deref(), Some("C.UTF-8"));
+        assert_eq!(env.iter().filter(|(k, _)| k == "A").count(), 1);
+    }
 }

@@ -1,1 +1,10 @@
-//! The only place with `unsafe`: thin wrappers of syscalls that rustix lacks.
+//! The only place with `unsafe`: thin wrappers of the syscalls that rustix lacks
+//! (clone3, mount_setattr, close_range, signal masks, fork/execve, one ioctl).
+//! Each wrapper does one syscall and returns `io::Result`; policy lives elsewhere.
+
+pub mod clone;
+pub mod exec;
+pub mod mount;
+pub mod netdev;
+pub mod ns;
+pub mod signal;

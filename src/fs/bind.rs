@@ -1,0 +1,84 @@
+//! The user's bind mounts (`--mount-ro`, `--mount-rw`): cloned with open_tree,
+//! given nosuid/nodev (and rdonly) with mount_setattr while still detached, then
+//! attached with move_mount onto a destination resolved inside the root. The
+//! flags hold before the mount is visible, and the destination cannot lead out.
+#![forbid(unsafe_code)]
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::fs::CWD;
+use rustix::mount::{move_mount, open_tree, MoveMountFlags, OpenTreeFlags};
+
+use super::resolve::{self, Kind};
+use crate::error::{Error, Result};
+use crate::spec::BindMount;
+use crate::sys::mount::{set_attr, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+
+pub struct Prepared<'a> {
+    tree: OwnedFd,
+    kind: Kind,
+    spec: &'a BindMount,
+}
+
+/// Clones the source tree (recursively) and sets its flags, detached.
+pub fn prepare(bind: &BindMount) -> Result<Prepared<'_>> {
+    let src = bind.source.display();
+    let flags = OpenTreeFlags::OPEN_TREE_CLONE
+        | OpenTreeFlags::OPEN_TREE_CLOEXEC
+        | OpenTreeFlags::AT_RECURSIVE;
+    let tree = open_tree(CWD, &bind.source, flags)
+        .map_err(|e| Error::os(format_args!("clone mount source {src}"), e))?;
+    let mut attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    if !bind.writable {
+        attrs |= MOUNT_ATTR_RDONLY;
+    }
+    set_attr(tree.as_fd(), attrs, true)
+        .map_err(|e| Error::os(format_args!("set mount flags on {src}"), e))?;
+    let kind =
+        resolve::kind_of(tree.as_fd()).map_err(|e| Error::os(format_args!("stat {src}"), e))?;
+    Ok(Prepared {
+        tree,
+        kind,
+        spec: bind,
+    })
+}
+
+/// Attaches a prepared tree at its destination below `root`. With `create`,
+/// a missing destination is made inside the sandbox (never on the host: with
+/// `--fs host` the destination must exist).
+pub fn attach(root: BorrowedFd<'_>, prepared: &Prepared<'_>, create: bool) -> Result<()> {
+    let dest = prepared.spec.dest.display();
+    let target = resolve::open_in_root(root, &prepared.spec.dest, create.then_some(prepared.kind))
+        .map_err(|e| {
+            Error::os(
+                format_args!("resolve mount destination {dest} in the sandbox"),
+                e,
+            )
+        })?;
+    let target_kind =
+        resolve::kind_of(target.as_fd()).map_err(|e| Error::os(format_args!("stat {dest}"), e))?;
+    if target_kind != prepared.kind {
+        let what = if prepared.kind == Kind::Dir {
+            "a directory"
+        } else {
+            "a file"
+        };
+        return Err(Error::runtime(format!(
+            "cannot mount {} on {dest}: the source is {what} and the destination is not",
+            prepared.spec.source.display()
+        )));
+    }
+    move_mount(
+        prepared.tree.as_fd(),
+        "",
+        target.as_fd(),
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .map_err(|e| {
+        Error::os(
+            format_args!("mount {} on {dest}", prepared.spec.source.display()),
+            e,
+        )
+    })
+}

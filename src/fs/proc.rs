@@ -1,0 +1,84 @@
+//! A fresh /proc for the new pid namespace, with runc's masked and read-only
+//! paths: host information (kcore, keys, timers) hidden behind /dev/null or an
+//! empty read-only tmpfs, and the kernel's knobs (sys, sysrq-trigger) read-only.
+#![forbid(unsafe_code)]
+
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rustix::io::Errno;
+use rustix::mount::{mount_bind, mount_remount, MountFlags};
+
+use super::{fd_path, mount_fs, resolve};
+use crate::error::{Error, Result};
+
+/// Files hidden by binding /dev/null over them.
+const MASKED_FILES: &[&str] = &[
+    "kcore",
+    "keys",
+    "latency_stats",
+    "timer_list",
+    "timer_stats",
+    "sched_debug",
+    "interrupts",
+];
+/// Directories hidden by an empty read-only tmpfs.
+const MASKED_DIRS: &[&str] = &["acpi", "asound", "scsi"];
+/// Made read-only by a bind of themselves.
+const READ_ONLY: &[&str] = &["bus", "fs", "irq", "sys", "sysrq-trigger"];
+
+const PROC_FLAGS: MountFlags = MountFlags::NOSUID
+    .union(MountFlags::NODEV)
+    .union(MountFlags::NOEXEC);
+
+/// Mounts proc on `<root>/proc` and masks it. `null` is the host's /dev/null,
+/// opened and verified by microbox (never the sandbox's own /dev/null, which
+/// an image could replace: CVE-2025-31133).
+pub fn mount_proc(root: &str, root_fd: BorrowedFd<'_>, null: &OwnedFd) -> Result<()> {
+    let target = resolve::open_no_symlinks(root_fd, Path::new("/proc"), Some(resolve::Kind::Dir))
+        .map_err(|e| {
+        Error::os(
+            "prepare /proc in the sandbox (is /proc a symlink in the image?)",
+            e,
+        )
+    })?;
+    mount_fs("proc", fd_path(&target).as_str(), PROC_FLAGS, "")
+        .map_err(|e| Error::os("mount proc on /proc", e))?;
+    let proc = format!("{}/proc", root.trim_end_matches('/'));
+
+    for name in MASKED_FILES {
+        let path = format!("{proc}/{name}");
+        match mount_bind(fd_path(null).as_str(), path.as_str()) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(e) => return Err(Error::os(format_args!("mask /proc/{name}"), e)),
+        }
+    }
+    for name in MASKED_DIRS {
+        let path = format!("{proc}/{name}");
+        match mount_fs(
+            "tmpfs",
+            path.as_str(),
+            PROC_FLAGS | MountFlags::RDONLY,
+            "size=0",
+        ) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(e) => return Err(Error::os(format_args!("mask /proc/{name}"), e)),
+        }
+    }
+    for name in READ_ONLY {
+        let path = format!("{proc}/{name}");
+        match mount_bind(path.as_str(), path.as_str()) {
+            Ok(()) => {}
+            Err(Errno::NOENT) => continue,
+            Err(e) => return Err(Error::os(format_args!("make /proc/{name} read-only"), e)),
+        }
+        // The first bind ignores MS_RDONLY; only a remount of the bind sets it.
+        mount_remount(
+            path.as_str(),
+            MountFlags::BIND | MountFlags::RDONLY | PROC_FLAGS,
+            "",
+        )
+        .map_err(|e| Error::os(format_args!("make /proc/{name} read-only"), e))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,54 @@
+//! The clone3 child: waits for the parent's "go", builds the sandbox inside its
+//! new namespaces, then becomes PID 1. It is a copy of a single-threaded
+//! process, so it may allocate, but it must never return into the parent's
+//! code: every path ends in `execve` or `_exit`.
+#![forbid(unsafe_code)]
+
+use std::convert::Infallible;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use rustix::process::{set_parent_process_death_signal, Signal};
+
+use super::channel::{Channel, Message};
+use super::{init, Launch};
+use crate::error::{Error, Result};
+use crate::spec::{NetMode, Spec};
+use crate::sys::exec::exit_now;
+
+/// microbox's own failure (DESIGN.md section 3).
+const EXIT_SETUP_FAILED: i32 = 125;
+
+pub fn main(spec: &Spec, launch: &Launch, chan: Channel) -> ! {
+    let outcome = catch_unwind(AssertUnwindSafe(|| setup(spec, launch, &chan)));
+    let msg = match outcome {
+        Ok(Ok(never)) => match never {},
+        Ok(Err(err)) => err.to_string(),
+        Err(_) => "internal error: sandbox setup panicked".to_string(),
+    };
+    let _ = chan.send(&Message::SetupFailed(msg));
+    exit_now(EXIT_SETUP_FAILED)
+}
+
+fn setup(spec: &Spec, launch: &Launch, chan: &Channel) -> Result<Infallible> {
+    // If microbox dies from here on, so does the sandbox. Set before waiting for
+    // Go: a parent that died earlier shows up as EOF on the channel.
+    set_parent_process_death_signal(Some(Signal::KILL))
+        .map_err(|e| Error::os("set the parent-death signal", e))?;
+    // Non-dumpable until exec: sandboxed processes must not ptrace or open
+    // /proc/1/mem or /proc/1/exe of a copy of the host's microbox (CVE-2019-5736).
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .map_err(|e| Error::os("make the sandbox init non-dumpable", e))?;
+    match chan.recv() {
+        Ok(Some(Message::Go)) => {}
+        // The parent is gone or gave up: nobody is left to tell.
+        _ => exit_now(EXIT_SETUP_FAILED),
+    }
+    crate::sys::ns::unshare_cgroup().map_err(|e| Error::os("create the cgroup namespace", e))?;
+    crate::fs::setup(spec, &launch.hostname)?;
+    rustix::system::sethostname(launch.hostname.as_bytes())
+        .map_err(|e| Error::os(format_args!("set hostname {}", launch.hostname), e))?;
+    if spec.net != NetMode::Host {
+        crate::net::loopback_up()?;
+    }
+    init::start(launch, chan)
+}

@@ -1,0 +1,124 @@
+//! PID 1 of the sandbox: starts the command, forwards signals to it, reaps every
+//! zombie, and exits with the command's status (128+N for signal N). When init
+//! exits, the kernel kills whatever is left in the pid namespace.
+#![forbid(unsafe_code)]
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+
+use rustix::process::{kill_process, wait, Pid, Signal, WaitOptions};
+
+use super::channel::{Channel, Message};
+use super::{Launch, FORWARDED_SIGNALS};
+use crate::error::{Error, Result};
+use crate::sys::clone::fork;
+use crate::sys::exec::{close_from, close_range, execve, exit_now};
+use crate::sys::signal::{self, SigSet};
+
+const EXIT_NOT_EXECUTABLE: i32 = 126;
+const EXIT_NOT_FOUND: i32 = 127;
+
+pub fn start(launch: &Launch, chan: &Channel) -> Result<std::convert::Infallible> {
+    // Only 0, 1, 2 and the channel survive: no host fd reaches init or the
+    // command, whatever microbox inherited (CVE-2024-21626).
+    let keep =
+        u32::try_from(chan.fd().as_raw_fd()).map_err(|_| Error::runtime("bad channel fd"))?;
+    if keep > 3 {
+        close_range(3, keep - 1).map_err(|e| Error::os("close inherited file descriptors", e))?;
+    }
+    close_from(keep + 1).map_err(|e| Error::os("close inherited file descriptors", e))?;
+
+    let mut waited: Vec<i32> = FORWARDED_SIGNALS.to_vec();
+    waited.push(libc::SIGCHLD);
+    let waited = SigSet::new(&waited);
+    signal::block(&waited).map_err(|e| Error::os("block signals in init", e))?;
+
+    let command = match fork().map_err(|e| Error::os("start the command", e))? {
+        None => exec_command(launch, chan),
+        Some(pid) => pid,
+    };
+    supervise(command, &waited)
+}
+
+/// Forwards signals and reaps until the command exits, then exits with its status.
+fn supervise(command: i32, waited: &SigSet) -> ! {
+    let Some(command_pid) = Pid::from_raw(command) else {
+        exit_now(125)
+    };
+    loop {
+        let Ok(sig) = signal::wait(waited) else {
+            exit_now(125)
+        };
+        if sig != libc::SIGCHLD {
+            if let Some(sig) = Signal::from_named_raw(sig) {
+                let _ = kill_process(command_pid, sig);
+            }
+            continue;
+        }
+        while let Ok(Some((pid, status))) = wait(WaitOptions::NOHANG) {
+            if pid != command_pid {
+                continue;
+            }
+            if let Some(code) = status.exit_status() {
+                exit_now(code);
+            }
+            if let Some(sig) = status.terminating_signal() {
+                exit_now(128 + sig);
+            }
+        }
+    }
+}
+
+/// The command's process: a new session (no controlling terminal, so no
+/// TIOCSTI into the caller's shell), clean signal state, then execve.
+fn exec_command(launch: &Launch, chan: &Channel) -> ! {
+    let _ = rustix::process::setsid();
+    let _ = signal::unblock_all();
+    let _ = signal::set_default(libc::SIGPIPE);
+
+    let (status, err) = exec_lookup(launch);
+    let name = launch.argv[0].to_string_lossy();
+    let detail = match err.raw_os_error() {
+        Some(libc::ENOENT) => format!("{name}: command not found"),
+        _ => format!("cannot execute {name}: {}", crate::error::describe(&err)),
+    };
+    let _ = chan.send(&Message::ExecFailed { status, detail });
+    exit_now(status)
+}
+
+/// execve the command, searching the sandbox's PATH for a name without `/`.
+/// Returns only on failure, with 126 (found, not executable) or 127 (not found).
+fn exec_lookup(launch: &Launch) -> (i32, io::Error) {
+    let name = launch.argv[0].as_bytes();
+    if name.contains(&b'/') {
+        let err = execve(&launch.argv[0], &launch.argv, &launch.envp);
+        return (exit_code_for(&err), err);
+    }
+    let mut denied: Option<io::Error> = None;
+    for dir in launch.path.as_bytes().split(|&b| b == b':') {
+        let dir = if dir.is_empty() { b"." as &[u8] } else { dir };
+        let mut full = dir.to_vec();
+        full.push(b'/');
+        full.extend_from_slice(name);
+        let Ok(full) = CString::new(full) else {
+            continue;
+        };
+        let err = execve(full.as_c_str(), &launch.argv, &launch.envp);
+        if exit_code_for(&err) == EXIT_NOT_EXECUTABLE {
+            denied.get_or_insert(err);
+        }
+    }
+    match denied {
+        Some(err) => (EXIT_NOT_EXECUTABLE, err),
+        None => (EXIT_NOT_FOUND, io::Error::from_raw_os_error(libc::ENOENT)),
+    }
+}
+
+fn exit_code_for(err: &io::Error) -> i32 {
+    match err.raw_os_error() {
+        Some(libc::ENOENT | libc::ENOTDIR) => EXIT_NOT_FOUND,
+        _ => EXIT_NOT_EXECUTABLE,
+    }
+}

@@ -1,0 +1,159 @@
+//! The supervisor: clones the child into its namespaces, writes its id maps,
+//! says "go", relays its setup errors, forwards signals and reports its status.
+//! One thread, no async: poll(2) on the pidfd, a signalfd and the channel.
+#![forbid(unsafe_code)]
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::process::{pidfd_send_signal, waitid, Signal, WaitId, WaitIdOptions};
+
+use super::channel::{self, Message};
+use super::{child, Launch, FORWARDED_SIGNALS};
+use crate::error::{Error, Result};
+use crate::log;
+use crate::spec::{NetMode, Spec, UsernsMode};
+use crate::sys::clone::{clone3, Forked};
+use crate::sys::signal::{self, SigSet};
+
+/// Ids 0-65535 of the sandbox map to the same host ids (DESIGN.md section 4).
+const ID_MAP: &str = "0 0 65536\n";
+
+fn clone_flags(spec: &Spec) -> u64 {
+    let mut flags = libc::CLONE_NEWPID
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWNS
+        | libc::CLONE_NEWTIME;
+    if spec.net != NetMode::Host {
+        flags |= libc::CLONE_NEWNET;
+    }
+    if spec.userns == UsernsMode::Isolated {
+        flags |= libc::CLONE_NEWUSER;
+    }
+    // The cgroup namespace is made by the child after it was placed in its cgroup.
+    u64::try_from(flags).unwrap_or_default()
+}
+
+pub fn supervise(spec: &Spec, launch: &Launch) -> Result<i32> {
+    std::fs::create_dir_all(crate::fs::STAGING)
+        .map_err(|e| Error::os(format_args!("create {}", crate::fs::STAGING), e))?;
+    // Blocked before the clone, so no signal is lost between clone and poll; init
+    // inherits the mask and waits for the same signals synchronously.
+    let forwarded = SigSet::new(&FORWARDED_SIGNALS);
+    signal::block(&forwarded).map_err(|e| Error::os("block signals", e))?;
+    let sigfd = signal::signalfd(&forwarded).map_err(|e| Error::os("create a signalfd", e))?;
+    let (ours, theirs) =
+        channel::pair().map_err(|e| Error::os("create the parent/child channel", e))?;
+
+    let (pid, pidfd) = match clone3(clone_flags(spec), None) {
+        Ok(Forked::Child) => {
+            drop(ours);
+            drop(sigfd);
+            child::main(spec, launch, theirs)
+        }
+        Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
+        Err(e) => return Err(clone_error(e)),
+    };
+    drop(theirs);
+    log::info(
+        "sandbox started",
+        &[("pid", &pid.to_string()), ("hostname", &launch.hostname)],
+    );
+
+    if let Err(err) = host_setup(spec, pid) {
+        // The child waits for Go; killing it is all the cleanup there is so far.
+        let _ = pidfd_send_signal(&pidfd, Signal::KILL);
+        let _ = waitid(WaitId::PidFd(pidfd.as_fd()), WaitIdOptions::EXITED);
+        return Err(err);
+    }
+    // A failed send means the child is gone already; its status tells why.
+    let _ = ours.send(&Message::Go);
+    wait_for_exit(&ours, &pidfd, &sigfd)
+}
+
+fn clone_error(err: std::io::Error) -> Error {
+    let hint = matches!(
+        err.raw_os_error(),
+        Some(libc::EINVAL | libc::EPERM | libc::ENOSPC)
+    );
+    let mut error = Error::os("create the sandbox namespaces (clone3)", err);
+    if hint {
+        error
+            .msg
+            .push_str(" (are user, pid and time namespaces enabled, and under their limits?)");
+    }
+    error
+}
+
+/// What the parent does while the child waits: id maps (and later cgroups, veth).
+fn host_setup(spec: &Spec, pid: i32) -> Result<()> {
+    if spec.userns == UsernsMode::Isolated {
+        for file in ["uid_map", "gid_map"] {
+            let path = format!("/proc/{pid}/{file}");
+            std::fs::write(&path, ID_MAP)
+                .map_err(|e| Error::os(format_args!("write {path}"), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Relays channel records until EOF, forwards signals, and returns the child's
+/// status once it exits: its exit code, or 128+N if signal N killed it.
+fn wait_for_exit(chan: &channel::Channel, pidfd: &OwnedFd, sigfd: &OwnedFd) -> Result<i32> {
+    let mut chan_open = true;
+    let mut setup_error: Option<String> = None;
+    loop {
+        let mut fds = vec![
+            PollFd::new(pidfd, PollFlags::IN),
+            PollFd::new(sigfd, PollFlags::IN),
+        ];
+        if chan_open {
+            fds.push(PollFd::new(chan.fd(), PollFlags::IN));
+        }
+        match poll(&mut fds, None) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(Error::os("wait for the sandbox", e)),
+        }
+        let child_done = !fds[0].revents().is_empty();
+        let signalled = !fds[1].revents().is_empty();
+        let chan_ready = chan_open && !fds[2].revents().is_empty();
+
+        if signalled {
+            if let Ok(sig) = signal::read_signalfd(sigfd) {
+                if let Some(sig) = Signal::from_named_raw(sig) {
+                    let _ = pidfd_send_signal(pidfd, sig);
+                }
+            }
+        }
+        if chan_ready || child_done {
+            // After the child exits, every record it sent is still queued: drain them.
+            while chan_open {
+                match chan.recv() {
+                    Ok(Some(Message::SetupFailed(msg))) => setup_error = Some(msg),
+                    Ok(Some(Message::ExecFailed { detail, .. })) => log::error(&detail, &[]),
+                    Ok(Some(Message::Go)) => {}
+                    Ok(None) | Err(_) => chan_open = false,
+                }
+                if !child_done {
+                    break;
+                }
+            }
+        }
+        if child_done {
+            let status = waitid(WaitId::PidFd(pidfd.as_fd()), WaitIdOptions::EXITED)
+                .map_err(|e| Error::os("wait for the sandbox", e))?;
+            if let Some(msg) = setup_error {
+                return Err(Error::runtime(msg));
+            }
+            let Some(status) = status else { continue };
+            if let Some(code) = status.exit_status() {
+                return Ok(code);
+            }
+            if let Some(sig) = status.terminating_signal() {
+                return Ok(128 + sig);
+            }
+            return Err(Error::runtime("the sandbox ended in an unknown state"));
+        }
+    }
+}

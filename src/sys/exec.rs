@@ -1,0 +1,40 @@
+//! execve, _exit and fd hygiene for the last steps before the command runs.
+
+use std::ffi::{CStr, CString};
+use std::io;
+
+/// Replaces the process image. Returns only on failure.
+pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Error {
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+    // SAFETY: every pointer comes from a CString borrowed for the duration of the call,
+    // and both arrays end with a null pointer as execve requires.
+    unsafe { libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+/// Ends the process at once, without running atexit handlers or unwinding: the
+/// only way out of a clone3/fork child, whose Rust state is a copy of the parent's.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit takes no pointers and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// close_range(first, ~0, 0): closes every fd from `first` up.
+pub fn close_from(first: u32) -> io::Result<()> {
+    close_range(first, u32::MAX)
+}
+
+/// close_range(first, last, 0).
+pub fn close_range(first: u32, last: u32) -> io::Result<()> {
+    // SAFETY: close_range takes integers only; closing fds this process does not use
+    // any more is the point (owners of those fds are never used again after this).
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
