@@ -1,0 +1,273 @@
+//! Driving cargo: static release builds and test executables, found through
+//! cargo's JSON messages (never by globbing target/, which holds stale builds).
+
+use crate::json::{self, Json};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub const MUSL: &str = "x86_64-unknown-linux-musl";
+pub const GNU: &str = "x86_64-unknown-linux-gnu";
+
+/// How a static executable is produced on this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaticTarget {
+    /// The rustup musl target is installed: static by default.
+    Musl,
+    /// No musl target: glibc with `+crt-static`.
+    GnuCrtStatic,
+}
+
+impl StaticTarget {
+    pub fn detect() -> StaticTarget {
+        if musl_installed() {
+            StaticTarget::Musl
+        } else {
+            StaticTarget::GnuCrtStatic
+        }
+    }
+
+    pub fn triple(self) -> &'static str {
+        match self {
+            StaticTarget::Musl => MUSL,
+            StaticTarget::GnuCrtStatic => GNU,
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            StaticTarget::Musl => "musl (x86_64-unknown-linux-musl)",
+            StaticTarget::GnuCrtStatic => "glibc +crt-static (musl target not installed)",
+        }
+    }
+
+    /// Adds the target and, for glibc, the crt-static flag. With an explicit
+    /// `--target`, RUSTFLAGS reach only target crates, not build scripts.
+    pub fn apply(self, cmd: &mut Command) {
+        cmd.arg("--target").arg(self.triple());
+        if self == StaticTarget::GnuCrtStatic {
+            const FLAG: &str = "-C target-feature=+crt-static";
+            if let Ok(encoded) = std::env::var("CARGO_ENCODED_RUSTFLAGS") {
+                let sep = if encoded.is_empty() { "" } else { "\x1f" };
+                cmd.env(
+                    "CARGO_ENCODED_RUSTFLAGS",
+                    format!("{encoded}{sep}-C\x1ftarget-feature=+crt-static"),
+                );
+            } else {
+                let old = std::env::var("RUSTFLAGS").unwrap_or_default();
+                cmd.env("RUSTFLAGS", format!("{old} {FLAG}").trim());
+            }
+        }
+    }
+}
+
+/// The musl standard library lives in the sysroot when the target is installed;
+/// asking rustc works with and without rustup.
+fn musl_installed() -> bool {
+    let Ok(out) = Command::new(rustc()).args(["--print", "sysroot"]).output() else {
+        return false;
+    };
+    let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(MUSL)
+        .join("lib")
+        .is_dir()
+}
+
+fn rustc() -> String {
+    std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into())
+}
+
+/// The cargo that started us (`cargo xtask` sets CARGO), so toolchain overrides hold.
+pub fn cargo(repo: &Path) -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(repo);
+    cmd
+}
+
+/// One artifact line of cargo's JSON output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Artifact {
+    pub target_name: String,
+    pub kinds: Vec<String>,
+    pub profile_test: bool,
+    pub executable: Option<PathBuf>,
+}
+
+/// Decodes a `compiler-artifact` message; other messages and non-JSON lines give `None`.
+pub fn parse_artifact(line: &str) -> Option<Artifact> {
+    if !line.starts_with('{') {
+        return None;
+    }
+    let msg = json::parse(line).ok()?;
+    if msg.get(&["reason"])?.as_str()? != "compiler-artifact" {
+        return None;
+    }
+    Some(Artifact {
+        target_name: msg.get(&["target", "name"])?.as_str()?.to_string(),
+        kinds: msg
+            .get(&["target", "kind"])?
+            .as_array()
+            .iter()
+            .filter_map(|k| k.as_str().map(str::to_string))
+            .collect(),
+        profile_test: msg
+            .get(&["profile", "test"])
+            .and_then(Json::as_bool)
+            .unwrap_or(false),
+        executable: msg
+            .get(&["executable"])
+            .and_then(Json::as_str)
+            .map(PathBuf::from),
+    })
+}
+
+/// Runs a cargo command whose stdout carries JSON messages; diagnostics are
+/// rendered on the inherited stderr so the user sees compile errors as usual.
+pub fn run_json(mut cmd: Command) -> Result<Vec<Artifact>, String> {
+    cmd.arg("--message-format=json-render-diagnostics")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let shown = format!("{cmd:?}");
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {shown}: {e}"))?;
+    let mut artifacts = Vec::new();
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let line = line.map_err(|e| format!("reading cargo's output: {e}"))?;
+            artifacts.extend(parse_artifact(&line));
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("{shown} failed ({status})"));
+    }
+    Ok(artifacts)
+}
+
+/// Builds the named binary packages static and in release mode; returns
+/// binary name -> executable path.
+pub fn build_static_bins(
+    repo: &Path,
+    target: StaticTarget,
+    packages: &[&str],
+) -> Result<BTreeMap<String, PathBuf>, String> {
+    let mut cmd = cargo(repo);
+    cmd.args(["build", "--release"]);
+    target.apply(&mut cmd);
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
+    let mut found = BTreeMap::new();
+    for a in run_json(cmd)? {
+        if let (true, Some(exe)) = (a.kinds.iter().any(|k| k == "bin"), a.executable) {
+            found.insert(a.target_name, exe);
+        }
+    }
+    for p in packages {
+        if !found.contains_key(*p) {
+            return Err(format!("cargo built no binary named {p:?}"));
+        }
+    }
+    Ok(found)
+}
+
+/// Names of the integration test targets (tests/*.rs) of a package, from
+/// `cargo metadata`. `cargo test --test '*'` is an error when there are none.
+pub fn integration_test_targets(repo: &Path, package: &str) -> Result<Vec<String>, String> {
+    let out = cargo(repo)
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("cargo metadata failed ({})", out.status));
+    }
+    let meta = json::parse(&String::from_utf8_lossy(&out.stdout))
+        .map_err(|e| format!("cannot parse cargo metadata: {e}"))?;
+    let pkg = meta
+        .get(&["packages"])
+        .map(Json::as_array)
+        .unwrap_or_default()
+        .iter()
+        .find(|p| p.get(&["name"]).and_then(Json::as_str) == Some(package))
+        .ok_or_else(|| format!("package {package:?} not in cargo metadata"))?;
+    Ok(pkg
+        .get(&["targets"])
+        .map(Json::as_array)
+        .unwrap_or_default()
+        .iter()
+        .filter(|t| {
+            t.get(&["kind"])
+                .map(Json::as_array)
+                .unwrap_or_default()
+                .iter()
+                .any(|k| k.as_str() == Some("test"))
+        })
+        .filter_map(|t| t.get(&["name"]).and_then(Json::as_str).map(str::to_string))
+        .collect())
+}
+
+/// Builds the integration test executables of `package` without running them;
+/// returns (test target name, executable) in name order.
+pub fn build_test_executables(
+    repo: &Path,
+    package: &str,
+    target: Option<StaticTarget>,
+) -> Result<Vec<(String, PathBuf)>, String> {
+    let mut cmd = cargo(repo);
+    cmd.args(["test", "--no-run", "-p", package, "--test", "*"]);
+    if let Some(t) = target {
+        t.apply(&mut cmd);
+    }
+    let mut tests: Vec<(String, PathBuf)> = run_json(cmd)?
+        .into_iter()
+        .filter(|a| a.profile_test && a.kinds.iter().any(|k| k == "test"))
+        .filter_map(|a| Some((a.target_name, a.executable?)))
+        .collect();
+    tests.sort();
+    tests.dedup();
+    Ok(tests)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_test_artifacts_only() {
+        let test = r#"{"reason":"compiler-artifact","target":{"kind":["test"],"name":"isolation","test":true},"profile":{"test":true},"executable":"/t/isolation-1f"}"#;
+        let lib = r#"{"reason":"compiler-artifact","target":{"kind":["lib"],"name":"microbox","test":true},"profile":{"test":false},"executable":null}"#;
+        let other = r#"{"reason":"build-finished","success":true}"#;
+        let a = parse_artifact(test).unwrap();
+        assert_eq!(a.target_name, "isolation");
+        assert!(a.profile_test);
+        assert_eq!(a.executable, Some(PathBuf::from("/t/isolation-1f")));
+        let b = parse_artifact(lib).unwrap();
+        assert!(!b.profile_test);
+        assert_eq!(b.executable, None);
+        assert_eq!(parse_artifact(other), None);
+        assert_eq!(parse_artifact("   Compiling foo"), None);
+    }
+
+    #[test]
+    fn crt_static_flag_is_appended() {
+        let mut cmd = Command::new("true");
+        StaticTarget::GnuCrtStatic.apply(&mut cmd);
+        let args: Vec<_> = cmd.get_args().collect();
+        assert_eq!(args, ["--target", GNU]);
+        let flags = cmd
+            .get_envs()
+            .find(|(k, _)| *k == "RUSTFLAGS" || *k == "CARGO_ENCODED_RUSTFLAGS")
+            .and_then(|(_, v)| v)
+            .unwrap();
+        assert!(flags
+            .to_string_lossy()
+            .contains("target-feature=+crt-static"));
+    }
+}
