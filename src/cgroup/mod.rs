@@ -1,2 +1,524 @@
 //! Resource limits: one interface, two backends (cgroup v1 and v2).
+//!
+//! Lifecycle, as the sandbox drives it:
+//!
+//! 1. [`collect_stale`] removes what dead runs left behind (cheap when nothing is).
+//! 2. [`Cgroup::create`] takes the sandbox's lock file, creates its cgroup(s) and
+//!    writes every limit, all before any process exists.
+//! 3. The child is placed: on v2 by `clone3(CLONE_INTO_CGROUP)` with
+//!    [`Cgroup::v2_dir_fd`], otherwise by [`Cgroup::add_process`] while it waits.
+//! 4. After the command ends, [`Cgroup::oom_killed`] tells an OOM kill apart from
+//!    any other SIGKILL, and [`Cgroup::destroy`] kills what is left and removes the
+//!    cgroup(s). Dropping a `Cgroup` does the same as a safety net, errors ignored.
+//!
+//! Paths: `/sys/fs/cgroup/microbox/<id>` on v2, `<controller mount>/microbox/<id>`
+//! for cpu, memory and pids on v1; the lock is `/run/microbox/sandboxes/<id>.lock`.
 #![forbid(unsafe_code)]
+
+mod detect;
+mod stale;
+mod v1;
+mod v2;
+
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::path::Path;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use rustix::fs::{Mode, OFlags};
+use rustix::process::{Pid, Signal};
+
+use crate::error::{Error, Result};
+use crate::spec::{PidsLimit, Spec};
+
+pub use detect::{detect, Hierarchy, CGROUP_ROOT};
+
+/// The cgroup under each hierarchy root that holds one child per sandbox.
+pub const PARENT: &str = "microbox";
+/// Where per-sandbox lock files and the collector's lock live.
+pub const RUN_DIR: &str = "/run/microbox";
+
+/// The scheduler period microbox uses; a quota is a share of it.
+const CPU_PERIOD_US: u64 = 100_000;
+/// The kernel refuses a CFS quota below 1 ms (`min_cfs_quota_period`).
+pub const MIN_MILLICPUS: u32 = 10;
+/// `PID_MAX_LIMIT` on 64-bit kernels: `pids.max` refuses anything above it.
+pub const MAX_PIDS: u32 = 4 * 1024 * 1024;
+/// How long removal waits for killed processes to leave a cgroup.
+const REMOVE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The limits of one sandbox, in the units the kernel takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Thousandths of a core: 500 = half a core, 2000 = two cores.
+    pub millicpus: u32,
+    /// Bytes of memory; swap is always off.
+    pub memory: u64,
+    /// Processes and threads together (the kernel counts tasks).
+    pub pids: PidsLimit,
+}
+
+impl From<&Spec> for Limits {
+    fn from(spec: &Spec) -> Self {
+        Limits {
+            millicpus: spec.millicpus,
+            memory: spec.memory,
+            pids: spec.pids,
+        }
+    }
+}
+
+impl Limits {
+    /// The values the kernel would refuse, rejected before anything is created. The
+    /// command-line parser should apply the same bounds (`MIN_MILLICPUS`, `MAX_PIDS`).
+    pub fn validate(&self) -> Result<()> {
+        if self.millicpus < MIN_MILLICPUS {
+            return Err(Error::usage(format!(
+                "cpu limit of {} millicpus is below the kernel's minimum of {MIN_MILLICPUS} (--cpus 0.01)",
+                self.millicpus
+            )));
+        }
+        if self.memory == 0 {
+            return Err(Error::usage("memory limit must be above 0"));
+        }
+        if let PidsLimit::Limit(n) = self.pids {
+            if n == 0 || n > MAX_PIDS {
+                return Err(Error::usage(format!(
+                    "process limit {n} is outside 1..={MAX_PIDS} (or use --pids max)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The CFS quota in microseconds per `CPU_PERIOD_US`.
+    fn cpu_quota_us(&self) -> u64 {
+        u64::from(self.millicpus) * CPU_PERIOD_US / 1000
+    }
+
+    /// `pids.max` on both backends.
+    fn pids_value(&self) -> String {
+        match self.pids {
+            PidsLimit::Max => "max".to_string(),
+            PidsLimit::Limit(n) => n.to_string(),
+        }
+    }
+}
+
+/// One limit file and the value it gets. Optional files are skipped when absent
+/// (e.g. no swap accounting).
+#[derive(Debug, PartialEq, Eq)]
+struct Setting {
+    file: &'static str,
+    value: String,
+    optional: bool,
+}
+
+impl Setting {
+    fn required(file: &'static str, value: impl ToString) -> Self {
+        Setting {
+            file,
+            value: value.to_string(),
+            optional: false,
+        }
+    }
+
+    fn optional(file: &'static str, value: impl ToString) -> Self {
+        Setting {
+            file,
+            value: value.to_string(),
+            optional: true,
+        }
+    }
+}
+
+enum Backend {
+    V1(v1::V1Cgroup),
+    V2(v2::V2Cgroup),
+}
+
+/// One sandbox's cgroup(s) and its lock; see the module documentation.
+pub struct Cgroup {
+    backend: Backend,
+    /// Held (flock) for the sandbox's lifetime: it tells `collect_stale` we are alive.
+    lock: Option<stale::SandboxLock>,
+    /// The process that created it. A fork-like clone3 child holds a byte copy of
+    /// this value; `Drop` checks the pid so that copy can never tear anything down.
+    owner: Pid,
+    finished: bool,
+}
+
+impl Cgroup {
+    /// Creates the sandbox's cgroup(s) with every limit written. `id` names the
+    /// sandbox: 1-64 of `[A-Za-z0-9_-]`, unique among live sandboxes.
+    pub fn create(id: &str, limits: &Limits) -> Result<Cgroup> {
+        Self::create_in(&detect()?, Path::new(RUN_DIR), id, limits)
+    }
+
+    fn create_in(
+        hierarchy: &Hierarchy,
+        run_dir: &Path,
+        id: &str,
+        limits: &Limits,
+    ) -> Result<Cgroup> {
+        check_id(id)?;
+        limits.validate()?;
+        // The lock comes first: a cgroup that exists always has a lock file, so the
+        // collector can never mistake a sandbox being created for a dead one.
+        let lock = stale::SandboxLock::acquire(run_dir, id)?;
+        let created = match hierarchy {
+            Hierarchy::V2 { root } => v2::V2Cgroup::create(root, id, limits).map(Backend::V2),
+            Hierarchy::V1 { cpu, memory, pids } => {
+                v1::V1Cgroup::create([cpu, memory, pids], id, limits).map(Backend::V1)
+            }
+        };
+        match created {
+            Ok(backend) => Ok(Cgroup {
+                backend,
+                lock: Some(lock),
+                owner: rustix::process::getpid(),
+                finished: false,
+            }),
+            Err(err) => {
+                // The backend removed what it had created.
+                lock.release(true);
+                Err(err)
+            }
+        }
+    }
+
+    /// An `O_DIRECTORY` fd of the v2 cgroup for `clone3(CLONE_INTO_CGROUP)`; None on v1.
+    pub fn v2_dir_fd(&self) -> Option<BorrowedFd<'_>> {
+        match &self.backend {
+            Backend::V2(cgroup) => Some(cgroup.dir_fd()),
+            Backend::V1(_) => None,
+        }
+    }
+
+    /// Moves `pid` into the sandbox's cgroup(s): every controller on v1, the one
+    /// cgroup on v2 (only needed when `CLONE_INTO_CGROUP` was not possible).
+    pub fn add_process(&self, pid: i32) -> Result<()> {
+        if pid <= 0 {
+            return Err(Error::runtime(format!(
+                "cannot add process {pid} to a cgroup: not a process id"
+            )));
+        }
+        match &self.backend {
+            Backend::V1(cgroup) => cgroup.add_process(pid),
+            Backend::V2(cgroup) => cgroup.add_process(pid),
+        }
+    }
+
+    /// Whether the kernel's OOM killer killed a process of this sandbox. Ask after
+    /// the command died of SIGKILL (or its init reported 137); on v1 kernels older
+    /// than 4.13 the answer is a heuristic that is only meaningful then (see v1.rs).
+    pub fn oom_killed(&self) -> bool {
+        match &self.backend {
+            Backend::V1(cgroup) => cgroup.oom_killed(),
+            Backend::V2(cgroup) => cgroup.oom_killed(),
+        }
+    }
+
+    /// Kills whatever is still inside, removes the cgroup(s), then deletes and
+    /// releases the lock file. If removal fails the lock file stays (released), so the
+    /// next run's `collect_stale` tries again.
+    pub fn destroy(mut self) -> Result<()> {
+        self.teardown()
+    }
+
+    fn teardown(&mut self) -> Result<()> {
+        if self.finished {
+            return Ok(());
+        }
+        self.finished = true;
+        let result = match &self.backend {
+            Backend::V1(cgroup) => cgroup.remove(),
+            Backend::V2(cgroup) => cgroup.remove(),
+        };
+        // Only after the cgroups are gone: see `stale` for why the order matters.
+        if let Some(lock) = self.lock.take() {
+            lock.release(result.is_ok());
+        }
+        result
+    }
+}
+
+/// The safety net for early returns between `create` and `destroy`. It runs only in
+/// the creating process; the clone3 child ends in `execve` or `_exit`, which run no
+/// destructors, and the pid check covers any other copy.
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        if !self.finished && rustix::process::getpid() == self.owner {
+            let _ = self.teardown();
+        }
+    }
+}
+
+/// Removes the cgroups of dead runs: those whose lock file is not held. Returns how
+/// many sandboxes were collected. Cheap when there is nothing to do: one `readdir`
+/// of each `microbox` parent; the collector's lock is taken only when there is
+/// something to look at, and when another run holds it that run does the work.
+pub fn collect_stale() -> Result<usize> {
+    stale::collect(&detect()?, Path::new(RUN_DIR))
+}
+
+/// A sandbox id becomes a path component in two places, so it must be a plain name.
+fn check_id(id: &str) -> Result<()> {
+    let plain = id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if id.is_empty() || id.len() > 64 || !plain {
+        return Err(Error::runtime(format!(
+            "invalid sandbox id {id:?}: expected 1-64 of [A-Za-z0-9_-]"
+        )));
+    }
+    Ok(())
+}
+
+fn is_valid_id(id: &str) -> bool {
+    check_id(id).is_ok()
+}
+
+/// One open + write + close. The kernel parses a cgroup file per write(2), so the
+/// value must go in one call; nothing is read back (this is the start path).
+fn write_at(dir: BorrowedFd<'_>, file: &str, value: &str) -> io::Result<()> {
+    let fd = rustix::fs::openat(dir, file, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
+    write_all_once(&fd, value)
+}
+
+/// `write_at` by path, for v1 where there is no directory fd to reuse.
+fn write_path(path: &Path, value: &str) -> io::Result<()> {
+    let fd = rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
+    write_all_once(&fd, value)
+}
+
+fn write_all_once(fd: &rustix::fd::OwnedFd, value: &str) -> io::Result<()> {
+    let written = rustix::io::write(fd, value.as_bytes())?;
+    if written != value.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            format!("short write ({written} of {} bytes)", value.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// `cannot write V to P: <strerror> (<hint>)`.
+fn write_error(value: &str, path: &Path, err: io::Error, hint: Option<&str>) -> Error {
+    let hint = hint.or_else(|| common_hint(&err));
+    with_hint(
+        Error::os(format!("write {value} to {}", path.display()), err),
+        hint,
+    )
+}
+
+fn with_hint(mut err: Error, hint: Option<&str>) -> Error {
+    if let Some(hint) = hint {
+        err.msg.push_str(" (");
+        err.msg.push_str(hint);
+        err.msg.push(')');
+    }
+    err
+}
+
+/// Hints that hold for any cgroupfs operation.
+fn common_hint(err: &io::Error) -> Option<&'static str> {
+    match err.raw_os_error() {
+        Some(libc::EACCES | libc::EPERM) => {
+            Some("microbox needs root to manage cgroups; is it running as root?")
+        }
+        Some(libc::EROFS) => {
+            Some("the cgroup filesystem is mounted read-only, as in many containers")
+        }
+        _ => None,
+    }
+}
+
+/// `mkdir` of a cgroup. Ok(false) when it already existed.
+fn make_dir(path: &Path) -> Result<bool> {
+    match rustix::fs::mkdir(path, Mode::from_raw_mode(0o755)) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::EXIST) => Ok(false),
+        Err(err) => {
+            let err = io::Error::from(err);
+            let hint = common_hint(&err);
+            Err(with_hint(
+                Error::os(format!("create cgroup {}", path.display()), err),
+                hint,
+            ))
+        }
+    }
+}
+
+/// SIGKILLs every process listed in `dir/cgroup.procs`; a missing file (the cgroup
+/// is gone) means none. A pid can in principle be reused between the read and the
+/// kill, but only if the process died and the pid space wrapped around in between;
+/// the kernel offers nothing race-free on v1 short of the freezer.
+fn kill_members(dir: &Path) -> io::Result<usize> {
+    let text = match std::fs::read_to_string(dir.join("cgroup.procs")) {
+        Ok(text) => text,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(err) => return Err(err),
+    };
+    let me = rustix::process::getpid();
+    let mut killed = 0;
+    for pid in text.lines().filter_map(positive_pid) {
+        if pid == me {
+            continue;
+        }
+        match rustix::process::kill_process(pid, Signal::KILL) {
+            Ok(()) => killed += 1,
+            Err(rustix::io::Errno::SRCH) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(killed)
+}
+
+/// A pid as cgroup.procs lists it. 0 (a task outside our pid namespace) and anything
+/// negative are refused: `kill(0)` and `kill(-n)` signal whole process groups.
+fn positive_pid(line: &str) -> Option<Pid> {
+    let raw: i32 = line.trim().parse().ok()?;
+    if raw > 0 {
+        Pid::from_raw(raw)
+    } else {
+        None
+    }
+}
+
+/// `rmdir` of a cgroup, retried while the kernel still counts members (the kill is
+/// asynchronous). `evict` runs before each retry. Gone already is success.
+fn remove_dir_retrying(dir: &Path, mut evict: impl FnMut() -> io::Result<()>) -> Result<()> {
+    let deadline = Instant::now() + REMOVE_TIMEOUT;
+    let mut pause = Duration::from_micros(100);
+    loop {
+        let err = match rustix::fs::unlinkat(rustix::fs::CWD, dir, rustix::fs::AtFlags::REMOVEDIR) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => return Ok(()),
+            Err(err) => err,
+        };
+        if err == rustix::io::Errno::BUSY && Instant::now() < deadline {
+            evict().map_err(|err| {
+                Error::os(format!("kill the processes in {}", dir.display()), err)
+            })?;
+            sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
+            continue;
+        }
+        let hint = if err == rustix::io::Errno::BUSY {
+            Some("processes are still inside after 1 s")
+        } else {
+            None
+        };
+        let err = io::Error::from(err);
+        let hint = hint.or_else(|| common_hint(&err));
+        return Err(with_hint(
+            Error::os(format!("remove cgroup {}", dir.display()), err),
+            hint,
+        ));
+    }
+}
+
+/// A fresh directory under the system temp dir for fake cgroup trees.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+fn test_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "microbox-cgroup-{name}-{}",
+        rustix::process::getpid().as_raw_nonzero()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // STYLE.md: allowed in tests
+mod tests {
+    use super::*;
+
+    fn limits(millicpus: u32, memory: u64, pids: PidsLimit) -> Limits {
+        Limits {
+            millicpus,
+            memory,
+            pids,
+        }
+    }
+
+    #[test]
+    fn quota_is_a_share_of_the_period() {
+        assert_eq!(limits(1000, 1, PidsLimit::Max).cpu_quota_us(), 100_000);
+        assert_eq!(limits(500, 1, PidsLimit::Max).cpu_quota_us(), 50_000);
+        assert_eq!(limits(10, 1, PidsLimit::Max).cpu_quota_us(), 1_000);
+        assert_eq!(
+            limits(u32::MAX, 1, PidsLimit::Max).cpu_quota_us(),
+            429_496_729_500
+        );
+    }
+
+    #[test]
+    fn pids_max_is_the_word_max() {
+        assert_eq!(limits(1000, 1, PidsLimit::Max).pids_value(), "max");
+        assert_eq!(limits(1000, 1, PidsLimit::Limit(64)).pids_value(), "64");
+    }
+
+    #[test]
+    fn kernel_bounds_are_enforced() {
+        let ok = Limits::from(&Spec::default());
+        assert_eq!(ok.validate().map_err(|e| e.msg), Ok(()));
+        assert!(limits(9, 1 << 20, PidsLimit::Max).validate().is_err());
+        assert!(limits(1000, 0, PidsLimit::Max).validate().is_err());
+        assert!(limits(1000, 1, PidsLimit::Limit(0)).validate().is_err());
+        assert!(limits(1000, 1, PidsLimit::Limit(MAX_PIDS + 1))
+            .validate()
+            .is_err());
+        assert!(limits(1000, 1, PidsLimit::Limit(MAX_PIDS))
+            .validate()
+            .is_ok());
+    }
+
+    #[test]
+    fn ids_are_plain_names() {
+        for good in ["a", "quiet-otter_1", &"x".repeat(64)] {
+            assert!(is_valid_id(good), "{good}");
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "ä", &"x".repeat(65)] {
+            assert!(!is_valid_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_positive_pids_are_killed() {
+        assert_eq!(positive_pid("42\n"), Pid::from_raw(42));
+        assert_eq!(positive_pid("0"), None);
+        assert_eq!(positive_pid("-1"), None);
+        assert_eq!(positive_pid("x"), None);
+    }
+
+    #[test]
+    fn removal_of_a_missing_or_empty_dir_succeeds() {
+        let base = test_dir("remove");
+        let dir = base.join("child");
+        std::fs::create_dir(&dir).unwrap();
+        remove_dir_retrying(&dir, || Ok(())).unwrap();
+        assert!(!dir.exists());
+        remove_dir_retrying(&dir, || Ok(())).unwrap();
+        assert_eq!(kill_members(&dir).unwrap(), 0);
+        std::fs::remove_dir(&base).unwrap();
+    }
+
+    #[test]
+    fn write_errors_name_value_and_file() {
+        let err = write_error(
+            "64",
+            Path::new("/x/pids.max"),
+            io::Error::from_raw_os_error(libc::EACCES),
+            None,
+        );
+        assert_eq!(
+            err.msg,
+            "cannot write 64 to /x/pids.max: Permission denied \
+             (microbox needs root to manage cgroups; is it running as root?)"
+        );
+    }
+}

@@ -1,0 +1,327 @@
+//! cgroup v2: `<root>/microbox/<id>` with cpu.max, memory.max, memory.swap.max and
+//! pids.max; removal by `cgroup.kill`.
+//!
+//! The start path is optimistic: on a host that has run microbox before, `create`
+//! is one `mkdir`, one `open` of the directory and one open+write+close per limit.
+//! Only when the parent or its controllers are missing (`ENOENT`) does it set them up.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags};
+
+use super::{
+    common_hint, kill_members, make_dir, remove_dir_retrying, with_hint, write_at, write_error,
+    write_path, Limits, Setting, CPU_PERIOD_US, PARENT,
+};
+use crate::error::{Error, Result};
+
+const CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
+
+pub(super) struct V2Cgroup {
+    dir: PathBuf,
+    /// Kept open for `CLONE_INTO_CGROUP`, and reused to write the limit files.
+    fd: OwnedFd,
+}
+
+/// What `create` writes, in order.
+fn plan(limits: &Limits) -> [Setting; 4] {
+    [
+        Setting::required(
+            "cpu.max",
+            format!("{} {CPU_PERIOD_US}", limits.cpu_quota_us()),
+        ),
+        Setting::required("memory.max", limits.memory),
+        // Absent when the kernel does not account swap (no swap controller): then
+        // there is no swap to forbid.
+        Setting::optional("memory.swap.max", 0),
+        Setting::required("pids.max", limits.pids_value()),
+    ]
+}
+
+impl V2Cgroup {
+    pub(super) fn create(root: &Path, id: &str, limits: &Limits) -> Result<V2Cgroup> {
+        let dir = root.join(PARENT).join(id);
+        let mut parent_ready = false;
+        match rustix::fs::mkdir(&dir, Mode::from_raw_mode(0o755)) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::NOENT) => {
+                prepare_parent(root)?;
+                parent_ready = true;
+                if !make_dir(&dir)? {
+                    return Err(exists(&dir));
+                }
+            }
+            Err(rustix::io::Errno::EXIST) => return Err(exists(&dir)),
+            Err(err) => {
+                let err = io::Error::from(err);
+                let hint = common_hint(&err);
+                return Err(with_hint(
+                    Error::os(format!("create cgroup {}", dir.display()), err),
+                    hint,
+                ));
+            }
+        }
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = match rustix::fs::open(&dir, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(err) => {
+                let _ = remove_dir_retrying(&dir, || Ok(()));
+                return Err(Error::os(format!("open cgroup {}", dir.display()), err));
+            }
+        };
+        let cgroup = V2Cgroup { dir, fd };
+        if let Err(err) = cgroup.write_limits(root, limits, parent_ready) {
+            let _ = remove_dir_retrying(&cgroup.dir, || Ok(()));
+            return Err(err);
+        }
+        Ok(cgroup)
+    }
+
+    fn write_limits(&self, root: &Path, limits: &Limits, mut parent_ready: bool) -> Result<()> {
+        for setting in plan(limits) {
+            loop {
+                let err = match write_at(self.fd.as_fd(), setting.file, &setting.value) {
+                    Ok(()) => break,
+                    Err(err) => err,
+                };
+                if err.kind() == io::ErrorKind::NotFound {
+                    if setting.optional {
+                        break;
+                    }
+                    // The controller is not enabled for microbox's children (a fresh
+                    // boot re-created the parent, or someone disabled it): fix the
+                    // parent once and retry; the new files appear in our cgroup.
+                    if !parent_ready {
+                        prepare_parent(root)?;
+                        parent_ready = true;
+                        continue;
+                    }
+                }
+                let controller = setting.file.split('.').next().unwrap_or(setting.file);
+                let hint = match err.raw_os_error() {
+                    Some(libc::ENOENT) => Some(format!(
+                        "is the {controller} controller enabled in {}?",
+                        root.join(PARENT).join("cgroup.subtree_control").display()
+                    )),
+                    Some(libc::EINVAL) if controller == "cpu" => {
+                        Some("the quota must be at least 1000 (--cpus 0.01 or more)".to_string())
+                    }
+                    _ => None,
+                };
+                return Err(write_error(
+                    &setting.value,
+                    &self.dir.join(setting.file),
+                    err,
+                    hint.as_deref(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn dir_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    pub(super) fn add_process(&self, pid: i32) -> Result<()> {
+        let value = pid.to_string();
+        write_at(self.fd.as_fd(), "cgroup.procs", &value)
+            .map_err(|err| write_error(&value, &self.dir.join("cgroup.procs"), err, None))
+    }
+
+    /// `oom_kill` in memory.events counts OOM kills in this cgroup and below.
+    pub(super) fn oom_killed(&self) -> bool {
+        std::fs::read_to_string(self.dir.join("memory.events"))
+            .map(|text| oom_kills(&text) > 0)
+            .unwrap_or(false)
+    }
+
+    pub(super) fn remove(&self) -> Result<()> {
+        remove(&self.dir)
+    }
+}
+
+/// Kills everything in the cgroup at `dir` and removes it; also used for the
+/// cgroups of dead runs.
+pub(super) fn remove(dir: &Path) -> Result<()> {
+    match write_path(&dir.join("cgroup.kill"), "1") {
+        // The kernel kills every member, including any forked during the kill, but
+        // asynchronously: the rmdir retries until they are gone.
+        Ok(()) => remove_dir_retrying(dir, || Ok(())),
+        // Before Linux 5.14 there is no cgroup.kill; kill by pid, again on each retry.
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            kill_members(dir).map_err(|err| {
+                Error::os(format!("kill the processes in {}", dir.display()), err)
+            })?;
+            remove_dir_retrying(dir, || kill_members(dir).map(drop))
+        }
+        Err(err) => Err(write_error("1", &dir.join("cgroup.kill"), err, None)),
+    }
+}
+
+/// Creates `<root>/microbox` and makes cpu, memory and pids available to its children.
+fn prepare_parent(root: &Path) -> Result<()> {
+    let parent = root.join(PARENT);
+    make_dir(&parent)?;
+    // The root may already delegate them (the VM's /init does); writing only what is
+    // missing avoids a needless failure where the root is not ours to change.
+    let root_control = root.join("cgroup.subtree_control");
+    let enabled = std::fs::read_to_string(&root_control)
+        .map_err(|err| Error::os(format!("read {}", root_control.display()), err))?;
+    let missing: Vec<&str> = CONTROLLERS
+        .into_iter()
+        .filter(|name| !enabled.split_whitespace().any(|on| on == *name))
+        .collect();
+    if !missing.is_empty() {
+        enable(root, &root_control, &missing)?;
+    }
+    enable(root, &parent.join("cgroup.subtree_control"), &CONTROLLERS)
+}
+
+fn enable(root: &Path, control: &Path, controllers: &[&str]) -> Result<()> {
+    let value = enable_value(controllers);
+    let Err(err) = write_path(control, &value) else {
+        return Ok(());
+    };
+    let cgroup = control.parent().unwrap_or(control);
+    let hint = match err.raw_os_error() {
+        Some(libc::EBUSY) => Some(format!(
+            "{} has processes of its own, and cgroup v2 lets only a cgroup without \
+             processes hand controllers to its children; move them into a child cgroup",
+            cgroup.display()
+        )),
+        Some(libc::ENOENT | libc::EINVAL) => Some(unavailable_hint(root, controllers)),
+        _ => None,
+    };
+    Err(write_error(&value, control, err, hint.as_deref()))
+}
+
+fn enable_value(controllers: &[&str]) -> String {
+    controllers
+        .iter()
+        .map(|name| format!("+{name}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Why the kernel refused to enable a controller, as far as we can tell.
+fn unavailable_hint(root: &Path, controllers: &[&str]) -> String {
+    let offered = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+    let absent: Vec<&str> = controllers
+        .iter()
+        .copied()
+        .filter(|name| !offered.split_whitespace().any(|on| on == *name))
+        .collect();
+    if absent.is_empty() {
+        // All offered, yet refused: the cpu controller's known condition.
+        "the cpu controller cannot be enabled while realtime processes run outside the \
+         root cgroup"
+            .to_string()
+    } else {
+        format!(
+            "cgroup v2 does not offer {}: bound to a v1 hierarchy, or disabled with \
+             cgroup_disable= on the kernel command line?",
+            absent.join(", ")
+        )
+    }
+}
+
+fn exists(dir: &Path) -> Error {
+    Error::runtime(format!(
+        "cannot create cgroup {}: it already exists (sandbox id in use?)",
+        dir.display()
+    ))
+}
+
+/// The `oom_kill` count of a memory.events file.
+fn oom_kills(events: &str) -> u64 {
+    events
+        .lines()
+        .find_map(|line| line.strip_prefix("oom_kill "))
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // STYLE.md: allowed in tests
+mod tests {
+    use super::*;
+    use crate::spec::PidsLimit;
+
+    #[test]
+    fn plan_writes_every_limit() {
+        let limits = Limits {
+            millicpus: 500,
+            memory: 256 << 20,
+            pids: PidsLimit::Limit(64),
+        };
+        let plan = plan(&limits);
+        let files: Vec<(&str, &str, bool)> = plan
+            .iter()
+            .map(|s| (s.file, s.value.as_str(), s.optional))
+            .collect();
+        assert_eq!(
+            files,
+            [
+                ("cpu.max", "50000 100000", false),
+                ("memory.max", "268435456", false),
+                ("memory.swap.max", "0", true),
+                ("pids.max", "64", false),
+            ]
+        );
+    }
+
+    #[test]
+    fn oom_kill_count_is_read() {
+        let events = "low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 0\n";
+        assert_eq!(oom_kills(events), 1);
+        assert_eq!(oom_kills("low 0\nmax 3\noom 0\noom_kill 0\n"), 0);
+        assert_eq!(oom_kills(""), 0);
+    }
+
+    #[test]
+    fn controllers_are_enabled_in_one_write() {
+        assert_eq!(enable_value(&CONTROLLERS), "+cpu +memory +pids");
+        assert_eq!(enable_value(&["memory"]), "+memory");
+    }
+
+    #[test]
+    fn unavailable_controllers_are_named() {
+        let root = super::super::test_dir("v2-hint");
+        std::fs::write(root.join("cgroup.controllers"), "cpuset cpu io pids\n").unwrap();
+        let hint = unavailable_hint(&root, &CONTROLLERS);
+        assert!(
+            hint.starts_with("cgroup v2 does not offer memory:"),
+            "{hint}"
+        );
+        let hint = unavailable_hint(&root, &["cpu"]);
+        assert!(hint.contains("realtime"), "{hint}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn fake_parent_is_prepared() {
+        // Regular files stand in for the control files; cgroupfs would parse each
+        // write, here we see what was written.
+        let root = super::super::test_dir("v2-parent");
+        let control = |dir: &Path| dir.join("cgroup.subtree_control");
+        std::fs::write(control(&root), "").unwrap();
+        std::fs::create_dir(root.join(PARENT)).unwrap();
+        std::fs::write(control(&root.join(PARENT)), "").unwrap();
+        prepare_parent(&root).unwrap();
+        let read = |path: PathBuf| std::fs::read_to_string(path).unwrap();
+        assert_eq!(read(control(&root)), "+cpu +memory +pids");
+        assert_eq!(read(control(&root.join(PARENT))), "+cpu +memory +pids");
+
+        // A root that already delegates all three is not written to.
+        std::fs::write(control(&root), "cpuset cpu memory pids\n").unwrap();
+        std::fs::remove_dir_all(root.join(PARENT)).unwrap();
+        std::fs::create_dir(root.join(PARENT)).unwrap();
+        std::fs::write(control(&root.join(PARENT)), "").unwrap();
+        prepare_parent(&root).unwrap();
+        assert_eq!(read(control(&root)), "cpuset cpu memory pids\n");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}
