@@ -4,7 +4,6 @@
 //! code: every path ends in `execve` or `_exit`.
 #![forbid(unsafe_code)]
 
-use std::convert::Infallible;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use rustix::process::{set_parent_process_death_signal, Signal};
@@ -21,7 +20,7 @@ const EXIT_SETUP_FAILED: i32 = 125;
 pub fn main(spec: &Spec, launch: &Launch, chan: Channel) -> ! {
     let outcome = catch_unwind(AssertUnwindSafe(|| setup(spec, launch, &chan)));
     let msg = match outcome {
-        Ok(Ok(never)) => match never {},
+        Ok(Ok(())) => init::start(launch, chan),
         Ok(Err(err)) => err.to_string(),
         Err(_) => "internal error: sandbox setup panicked".to_string(),
     };
@@ -29,7 +28,7 @@ pub fn main(spec: &Spec, launch: &Launch, chan: Channel) -> ! {
     exit_now(EXIT_SETUP_FAILED)
 }
 
-fn setup(spec: &Spec, launch: &Launch, chan: &Channel) -> Result<Infallible> {
+fn setup(spec: &Spec, launch: &Launch, chan: &Channel) -> Result<()> {
     // If microbox dies from here on, so does the sandbox. Set before waiting for
     // Go: a parent that died earlier shows up as EOF on the channel.
     set_parent_process_death_signal(Some(Signal::KILL))
@@ -50,5 +49,5 @@ fn setup(spec: &Spec, launch: &Launch, chan: &Channel) -> Result<Infallible> {
     if spec.net != NetMode::Host {
         crate::net::loopback_up()?;
     }
-    init::start(launch, chan)
+    Ok(())
 }

@@ -20,7 +20,40 @@ use crate::sys::signal::{self, SigSet};
 const EXIT_NOT_EXECUTABLE: i32 = 126;
 const EXIT_NOT_FOUND: i32 = 127;
 
-pub fn start(launch: &Launch, chan: &Channel) -> Result<std::convert::Infallible> {
+/// Becomes init; only returns... never: setup errors from here on go to the
+/// parent over `chan` and end the process with 125.
+pub fn start(launch: &Launch, chan: Channel) -> ! {
+    match start_command(launch, &chan) {
+        Ok(command) => {
+            // Closed here so that EOF reaches the parent when the command execs.
+            drop(chan);
+            if let Err(err) = restrict_self() {
+                // The command runs already; init cannot report through the channel any
+                // more, and must not supervise with more privilege than it should.
+                crate::log::error(&err.to_string(), &[]);
+                exit_now(125);
+            }
+            supervise(command, &init_signals())
+        }
+        Err(err) => {
+            let _ = chan.send(&Message::SetupFailed(err.to_string()));
+            exit_now(125)
+        }
+    }
+}
+
+fn init_signals() -> SigSet {
+    let mut waited: Vec<i32> = FORWARDED_SIGNALS.to_vec();
+    waited.push(libc::SIGCHLD);
+    SigSet::new(&waited)
+}
+
+/// Init keeps no capability: it only waits, reaps and forwards signals.
+fn restrict_self() -> Result<()> {
+    crate::security::caps::apply_none()
+}
+
+fn start_command(launch: &Launch, chan: &Channel) -> Result<i32> {
     // Only 0, 1, 2 and the channel survive: no host fd reaches init or the
     // command, whatever microbox inherited (CVE-2024-21626).
     let keep =
@@ -30,16 +63,11 @@ pub fn start(launch: &Launch, chan: &Channel) -> Result<std::convert::Infallible
     }
     close_from(keep + 1).map_err(|e| Error::os("close inherited file descriptors", e))?;
 
-    let mut waited: Vec<i32> = FORWARDED_SIGNALS.to_vec();
-    waited.push(libc::SIGCHLD);
-    let waited = SigSet::new(&waited);
-    signal::block(&waited).map_err(|e| Error::os("block signals in init", e))?;
-
-    let command = match fork().map_err(|e| Error::os("start the command", e))? {
+    signal::block(&init_signals()).map_err(|e| Error::os("block signals in init", e))?;
+    match fork().map_err(|e| Error::os("start the command", e))? {
         None => exec_command(launch, chan),
-        Some(pid) => pid,
-    };
-    supervise(command, &waited)
+        Some(pid) => Ok(pid),
+    }
 }
 
 /// Forwards signals and reaps until the command exits, then exits with its status.
@@ -77,6 +105,10 @@ fn exec_command(launch: &Launch, chan: &Channel) -> ! {
     let _ = rustix::process::setsid();
     let _ = signal::unblock_all();
     let _ = signal::set_default(libc::SIGPIPE);
+    if let Err(err) = crate::security::caps::apply(launch.caps) {
+        let _ = chan.send(&Message::SetupFailed(err.to_string()));
+        exit_now(125);
+    }
 
     let (status, err) = exec_lookup(launch);
     let name = launch.argv[0].to_string_lossy();

@@ -37,6 +37,8 @@ pub(crate) struct Launch {
     pub envp: Vec<CString>,
     /// The sandbox's PATH, for looking up a command name without a `/`.
     pub path: OsString,
+    /// The command's capability mask (bounding = permitted = effective).
+    pub caps: u64,
 }
 
 /// Runs the sandbox and returns microbox's exit status.
@@ -71,11 +73,13 @@ fn prepare(spec: &Spec) -> Result<Launch> {
         })
         .collect::<Result<Vec<_>>>()?;
     let hostname = spec.hostname.clone().unwrap_or_else(names::random_hostname);
+    let caps = crate::security::caps::sandbox_set(&spec.cap_add, &spec.cap_drop);
     Ok(Launch {
         hostname,
         argv,
         envp,
         path,
+        caps,
     })
 }
 
