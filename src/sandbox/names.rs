@@ -30,6 +30,21 @@ pub fn random_hostname() -> String {
     )
 }
 
+/// A sandbox id: 16 hex digits, for cgroup and lock-file names.
+pub fn random_id() -> String {
+    let mut bytes = [0u8; 8];
+    let _ = rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::NONBLOCK);
+    // Entropy-less kernels still get distinct ids from the pid.
+    let mixed = u64::from_le_bytes(bytes)
+        ^ u64::from(
+            rustix::process::getpid()
+                .as_raw_nonzero()
+                .get()
+                .unsigned_abs(),
+        );
+    format!("{mixed:016x}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,8 @@ use rustix::event::{poll, PollFd, PollFlags};
 use rustix::process::{pidfd_send_signal, waitid, Signal, WaitId, WaitIdOptions};
 
 use super::channel::{self, Message};
-use super::{child, Launch, FORWARDED_SIGNALS};
+use super::{child, names, Launch, FORWARDED_SIGNALS};
+use crate::cgroup::{collect_stale, Cgroup, Limits};
 use crate::error::{Error, Result};
 use crate::log;
 use crate::spec::{NetMode, Spec, UsernsMode};
@@ -45,8 +46,16 @@ pub fn supervise(spec: &Spec, launch: &Launch) -> Result<i32> {
     let sigfd = signal::signalfd(&forwarded).map_err(|e| Error::os("create a signalfd", e))?;
     let (ours, theirs) =
         channel::pair().map_err(|e| Error::os("create the parent/child channel", e))?;
+    if let Err(err) = collect_stale() {
+        log::warn(
+            &format!("cannot collect the cgroups of dead sandboxes: {err}"),
+            &[],
+        );
+    }
+    // Limits are written before any process exists; on v2 the child is born inside.
+    let cgroup = Cgroup::create(&names::random_id(), &Limits::from(spec))?;
 
-    let (pid, pidfd) = match clone3(clone_flags(spec), None) {
+    let (pid, pidfd) = match clone3(clone_flags(spec), cgroup.v2_dir_fd()) {
         Ok(Forked::Child) => {
             drop(ours);
             drop(sigfd);
@@ -61,7 +70,7 @@ pub fn supervise(spec: &Spec, launch: &Launch) -> Result<i32> {
         &[("pid", &pid.to_string()), ("hostname", &launch.hostname)],
     );
 
-    if let Err(err) = host_setup(spec, pid) {
+    if let Err(err) = host_setup(spec, pid, &cgroup) {
         // The child waits for Go; killing it is all the cleanup there is so far.
         let _ = pidfd_send_signal(&pidfd, Signal::KILL);
         let _ = waitid(WaitId::PidFd(pidfd.as_fd()), WaitIdOptions::EXITED);
@@ -69,7 +78,18 @@ pub fn supervise(spec: &Spec, launch: &Launch) -> Result<i32> {
     }
     // A failed send means the child is gone already; its status tells why.
     let _ = ours.send(&Message::Go);
-    wait_for_exit(&ours, &pidfd, &sigfd)
+    let status = wait_for_exit(&ours, &pidfd, &sigfd);
+    if matches!(status, Ok(137)) && cgroup.oom_killed() {
+        log::error(
+            &format!(
+                "the sandbox ran out of memory: killed at its memory limit of {} bytes",
+                spec.memory
+            ),
+            &[],
+        );
+    }
+    cgroup.destroy()?;
+    status
 }
 
 fn clone_error(err: std::io::Error) -> Error {
@@ -86,8 +106,11 @@ fn clone_error(err: std::io::Error) -> Error {
     error
 }
 
-/// What the parent does while the child waits: id maps (and later cgroups, veth).
-fn host_setup(spec: &Spec, pid: i32) -> Result<()> {
+/// What the parent does while the child waits: cgroup (v1), id maps.
+fn host_setup(spec: &Spec, pid: i32, cgroup: &Cgroup) -> Result<()> {
+    if cgroup.v2_dir_fd().is_none() {
+        cgroup.add_process(pid)?;
+    }
     if spec.userns == UsernsMode::Isolated {
         for file in ["uid_map", "gid_map"] {
             let path = format!("/proc/{pid}/{file}");
