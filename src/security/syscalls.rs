@@ -27,12 +27,26 @@ impl Arch {
     #[cfg(target_arch = "aarch64")]
     pub const NATIVE: Arch = Arch::Aarch64;
 
+    /// The name Rust, the kernel and seccompiler use for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+        }
+    }
+
     /// Name-sorted `(name, number)` pairs.
     pub fn table(self) -> &'static [(&'static str, u32)] {
         match self {
             Arch::X86_64 => syscalls_x86_64::TABLE,
             Arch::Aarch64 => syscalls_aarch64::TABLE,
         }
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -44,11 +58,17 @@ pub fn number(name: &str) -> Option<u32> {
 /// The syscall number of `name` on `arch`. Names are the kernel's (`__NR_name`),
 /// exact and lower case: `umount2`, `_sysctl`, `newfstatat`.
 pub fn number_for(arch: Arch, name: &str) -> Option<u32> {
+    entry_for(arch, name).map(|(_, nr)| nr)
+}
+
+/// The table's own `(name, number)` for `name` on `arch`: the name with a
+/// `'static` lifetime, for profiles that keep it.
+pub fn entry_for(arch: Arch, name: &str) -> Option<(&'static str, u32)> {
     let table = arch.table();
     table
         .binary_search_by(|&(entry, _)| entry.cmp(name))
         .ok()
-        .map(|index| table[index].1)
+        .map(|index| table[index])
 }
 
 /// The native name of syscall number `nr`.

@@ -127,7 +127,10 @@ fn resolve_generic_header(
     };
     // One entry per open conditional: (enclosing text is live, this branch is live).
     let mut open: Vec<(bool, bool)> = Vec::new();
-    let live = |open: &[(bool, bool)]| open.last().is_none_or(|&(outer, branch)| outer && branch);
+    let live = |open: &[(bool, bool)]| match open.last() {
+        Some(&(outer, branch)) => outer && branch,
+        None => true,
+    };
 
     for (index, line) in strip_comments(&text.replace("\\\n", " "))
         .lines()
