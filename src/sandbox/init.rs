@@ -27,7 +27,7 @@ pub fn start(launch: &Launch, chan: Channel) -> ! {
         Ok(command) => {
             // Closed here so that EOF reaches the parent when the command execs.
             drop(chan);
-            if let Err(err) = restrict_self() {
+            if let Err(err) = restrict_self(launch) {
                 // The command runs already; init cannot report through the channel any
                 // more, and must not supervise with more privilege than it should.
                 crate::log::error(&err.to_string(), &[]);
@@ -48,9 +48,11 @@ fn init_signals() -> SigSet {
     SigSet::new(&waited)
 }
 
-/// Init keeps no capability: it only waits, reaps and forwards signals.
-fn restrict_self() -> Result<()> {
-    crate::security::caps::apply_none()
+/// Init keeps no capability (it only waits, reaps and forwards signals) and
+/// runs under the same seccomp filter as the command.
+fn restrict_self(launch: &Launch) -> Result<()> {
+    crate::security::caps::apply_none()?;
+    crate::security::seccomp::load(&launch.seccomp)
 }
 
 fn start_command(launch: &Launch, chan: &Channel) -> Result<i32> {
@@ -105,7 +107,11 @@ fn exec_command(launch: &Launch, chan: &Channel) -> ! {
     let _ = rustix::process::setsid();
     let _ = signal::unblock_all();
     let _ = signal::set_default(libc::SIGPIPE);
-    if let Err(err) = crate::security::caps::apply(launch.caps) {
+    // Capabilities first (dropping from the bounding set is a prctl the filter
+    // allows, but it needs CAP_SETPCAP), the seccomp filter last, right before exec.
+    let restricted = crate::security::caps::apply(launch.caps)
+        .and_then(|()| crate::security::seccomp::load(&launch.seccomp));
+    if let Err(err) = restricted {
         let _ = chan.send(&Message::SetupFailed(err.to_string()));
         exit_now(125);
     }

@@ -14,6 +14,7 @@ use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 
 use crate::error::{Error, Result};
+use crate::security::seccomp;
 use crate::spec::Spec;
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -39,6 +40,8 @@ pub(crate) struct Launch {
     pub path: OsString,
     /// The command's capability mask (bounding = permitted = effective).
     pub caps: u64,
+    /// Compiled before the clone; loaded last, by init and by the command.
+    pub seccomp: Vec<seccompiler::BpfProgram>,
 }
 
 /// Runs the sandbox and returns microbox's exit status.
@@ -74,12 +77,15 @@ fn prepare(spec: &Spec) -> Result<Launch> {
         .collect::<Result<Vec<_>>>()?;
     let hostname = spec.hostname.clone().unwrap_or_else(names::random_hostname);
     let caps = crate::security::caps::sandbox_set(&spec.cap_add, &spec.cap_drop);
+    let profile = seccomp::profile(&spec.allow_syscalls, &spec.deny_syscalls)?;
+    let seccomp = seccomp::compile(&profile)?;
     Ok(Launch {
         hostname,
         argv,
         envp,
         path,
         caps,
+        seccomp,
     })
 }
 
