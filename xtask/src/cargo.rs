@@ -20,7 +20,13 @@ pub enum StaticTarget {
 }
 
 impl StaticTarget {
+    /// MICROBOX_BUILD_TARGET=musl|gnu forces a choice (to test the fallback).
     pub fn detect() -> StaticTarget {
+        match std::env::var("MICROBOX_BUILD_TARGET").as_deref() {
+            Ok("gnu") => return StaticTarget::GnuCrtStatic,
+            Ok("musl") => return StaticTarget::Musl,
+            _ => {}
+        }
         if musl_installed() {
             StaticTarget::Musl
         } else {
@@ -38,7 +44,7 @@ impl StaticTarget {
     pub fn describe(self) -> &'static str {
         match self {
             StaticTarget::Musl => "musl (x86_64-unknown-linux-musl)",
-            StaticTarget::GnuCrtStatic => "glibc +crt-static (musl target not installed)",
+            StaticTarget::GnuCrtStatic => "glibc +crt-static",
         }
     }
 

@@ -8,6 +8,7 @@
 mod cargo;
 mod cpio;
 mod elf;
+mod gen_syscalls;
 mod json;
 mod kernel;
 mod results;
@@ -36,11 +37,13 @@ cargo xtask <command>
   vm-test [-- ARGS]   the integration tests inside a QEMU VM (cgroup v2)
   vm-selftest         boots the VM twice: empty suite must pass, and
                       MICROBOX_VM_SELFTEST_FAIL=1 must turn it red
+  gen-syscalls        regenerate src/security/syscalls_*.rs from kernel headers
   bench               not yet
 
 Environment: CI=true (cannot-run becomes failure, not skip),
 MICROBOX_VM_KERNEL (bzImage to boot), MICROBOX_VM_TIMEOUT (seconds, default 900),
-MICROBOX_VM_ACCEL=kvm (default tcg), MICROBOX_VM_SELFTEST_FAIL=1.
+MICROBOX_VM_ACCEL=kvm (default tcg), MICROBOX_VM_SELFTEST_FAIL=1,
+MICROBOX_BUILD_TARGET=musl|gnu (default: musl when its rustup target is installed).
 ";
 
 struct Ctx {
@@ -404,8 +407,8 @@ fn run_vm(
     let run = vm::boot(machine, &kernel_file, &initrd, &env, vm::timeout()?)?;
     if let Some(h) = &run.header {
         eprintln!(
-            "xtask: [vm] guest kernel {}, /sys/fs/cgroup is {} (statfs: {})",
-            h.kernel, h.cgroup_mount, h.cgroupfs
+            "xtask: [vm] guest kernel {}, /sys/fs/cgroup is {} (statfs magic 0x{})",
+            h.kernel, h.cgroup_mount, h.cgroup_magic
         );
     }
     eprintln!(
@@ -525,6 +528,7 @@ fn main() -> ExitCode {
         "vm-test" => Ok(standalone(vm_layer(&ctx, None, &libtest_args(rest)))),
         "vm-selftest" => Ok(standalone(vm_selftest_layer(&ctx, true))),
         "bench" => Err("bench: not yet".into()),
+        "gen-syscalls" => gen_syscalls::run(&ctx.repo).map(|()| 0),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(0)

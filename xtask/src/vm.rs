@@ -135,9 +135,11 @@ mount -t cgroup2 cgroup2 /sys/fs/cgroup || infra "mount cgroup2"
 echo "+cpu +memory +pids" > /sys/fs/cgroup/cgroup.subtree_control || infra "enable cgroup controllers"
 ip link set lo up || infra "lo up"
 echo 1 > /proc/sys/net/ipv4/ip_forward || infra "ip_forward"
+# busybox names cgroup2's statfs type UNKNOWN: print the magic (0x63677270) too.
 CGFS=$(stat -f -c %T /sys/fs/cgroup)
+CGMAGIC=$(stat -f -c %t /sys/fs/cgroup)
 CGMNT=$(awk '$2 == "/sys/fs/cgroup" { print $3 }' /proc/mounts)
-echo "MICROBOX-VMTEST-BEGIN kernel=$KV cgroupfs=$CGFS cgroupmount=$CGMNT controllers=\"$(cat /sys/fs/cgroup/cgroup.subtree_control)\" nproc=$(nproc) uptime=$(cut -d' ' -f1 /proc/uptime)"
+echo "MICROBOX-VMTEST-BEGIN kernel=$KV cgroupfs=$CGFS cgroupmagic=$CGMAGIC cgroupmount=$CGMNT controllers=\"$(cat /sys/fs/cgroup/cgroup.subtree_control)\" nproc=$(nproc) uptime=$(cut -d' ' -f1 /proc/uptime)"
 export MICROBOX_BIN=@MICROBOX@ MICROBOX_TEST_ROOTFS=@ROOTFS@ RUST_BACKTRACE=1
 export MICROBOX_TEST_LEG=${MICROBOX_TEST_LEG:-vm}
 rc=0
@@ -305,8 +307,12 @@ pub fn write_initramfs(out: &Path, machine: &Machine, payload: &Payload) -> Resu
 pub struct Header {
     pub kernel: String,
     pub cgroupfs: String,
+    pub cgroup_magic: String,
     pub cgroup_mount: String,
 }
+
+/// CGROUP2_SUPER_MAGIC from include/uapi/linux/magic.h, as `stat -f -c %t` prints it.
+const CGROUP2_MAGIC_HEX: &str = "63677270";
 
 pub fn parse_header(line: &str) -> Option<Header> {
     let rest = line.split("MICROBOX-VMTEST-BEGIN ").nth(1)?;
@@ -319,6 +325,7 @@ pub fn parse_header(line: &str) -> Option<Header> {
     Some(Header {
         kernel: field("kernel="),
         cgroupfs: field("cgroupfs="),
+        cgroup_magic: field("cgroupmagic="),
         cgroup_mount: field("cgroupmount="),
     })
 }
@@ -545,10 +552,10 @@ fn check_header(header: Option<&Header>, release: &str) -> Option<String> {
             h.kernel
         ));
     }
-    if h.cgroup_mount != "cgroup2" {
+    if h.cgroup_mount != "cgroup2" || h.cgroup_magic != CGROUP2_MAGIC_HEX {
         return Some(format!(
-            "/sys/fs/cgroup in the guest is {:?} (statfs type {:?}), not cgroup2",
-            h.cgroup_mount, h.cgroupfs
+            "/sys/fs/cgroup in the guest is {:?} (statfs magic {:?}), not cgroup2",
+            h.cgroup_mount, h.cgroup_magic
         ));
     }
     None
@@ -599,7 +606,7 @@ mod tests {
         let now = Instant::now();
         let mut s = SerialState::default();
         for line in [
-            "\x1b[0mMICROBOX-VMTEST-BEGIN kernel=6.1.0-56-amd64 cgroupfs=cgroup2 cgroupmount=cgroup2 nproc=2",
+            "\x1b[0mMICROBOX-VMTEST-BEGIN kernel=6.1.0-56-amd64 cgroupfs=UNKNOWN cgroupmagic=63677270 cgroupmount=cgroup2 nproc=2",
             "MICROBOX-VMTEST-RUN /tests/a",
             "test result: ok. 4 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out",
             "MICROBOX-VMTEST-EXIT /tests/a 0",
