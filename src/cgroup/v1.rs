@@ -149,9 +149,10 @@ impl V1Cgroup {
     }
 
     /// Since Linux 4.13 memory.oom_control counts `oom_kill`. Before that the only
-    /// trace is memory.failcnt, which also counts limit hits that reclaim resolved;
+    /// trace is a failure count, which also counts limit hits that reclaim resolved;
     /// so it means "OOM" only for a command that died of SIGKILL, which is when the
-    /// caller asks.
+    /// caller asks. Both counters are read: with memsw equal to the limit, the memsw
+    /// counter is charged first and is the one that fails (memory.failcnt stays 0).
     pub(super) fn oom_killed(&self) -> bool {
         let memory = &self.dirs[MEMORY];
         if let Ok(text) = std::fs::read_to_string(memory.join("memory.oom_control")) {
@@ -159,10 +160,14 @@ impl V1Cgroup {
                 return count > 0;
             }
         }
-        std::fs::read_to_string(memory.join("memory.failcnt"))
-            .ok()
-            .and_then(|text| text.trim().parse::<u64>().ok())
-            .is_some_and(|count| count > 0)
+        ["memory.failcnt", "memory.memsw.failcnt"]
+            .iter()
+            .any(|file| {
+                std::fs::read_to_string(memory.join(file))
+                    .ok()
+                    .and_then(|text| text.trim().parse::<u64>().ok())
+                    .is_some_and(|count| count > 0)
+            })
     }
 
     pub(super) fn remove(&self) -> Result<()> {
@@ -287,6 +292,26 @@ mod tests {
             assert!(mount.join(PARENT).exists());
             assert!(!mount.join(PARENT).join("box").exists());
         }
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn oom_falls_back_to_either_failure_count() {
+        let (base, mounts) = fake_mounts("v1-oom");
+        let cgroup = V1Cgroup {
+            dirs: mounts.clone(),
+        };
+        let memory = &mounts[MEMORY];
+        let old_kernel = "oom_kill_disable 0\nunder_oom 0\n";
+        std::fs::write(memory.join("memory.oom_control"), old_kernel).unwrap();
+        std::fs::write(memory.join("memory.failcnt"), "0\n").unwrap();
+        assert!(!cgroup.oom_killed());
+        std::fs::write(memory.join("memory.memsw.failcnt"), "3\n").unwrap();
+        assert!(cgroup.oom_killed());
+        // Where the kernel counts OOM kills, the count decides.
+        let new_kernel = "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n";
+        std::fs::write(memory.join("memory.oom_control"), new_kernel).unwrap();
+        assert!(!cgroup.oom_killed());
         std::fs::remove_dir_all(&base).unwrap();
     }
 
