@@ -86,10 +86,8 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command> {
                 continue;
             }
             Some(Arg::Long(name)) if VALUE_OPTIONS.contains(&name) => name.to_string(),
-            Some(Arg::Long(name)) => {
-                return Err(Error::usage(format!("unknown option '--{name}'")))
-            }
-            Some(Arg::Short(c)) => return Err(Error::usage(format!("unknown option '-{c}'"))),
+            Some(Arg::Long(name)) => return Err(unknown_option(&format!("--{name}"))),
+            Some(Arg::Short(c)) => return Err(unknown_option(&format!("-{c}"))),
             Some(Arg::Value(first)) => {
                 spec.command.push(first);
                 spec.command
@@ -205,7 +203,7 @@ fn apply(spec: &mut Spec, name: &str, value: &OsStr) -> Result<()> {
             }
         }
         // `parse` only calls this for names in VALUE_OPTIONS, all handled above.
-        _ => return Err(Error::usage(format!("unknown option '--{name}'"))),
+        _ => return Err(unknown_option(&format!("--{name}"))),
     }
     Ok(())
 }
@@ -293,6 +291,11 @@ fn parse_pids(text: &str) -> std::result::Result<PidsLimit, &'static str> {
     }
 }
 
+/// The name is echoed through `shown`: it is user text like any value.
+fn unknown_option(option: &str) -> Error {
+    Error::usage(format!("unknown option {}", shown(OsStr::new(option))))
+}
+
 fn missing_value(name: &str) -> Error {
     Error::usage(format!("--{name} needs a value"))
 }
@@ -305,9 +308,7 @@ fn lexopt_error(err: lexopt::Error) -> Error {
         lexopt::Error::MissingValue {
             option: Some(option),
         } => Error::usage(format!("{option} needs a value")),
-        lexopt::Error::UnexpectedOption(option) => {
-            Error::usage(format!("unknown option {}", shown(OsStr::new(&option))))
-        }
+        lexopt::Error::UnexpectedOption(option) => unknown_option(&option),
         // Not produced by the calls above; keep lexopt's own words, on one line.
         other => Error::usage(one_line(&other.to_string())),
     }
@@ -538,6 +539,9 @@ mod tests {
         assert_eq!(fail(&["--frobnicate"]), "unknown option '--frobnicate'");
         assert_eq!(fail(&["--frobnicate=3"]), "unknown option '--frobnicate'");
         assert_eq!(fail(&["-x"]), "unknown option '-x'");
+        // Found by fuzz/fuzz_targets/cli.rs: a newline in an option name broke the line.
+        assert_eq!(fail(&["--\n"]), "unknown option '--\\n'");
+        assert_eq!(fail(&["-\u{1b}"]), "unknown option '-\\u{1b}'");
         assert_eq!(fail(&["--Memory", "1G"]), "unknown option '--Memory'");
         assert_eq!(
             fail(&["--readonly=yes"]),
