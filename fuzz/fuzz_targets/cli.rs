@@ -27,10 +27,16 @@ fuzz_target!(|data: &[u8]| {
                 assert!(!mount.source.as_os_str().is_empty(), "{mount:?}");
             }
             for (key, _) in &spec.env {
-                assert!(!key.is_empty() && !key.as_bytes().contains(&b'='), "{key:?}");
+                assert!(
+                    !key.is_empty() && !key.as_bytes().contains(&b'='),
+                    "{key:?}"
+                );
             }
             if let Some(name) = &spec.hostname {
-                assert!((1..=64).contains(&name.len()) && !name.contains('/'), "{name:?}");
+                assert!(
+                    (1..=64).contains(&name.len()) && !name.contains('/'),
+                    "{name:?}"
+                );
             }
             assert!((10..=1_024_000).contains(&spec.millicpus));
             assert!(spec.memory > 0 && spec.storage > 0);

@@ -11,10 +11,18 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(bytes) = units::parse_size(text) {
         assert!(bytes > 0);
-        assert_eq!(units::parse_size(&units::format_size(bytes)), Ok(bytes), "{text:?}");
+        assert_eq!(
+            units::parse_size(&units::format_size(bytes)),
+            Ok(bytes),
+            "{text:?}"
+        );
     }
     if let Ok(millis) = units::parse_cpus(text) {
         assert!((10..=1_024_000).contains(&millis), "{text:?}");
-        assert_eq!(units::parse_cpus(&units::format_cpus(millis)), Ok(millis), "{text:?}");
+        assert_eq!(
+            units::parse_cpus(&units::format_cpus(millis)),
+            Ok(millis),
+            "{text:?}"
+        );
     }
 });
