@@ -220,6 +220,16 @@ impl Cgroup {
         }
     }
 
+    /// The most memory the sandbox used, in bytes, for the OOM report; None where
+    /// the kernel keeps no peak (v2 before Linux 5.19).
+    pub fn memory_peak(&self) -> Option<u64> {
+        let path = match &self.backend {
+            Backend::V1(cgroup) => cgroup.memory_file("memory.max_usage_in_bytes"),
+            Backend::V2(cgroup) => cgroup.file("memory.peak"),
+        };
+        std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    }
+
     /// Kills whatever is still inside, removes the cgroup(s), then deletes and
     /// releases the lock file. If removal fails the lock file stays (released), so the
     /// next run's `collect_stale` tries again.

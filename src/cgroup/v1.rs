@@ -170,6 +170,10 @@ impl V1Cgroup {
             })
     }
 
+    pub(super) fn memory_file(&self, file: &str) -> PathBuf {
+        self.dirs[MEMORY].join(file)
+    }
+
     pub(super) fn remove(&self) -> Result<()> {
         remove_dirs(&self.distinct())
     }

@@ -133,9 +133,13 @@ impl V2Cgroup {
 
     /// `oom_kill` in memory.events counts OOM kills in this cgroup and below.
     pub(super) fn oom_killed(&self) -> bool {
-        std::fs::read_to_string(self.dir.join("memory.events"))
+        std::fs::read_to_string(self.file("memory.events"))
             .map(|text| oom_kills(&text) > 0)
             .unwrap_or(false)
+    }
+
+    pub(super) fn file(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
     }
 
     pub(super) fn remove(&self) -> Result<()> {
