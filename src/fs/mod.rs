@@ -76,8 +76,7 @@ pub fn setup(spec: &Spec, hostname: &str) -> Result<()> {
             for prepared in &binds {
                 bind::attach(root.as_fd(), prepared, false)?;
             }
-            rustix::process::chdir("/").map_err(|e| Error::os("change directory to /", e))?;
-            return Ok(());
+            rustix::process::chdir("/").map_err(|e| Error::os("change directory to /", e))
         }
         FsMode::Tmpfs => {
             mount_tmpfs(STAGING, spec.storage, "0755")?;

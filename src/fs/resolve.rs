@@ -162,6 +162,12 @@ mod tests {
         std::fs::create_dir_all(&outside).expect("mkdir");
         symlink(&outside, root.join("escape")).expect("symlink");
         let fd = open_dir(&root);
+        // Dangling inside the root: an error, and nothing made on the host.
+        assert!(open_in_root(fd.as_fd(), Path::new("/escape/x"), Some(Kind::Dir)).is_err());
+        assert!(!outside.join("x").exists(), "created outside the root");
+        // Once the target exists inside the root, the path leads there.
+        let inside = root.join(outside.strip_prefix("/").expect("abs"));
+        std::fs::create_dir_all(&inside).expect("mkdir");
         open_in_root(fd.as_fd(), Path::new("/escape/x"), Some(Kind::Dir)).expect("resolve");
         assert!(!outside.join("x").exists(), "created outside the root");
         // The absolute target is taken relative to the root instead.

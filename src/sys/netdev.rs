@@ -13,15 +13,17 @@ pub fn set_up(sock: BorrowedFd<'_>, name: &str) -> io::Result<()> {
         return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
     }
     for (dst, src) in req.ifr_name.iter_mut().zip(bytes) {
-        *dst = *src as libc::c_char;
+        *dst = libc::c_char::from_ne_bytes([*src]);
     }
+    let up = libc::c_short::try_from(libc::IFF_UP)
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: `req` is a valid ifreq that lives across both calls; the kernel
     // reads the name and reads/writes ifr_flags only.
     unsafe {
         if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) == -1 {
             return Err(io::Error::last_os_error());
         }
-        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        req.ifr_ifru.ifru_flags |= up;
         if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) == -1 {
             return Err(io::Error::last_os_error());
         }
