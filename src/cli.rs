@@ -96,6 +96,11 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command> {
             }
         };
         let value = parser.value().map_err(|_| missing_value(&name))?;
+        // `--memory -- cmd` forgot the value; reading `--` as one would give a
+        // confusing "not a size" and swallow the separator.
+        if value == "--" {
+            return Err(missing_value(&name));
+        }
         apply(&mut spec, &name, &value)?;
     }
     match spec.command.first() {
@@ -549,6 +554,11 @@ mod tests {
         );
         assert_eq!(fail_exact(args(&["--memory"])), "--memory needs a value");
         assert_eq!(fail_exact(args(&["--env"])), "--env needs a value");
+        assert_eq!(
+            fail_exact(args(&["--hostname", "--", "/bin/true"])),
+            "--hostname needs a value"
+        );
+        assert_eq!(fail(&["--memory=--"]), "--memory needs a value");
         // A value is taken even if it looks like an option, then judged.
         assert_eq!(
             fail(&["--memory", "--cpus"]),
