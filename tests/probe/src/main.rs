@@ -1,1 +1,1497 @@
-fn main() {}
+//! probe: a small static program that microbox's integration tests run inside a
+//! sandbox. Each subcommand looks at one thing (fds, capabilities, a syscall, mount
+//! flags, ...) and prints `key=value` lines, one pair per line, for the tests to parse.
+//! Expected failures are reported as data (`open=EROFS`), never as a panic.
+//!
+//! Every syscall it tries is chosen so that it cannot change the system even when it
+//! is allowed: invalid magic numbers, null pointers, nonexistent paths, query-only
+//! forms. Each attempt runs in a forked child, so a seccomp kill (SIGSYS) is reported
+//! as `result=SIGSYS` instead of ending the probe.
+
+// A test tool that talks to the kernel in raw integers: the casts between the
+// kernel's register-sized values and libc's C types are the point, not a hazard.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
+use std::ffi::{CStr, CString};
+use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "usage: probe SUBCOMMAND [ARGS]
+  fds | pid | caps | seccomp | ids | idmap | hostname | env | net | procs | ns
+  syscall NAME... | x32 NAME... | int80 NAME... | syscalls
+  mknod-block [DIR] | open PATH ro|rw|w|create | write PATH TEXT | read PATH
+  stat PATH | mounts PATH | mountinfo | cwd [NAME] | exe | tiocsti | cgroup
+  sleep-trap SIG | sleep SECS | zombie | orphan SECS [MARKER] | exit N
+  kill-self SIG | exec-as UID GID PROG [ARGS...] | fill PATH MIB";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = run(&args);
+    let _ = std::io::stdout().flush();
+    #[allow(clippy::exit)] // the probe is an ordinary process, not a clone3 child
+    std::process::exit(code);
+}
+
+fn run(args: &[String]) -> i32 {
+    let Some(cmd) = args.first() else {
+        eprintln!("{USAGE}");
+        return 2;
+    };
+    let rest = &args[1..];
+    let arg = |i: usize| rest.get(i).map(String::as_str);
+    match (cmd.as_str(), arg(0), arg(1)) {
+        ("fds", _, _) => fds(),
+        ("pid", _, _) => pid(),
+        ("caps", _, _) => status_fields(&["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"]),
+        ("seccomp", _, _) => status_fields(&["Seccomp", "Seccomp_filters", "NoNewPrivs"]),
+        ("ids", _, _) => ids(),
+        ("idmap", _, _) => idmap(),
+        ("hostname", _, _) => hostname(),
+        ("env", _, _) => env(),
+        ("net", _, _) => net(),
+        ("procs", _, _) => procs(),
+        ("ns", _, _) => ns(),
+        ("syscalls", _, _) => {
+            for call in CALLS {
+                out("name", call.name);
+            }
+            0
+        }
+        ("syscall", Some(_), _) => syscalls(rest, Abi::Native),
+        ("x32", Some(_), _) => syscalls(rest, Abi::X32),
+        ("int80", Some(_), _) => syscalls(rest, Abi::Int80),
+        ("mknod-block", dir, _) => mknod_block(dir.unwrap_or("/tmp")),
+        ("open", Some(path), Some(mode)) => open(path, mode),
+        ("write", Some(path), Some(text)) => write(path, text),
+        ("read", Some(path), _) => read(path),
+        ("stat", Some(path), _) => stat(path),
+        ("mounts", Some(path), _) => mounts(path),
+        ("mountinfo", _, _) => mountinfo(),
+        ("cwd", name, _) => cwd(name),
+        ("exe", _, _) => exe(),
+        ("tiocsti", _, _) => tiocsti(),
+        ("cgroup", _, _) => cgroup(),
+        ("sleep-trap", Some(sig), _) => with_signal(sig, sleep_trap),
+        ("sleep", Some(secs), _) => with_number(secs, |s| {
+            std::thread::sleep(Duration::from_secs(s));
+            0
+        }),
+        ("zombie", _, _) => zombie(),
+        ("orphan", Some(secs), _) => with_number(secs, orphan),
+        ("exit", Some(n), _) => with_number(n, |n| (n & 0xff) as i32),
+        ("kill-self", Some(sig), _) => with_signal(sig, kill_self),
+        ("exec-as", Some(uid), Some(gid)) => exec_as(uid, gid, &rest[2..]),
+        ("fill", Some(path), Some(mib)) => with_number(mib, |m| fill(path, m)),
+        _ => {
+            eprintln!("probe: bad arguments {args:?}\n{USAGE}");
+            2
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// output helpers
+
+fn out(key: &str, value: impl std::fmt::Display) {
+    println!("{key}={value}");
+}
+
+fn flush() {
+    let _ = std::io::stdout().flush();
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn errno_name(e: i32) -> String {
+    let name = match e {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::ESRCH => "ESRCH",
+        libc::EINTR => "EINTR",
+        libc::EIO => "EIO",
+        libc::ENXIO => "ENXIO",
+        libc::E2BIG => "E2BIG",
+        libc::ENOEXEC => "ENOEXEC",
+        libc::EBADF => "EBADF",
+        libc::ECHILD => "ECHILD",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EFAULT => "EFAULT",
+        libc::EBUSY => "EBUSY",
+        libc::EEXIST => "EEXIST",
+        libc::EXDEV => "EXDEV",
+        libc::ENODEV => "ENODEV",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::EISDIR => "EISDIR",
+        libc::EINVAL => "EINVAL",
+        libc::ENFILE => "ENFILE",
+        libc::EMFILE => "EMFILE",
+        libc::ENOTTY => "ENOTTY",
+        libc::ETXTBSY => "ETXTBSY",
+        libc::EFBIG => "EFBIG",
+        libc::ENOSPC => "ENOSPC",
+        libc::ESPIPE => "ESPIPE",
+        libc::EROFS => "EROFS",
+        libc::EMLINK => "EMLINK",
+        libc::EPIPE => "EPIPE",
+        libc::ERANGE => "ERANGE",
+        libc::ENAMETOOLONG => "ENAMETOOLONG",
+        libc::ENOSYS => "ENOSYS",
+        libc::ENOTEMPTY => "ENOTEMPTY",
+        libc::ELOOP => "ELOOP",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::ENOKEY => "ENOKEY",
+        libc::EKEYREJECTED => "EKEYREJECTED",
+        libc::EDQUOT => "EDQUOT",
+        libc::ENOTSOCK => "ENOTSOCK",
+        libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
+        _ => return format!("E{e}"),
+    };
+    name.to_string()
+}
+
+const SIGNALS: [&str; 31] = [
+    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",
+    "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG",
+    "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
+];
+
+fn signal_name(sig: i32) -> String {
+    match usize::try_from(sig - 1).ok().and_then(|i| SIGNALS.get(i)) {
+        Some(name) => format!("SIG{name}"),
+        None => format!("SIG{sig}"),
+    }
+}
+
+/// `TERM`, `SIGTERM` or `15`.
+fn parse_signal(s: &str) -> Option<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let bare = s.strip_prefix("SIG").unwrap_or(s);
+    SIGNALS
+        .iter()
+        .position(|n| n.eq_ignore_ascii_case(bare))
+        .map(|i| i as i32 + 1)
+}
+
+fn with_signal(s: &str, f: impl FnOnce(i32) -> i32) -> i32 {
+    match parse_signal(s) {
+        Some(sig) => f(sig),
+        None => {
+            eprintln!("probe: unknown signal {s:?}");
+            2
+        }
+    }
+}
+
+fn with_number(s: &str, f: impl FnOnce(u64) -> i32) -> i32 {
+    match s.parse::<u64>() {
+        Ok(n) => f(n),
+        Err(_) => {
+            eprintln!("probe: not a number: {s:?}");
+            2
+        }
+    }
+}
+
+fn cstring(s: &str) -> Option<CString> {
+    let c = CString::new(s).ok();
+    if c.is_none() {
+        eprintln!("probe: NUL byte in {s:?}");
+    }
+    c
+}
+
+fn io_errno(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => errno_name(n),
+        None => format!("{:?}", e.kind()),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// process facts
+
+/// The open fds, minus the one the listing itself uses.
+fn fds() -> i32 {
+    let own_dir = format!("/proc/{}/fd", std::process::id());
+    let entries = match std::fs::read_dir("/proc/self/fd") {
+        Ok(e) => e,
+        Err(e) => {
+            out("fds_error", io_errno(&e));
+            return 1;
+        }
+    };
+    let mut fds = Vec::new();
+    for entry in entries.flatten() {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let target = std::fs::read_link(entry.path())
+            .map(|t| t.display().to_string())
+            .unwrap_or_else(|e| format!("?{}", io_errno(&e)));
+        if target == own_dir {
+            continue;
+        }
+        fds.push((fd, target));
+    }
+    fds.sort();
+    let list: Vec<String> = fds.iter().map(|(fd, _)| fd.to_string()).collect();
+    out("fds", list.join(","));
+    for (fd, target) in fds {
+        out(&format!("fd.{fd}"), target);
+    }
+    0
+}
+
+fn pid() -> i32 {
+    // SAFETY: these calls take no pointers and cannot fail in a way that matters here.
+    let (pid, ppid, sid, pgid) = unsafe {
+        (
+            libc::getpid(),
+            libc::getppid(),
+            libc::getsid(0),
+            libc::getpgrp(),
+        )
+    };
+    out("pid", pid);
+    out("ppid", ppid);
+    out("sid", sid);
+    out("pgid", pgid);
+    0
+}
+
+fn status_fields(keys: &[&str]) -> i32 {
+    let status = match std::fs::read_to_string("/proc/self/status") {
+        Ok(s) => s,
+        Err(e) => {
+            out("status_error", io_errno(&e));
+            return 1;
+        }
+    };
+    for line in status.lines() {
+        if let Some((k, v)) = line.split_once(':') {
+            if keys.contains(&k) {
+                out(k, v.trim());
+            }
+        }
+    }
+    0
+}
+
+fn ids() -> i32 {
+    let (mut r, mut e, mut s) = (0, 0, 0);
+    // SAFETY: the three pointers are to live locals of the right type.
+    unsafe { libc::getresuid(&mut r, &mut e, &mut s) };
+    out("uid", r);
+    out("euid", e);
+    out("suid", s);
+    // SAFETY: as above.
+    unsafe { libc::getresgid(&mut r, &mut e, &mut s) };
+    out("gid", r);
+    out("egid", e);
+    out("sgid", s);
+    0
+}
+
+fn idmap() -> i32 {
+    for file in ["uid_map", "gid_map", "setgroups"] {
+        match std::fs::read_to_string(format!("/proc/self/{file}")) {
+            Ok(text) => {
+                for line in text.lines() {
+                    out(file, line.split_whitespace().collect::<Vec<_>>().join(" "));
+                }
+            }
+            Err(e) => out(file, format!("?{}", io_errno(&e))),
+        }
+    }
+    ids()
+}
+
+fn hostname() -> i32 {
+    // SAFETY: utsname is plain data; uname fills it and cannot overrun it.
+    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: the pointer is to a live, correctly sized local.
+    if unsafe { libc::uname(&mut uts) } != 0 {
+        out("hostname_error", errno_name(errno()));
+        return 1;
+    }
+    let field = |f: &[libc::c_char]| {
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    out("hostname", field(&uts.nodename));
+    out("domainname", field(&uts.domainname));
+    0
+}
+
+fn env() -> i32 {
+    let mut vars: Vec<_> = std::env::vars_os().collect();
+    vars.sort();
+    for (k, v) in vars {
+        out(&format!("env.{}", k.to_string_lossy()), v.to_string_lossy());
+    }
+    0
+}
+
+/// Interfaces of this process's network namespace (/proc/net follows the netns).
+fn net() -> i32 {
+    let text = match std::fs::read_to_string("/proc/net/dev") {
+        Ok(t) => t,
+        Err(e) => {
+            out("net_error", io_errno(&e));
+            return 1;
+        }
+    };
+    let mut links: Vec<&str> = text
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_once(':').map(|(name, _)| name.trim()))
+        .collect();
+    links.sort_unstable();
+    out("links", links.join(","));
+    0
+}
+
+fn numeric_proc_entries() -> Vec<u32> {
+    let mut pids: Vec<u32> = std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+                .collect()
+        })
+        .unwrap_or_default();
+    pids.sort_unstable();
+    pids
+}
+
+fn procs() -> i32 {
+    let pids = numeric_proc_entries();
+    let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+    out("pids", list.join(","));
+    for pid in pids {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|c| c.trim_end().to_string())
+            .unwrap_or_else(|e| format!("?{}", io_errno(&e)));
+        out(&format!("proc.{pid}"), comm);
+    }
+    0
+}
+
+fn ns() -> i32 {
+    let Ok(entries) = std::fs::read_dir("/proc/self/ns") else {
+        out("ns_error", errno_name(errno()));
+        return 1;
+    };
+    let mut all: Vec<(String, String)> = entries
+        .flatten()
+        .map(|e| {
+            let link = std::fs::read_link(e.path())
+                .map(|l| l.display().to_string())
+                .unwrap_or_else(|err| format!("?{}", io_errno(&err)));
+            (e.file_name().to_string_lossy().into_owned(), link)
+        })
+        .collect();
+    all.sort();
+    for (name, link) in all {
+        out(&format!("ns.{name}"), link);
+    }
+    0
+}
+
+// ---------------------------------------------------------------------------
+// syscalls
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Abi {
+    Native,
+    X32,
+    Int80,
+}
+
+#[derive(Clone, Copy)]
+enum Arg {
+    Int(u64),
+    Str(&'static CStr),
+    SelfPid,
+}
+
+use Arg::{Int, SelfPid, Str};
+
+const NUL: Arg = Int(0);
+const MINUS1: Arg = Int(u64::MAX);
+const AT_FDCWD: Arg = Int(libc::AT_FDCWD as i64 as u64);
+const X32_BIT: i64 = 0x4000_0000;
+
+struct Call {
+    name: &'static str,
+    nr: i64,
+    /// The x32 number where it differs from the native one (compat entry points).
+    x32: Option<i64>,
+    /// The i386 number for `int 0x80`, where i386 has the call.
+    i386: Option<i64>,
+    args: [Arg; 6],
+}
+
+const fn call(name: &'static str, nr: i64, i386: Option<i64>, args: [Arg; 6]) -> Call {
+    Call {
+        name,
+        nr,
+        x32: None,
+        i386,
+        args,
+    }
+}
+
+const fn compat(mut c: Call, x32: i64) -> Call {
+    c.x32 = Some(x32);
+    c
+}
+
+const NO_ARGS: [Arg; 6] = [NUL; 6];
+const NOFILE: &CStr = c"/probe-nonexistent";
+
+/// Every call has arguments that make it fail or do nothing even when allowed.
+static CALLS: &[Call] = &[
+    call("getpid", libc::SYS_getpid, Some(20), NO_ARGS),
+    // Makes the forked child traced by the probe, which only waits for it.
+    compat(
+        call(
+            "ptrace",
+            libc::SYS_ptrace,
+            Some(26),
+            [Int(libc::PTRACE_TRACEME as u64), NUL, NUL, NUL, NUL, NUL],
+        ),
+        521,
+    ),
+    // Runs in the forked child, which exits right after.
+    call(
+        "unshare",
+        libc::SYS_unshare,
+        Some(310),
+        [Int(libc::CLONE_NEWUSER as u64), NUL, NUL, NUL, NUL, NUL],
+    ),
+    call(
+        "unshare-newns",
+        libc::SYS_unshare,
+        Some(310),
+        [Int(libc::CLONE_NEWNS as u64), NUL, NUL, NUL, NUL, NUL],
+    ),
+    // fork-like raw clone (no stack); the new process exits at once.
+    call(
+        "clone",
+        libc::SYS_clone,
+        Some(120),
+        [
+            Int((libc::CLONE_NEWUSER | libc::SIGCHLD) as u64),
+            NUL,
+            NUL,
+            NUL,
+            NUL,
+            NUL,
+        ],
+    ),
+    call(
+        "clone-newns",
+        libc::SYS_clone,
+        Some(120),
+        [
+            Int((libc::CLONE_NEWNS | libc::SIGCHLD) as u64),
+            NUL,
+            NUL,
+            NUL,
+            NUL,
+            NUL,
+        ],
+    ),
+    call(
+        "clone-plain",
+        libc::SYS_clone,
+        Some(120),
+        [Int(libc::SIGCHLD as u64), NUL, NUL, NUL, NUL, NUL],
+    ),
+    // clone_args of size 0: EINVAL when allowed.
+    call("clone3", libc::SYS_clone3, Some(435), NO_ARGS),
+    // Target does not exist.
+    call(
+        "mount",
+        libc::SYS_mount,
+        Some(21),
+        [Str(c"none"), Str(NOFILE), Str(c"tmpfs"), NUL, NUL, NUL],
+    ),
+    call(
+        "umount2",
+        libc::SYS_umount2,
+        Some(52),
+        [Str(NOFILE), NUL, NUL, NUL, NUL, NUL],
+    ),
+    call(
+        "pivot_root",
+        libc::SYS_pivot_root,
+        Some(217),
+        [Str(NOFILE), Str(NOFILE), NUL, NUL, NUL, NUL],
+    ),
+    call(
+        "fsopen",
+        libc::SYS_fsopen,
+        Some(430),
+        [Str(c"probe-nofs"), NUL, NUL, NUL, NUL, NUL],
+    ),
+    call(
+        "fsconfig",
+        libc::SYS_fsconfig,
+        Some(431),
+        [MINUS1, NUL, NUL, NUL, NUL, NUL],
+    ),
+    call(
+        "fsmount",
+        libc::SYS_fsmount,
+        Some(432),
+        [MINUS1, NUL, NUL, NUL, NUL, NUL],
+    ),
+    call(
+        "fspick",
+        libc::SYS_fspick,
+        Some(433),
+        [MINUS1, Str(NOFILE), NUL, NUL, NUL, NUL],
+    ),
+    call(
+        "open_tree",
+        libc::SYS_open_tree,
+        Some(428),
+        [MINUS1, Str(NOFILE), NUL, NUL, NUL, NUL],
+    ),
+    call(
+        "move_mount",
+        libc::SYS_move_mount,
+        Some(429),
+        [MINUS1, Str(c""), MINUS1, Str(c""), NUL, NUL],
+    ),
+    call(
+        "setns",
+        libc::SYS_setns,
+        Some(346),
+        [MINUS1, NUL, NUL, NUL, NUL, NUL],
+    ),
+    // Query only: the id of the session keyring, never created.
+    call(
+        "keyctl",
+        libc::SYS_keyctl,
+        Some(288),
+        [
+            Int(libc::KEYCTL_GET_KEYRING_ID as u64),
+            Int(libc::KEY_SPEC_SESSION_KEYRING as i64 as u64),
+            NUL,
+            NUL,
+            NUL,
+            NUL,
+        ],
+    ),
+    call("add_key", libc::SYS_add_key, Some(286), NO_ARGS),
+    call("request_key", libc::SYS_request_key, Some(287), NO_ARGS),
+    // Unknown command.
+    call(
+        "bpf",
+        libc::SYS_bpf,
+        Some(357),
+        [Int(0x7fff), NUL, NUL, NUL, NUL, NUL],
+    ),
+    call(
+        "perf_event_open",
+        libc::SYS_perf_event_open,
+        Some(336),
+        [NUL, NUL, MINUS1, MINUS1, NUL, NUL],
+    ),
+    call(
+        "io_uring_setup",
+        libc::SYS_io_uring_setup,
+        Some(425),
+        NO_ARGS,
+    ),
+    call(
+        "io_uring_enter",
+        libc::SYS_io_uring_enter,
+        Some(426),
+        [Int(u32::MAX as u64), NUL, NUL, NUL, NUL, NUL],
+    ),
+    call(
+        "io_uring_register",
+        libc::SYS_io_uring_register,
+        Some(427),
+        [Int(u32::MAX as u64), NUL, NUL, NUL, NUL, NUL],
+    ),
+    call(
+        "open_by_handle_at",
+        libc::SYS_open_by_handle_at,
+        Some(342),
+        [MINUS1, NUL, NUL, NUL, NUL, NUL],
+    ),
+    call(
+        "name_to_handle_at",
+        libc::SYS_name_to_handle_at,
+        Some(341),
+        [AT_FDCWD, Str(c"/"), NUL, NUL, NUL, NUL],
+    ),
+    // An arch field and flag bit that do not exist, and too many segments: EINVAL
+    // when allowed; never unloads a loaded kernel.
+    compat(
+        call(
+            "kexec_load",
+            libc::SYS_kexec_load,
+            Some(283),
+            [NUL, Int(17), NUL, Int(0xffff_0100), NUL, NUL],
+        ),
+        528,
+    ),
+    call(
+        "kexec_file_load",
+        libc::SYS_kexec_file_load,
+        None,
+        [MINUS1, MINUS1, NUL, NUL, Int(1 << 30), NUL],
+    ),
+    call(
+        "init_module",
+        libc::SYS_init_module,
+        Some(128),
+        [NUL, NUL, Str(c""), NUL, NUL, NUL],
+    ),
+    call(
+        "finit_module",
+        libc::SYS_finit_module,
+        Some(350),
+        [MINUS1, Str(c""), NUL, NUL, NUL, NUL],
+    ),
+    call(
+        "delete_module",
+        libc::SYS_delete_module,
+        Some(129),
+        [
+            Str(c"probe_no_such_module"),
+            Int(libc::O_NONBLOCK as u64),
+            NUL,
+            NUL,
+            NUL,
+            NUL,
+        ],
+    ),
+    // Magic numbers 0: EINVAL when allowed.
+    call("reboot", libc::SYS_reboot, Some(88), NO_ARGS),
+    // Zero iovecs from itself.
+    compat(
+        call(
+            "process_vm_readv",
+            libc::SYS_process_vm_readv,
+            Some(347),
+            [SelfPid, NUL, NUL, NUL, NUL, NUL],
+        ),
+        539,
+    ),
+    compat(
+        call(
+            "process_vm_writev",
+            libc::SYS_process_vm_writev,
+            Some(348),
+            [SelfPid, NUL, NUL, NUL, NUL, NUL],
+        ),
+        540,
+    ),
+    call(
+        "userfaultfd",
+        libc::SYS_userfaultfd,
+        Some(374),
+        [Int(libc::O_CLOEXEC as u64), NUL, NUL, NUL, NUL, NUL],
+    ),
+    // 0xffffffff queries the persona without changing it.
+    call(
+        "personality",
+        libc::SYS_personality,
+        Some(136),
+        [Int(0xffff_ffff), NUL, NUL, NUL, NUL, NUL],
+    ),
+    // The file cannot be opened, so accounting is never switched.
+    call(
+        "acct",
+        libc::SYS_acct,
+        Some(51),
+        [Str(c"/probe-nonexistent/acct"), NUL, NUL, NUL, NUL, NUL],
+    ),
+    call(
+        "kcmp",
+        libc::SYS_kcmp,
+        Some(349),
+        [SelfPid, SelfPid, NUL, NUL, NUL, NUL],
+    ),
+    // SYSLOG_ACTION_SIZE_BUFFER: a query.
+    call(
+        "syslog",
+        libc::SYS_syslog,
+        Some(103),
+        [Int(10), NUL, NUL, NUL, NUL, NUL],
+    ),
+    call("quotactl", libc::SYS_quotactl, Some(131), NO_ARGS),
+    call(
+        "fanotify_init",
+        libc::SYS_fanotify_init,
+        Some(338),
+        [Int(0xffff_ffff), NUL, NUL, NUL, NUL, NUL],
+    ),
+    // Null time and zone: nothing to set.
+    call("settimeofday", libc::SYS_settimeofday, Some(79), NO_ARGS),
+    call("clock_settime", libc::SYS_clock_settime, Some(264), NO_ARGS),
+    call("adjtimex", libc::SYS_adjtimex, Some(124), NO_ARGS),
+    call("clock_adjtime", libc::SYS_clock_adjtime, Some(343), NO_ARGS),
+    // Level 0 and an empty range: nothing to grant.
+    call("iopl", libc::SYS_iopl, Some(110), NO_ARGS),
+    call("ioperm", libc::SYS_ioperm, Some(101), NO_ARGS),
+    call(
+        "swapon",
+        libc::SYS_swapon,
+        Some(87),
+        [Str(NOFILE), NUL, NUL, NUL, NUL, NUL],
+    ),
+    call(
+        "swapoff",
+        libc::SYS_swapoff,
+        Some(115),
+        [Str(NOFILE), NUL, NUL, NUL, NUL, NUL],
+    ),
+    call("sysinfo", libc::SYS_sysinfo, Some(116), NO_ARGS),
+];
+
+/// Tries each named call in a forked child; prints `result.NAME=ok|ERRNO|SIGNAL`
+/// per name, and for a single name also `syscall=`, `abi=` and `result=`.
+fn syscalls(names: &[String], abi: Abi) -> i32 {
+    let abi_name = match abi {
+        Abi::Native => "native",
+        Abi::X32 => "x32",
+        Abi::Int80 => "int80",
+    };
+    let mut code = 0;
+    for name in names {
+        let result = match CALLS.iter().find(|c| c.name == name.as_str()) {
+            Some(call) => try_call(call, abi),
+            None => {
+                eprintln!("probe: unknown syscall {name:?} (see 'probe syscalls')");
+                code = 2;
+                "unknown".to_string()
+            }
+        };
+        if names.len() == 1 {
+            out("syscall", name);
+            out("abi", abi_name);
+            out("result", &result);
+        }
+        out(&format!("result.{name}"), result);
+    }
+    code
+}
+
+fn try_call(call: &Call, abi: Abi) -> String {
+    if abi == Abi::Int80 && call.i386.is_none() {
+        return "unavailable".into();
+    }
+    flush();
+    // SAFETY: the probe is single-threaded, so the child may do anything the parent could.
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        return format!("fork:{}", errno_name(errno()));
+    }
+    if child == 0 {
+        let ret = invoke(call, abi);
+        // The clone variants create a process that lands here with 0: it only exits.
+        let code = if ret >= 0 {
+            0
+        } else {
+            (-ret).clamp(1, 255) as i32
+        };
+        // SAFETY: _exit ends the forked child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: status is a live local; child is our own child.
+    let waited = unsafe { libc::waitpid(child, &mut status, 0) };
+    if waited != child {
+        return format!("waitpid:{}", errno_name(errno()));
+    }
+    if libc::WIFEXITED(status) {
+        match libc::WEXITSTATUS(status) {
+            0 => "ok".into(),
+            e => errno_name(e),
+        }
+    } else if libc::WIFSIGNALED(status) {
+        signal_name(libc::WTERMSIG(status))
+    } else {
+        format!("status:{status:#x}")
+    }
+}
+
+/// Returns the raw kernel result: >= 0 success, -errno failure.
+fn invoke(call: &Call, abi: Abi) -> i64 {
+    // SAFETY: no pointers are passed.
+    let own_pid = unsafe { libc::getpid() } as u64;
+    let value = |a: Arg| match a {
+        Int(v) => v,
+        Str(s) => s.as_ptr() as u64,
+        SelfPid => own_pid,
+    };
+    match abi {
+        Abi::Native | Abi::X32 => {
+            let nr = match abi {
+                Abi::X32 => call.x32.unwrap_or(call.nr) | X32_BIT,
+                _ => call.nr,
+            };
+            let a = call.args.map(value);
+            // SAFETY: every argument is an integer, null, or a pointer to a 'static
+            // NUL-terminated string; none of the calls writes through a non-null pointer.
+            unsafe { raw_syscall(nr, a) }
+        }
+        Abi::Int80 => {
+            // i386 registers are 32 bits wide and the probe's data lives above 4 GiB:
+            // copy the strings into a page mapped below 2 GiB. A null instead would
+            // change the meaning of some calls (acct(NULL) switches accounting off).
+            let mut low = low_page();
+            let mut used = 0usize;
+            let mut a = [0u32; 6];
+            for (slot, arg) in a.iter_mut().zip(call.args) {
+                *slot = match (arg, low.as_deref_mut()) {
+                    (Str(s), Some(page)) => {
+                        let bytes = s.to_bytes_with_nul();
+                        if used + bytes.len() > LOW_PAGE {
+                            return -i64::from(libc::E2BIG);
+                        }
+                        page[used..used + bytes.len()].copy_from_slice(bytes);
+                        let addr = page[used..].as_ptr() as u64;
+                        used += bytes.len();
+                        addr as u32
+                    }
+                    // No low page: refuse rather than pass a null with another meaning.
+                    (Str(_), None) => return -i64::from(libc::ENOMEM),
+                    (other, _) => value(other) as u32,
+                };
+            }
+            let nr = call.i386.unwrap_or(0) as u32;
+            // SAFETY: as above, with the strings copied to the low page, which lives
+            // until the child exits.
+            unsafe { int80_syscall(nr, [a[0], a[1], a[2], a[3], a[4]]) }
+        }
+    }
+}
+
+const LOW_PAGE: usize = 4096;
+
+/// A page below 2 GiB (MAP_32BIT) that i386 calls can address, or None.
+fn low_page() -> Option<&'static mut [u8]> {
+    // SAFETY: a fresh anonymous private mapping, used only by this forked child.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            LOW_PAGE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED || p as u64 > u64::from(u32::MAX) - LOW_PAGE as u64 {
+        return None;
+    }
+    // SAFETY: the mapping is LOW_PAGE bytes, readable and writable, never unmapped,
+    // and this is its only reference.
+    Some(unsafe { std::slice::from_raw_parts_mut(p.cast::<u8>(), LOW_PAGE) })
+}
+
+/// The `syscall` instruction with an explicit number, so x32 numbers (bit 30 set)
+/// reach the kernel as they are.
+///
+/// # Safety
+/// The arguments must be valid for the given syscall.
+unsafe fn raw_syscall(nr: i64, a: [u64; 6]) -> i64 {
+    let ret: i64;
+    // SAFETY: the x86_64 syscall ABI: number in rax, arguments in rdi, rsi, rdx, r10,
+    // r8, r9; the kernel clobbers rcx and r11 and touches no user stack.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") nr => ret,
+            in("rdi") a[0],
+            in("rsi") a[1],
+            in("rdx") a[2],
+            in("r10") a[3],
+            in("r8") a[4],
+            in("r9") a[5],
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// The legacy i386 entry (`int 0x80`) from 64-bit code: the kernel reads i386
+/// numbers and 32-bit arguments and reports AUDIT_ARCH_I386 to seccomp.
+///
+/// # Safety
+/// The arguments must be valid for the given i386 syscall.
+unsafe fn int80_syscall(nr: u32, a: [u32; 5]) -> i64 {
+    let ret: u64;
+    // SAFETY: LLVM reserves rbx, so the first argument is swapped in and out around
+    // the interrupt; eax, ecx, edx, esi, edi carry the rest. The kernel preserves all
+    // registers but rax.
+    unsafe {
+        std::arch::asm!(
+            "xchg {a0:r}, rbx",
+            "int 0x80",
+            "xchg {a0:r}, rbx",
+            a0 = inout(reg) u64::from(a[0]) => _,
+            inlateout("rax") u64::from(nr) => ret,
+            in("rcx") u64::from(a[1]),
+            in("rdx") u64::from(a[2]),
+            in("rsi") u64::from(a[3]),
+            in("rdi") u64::from(a[4]),
+        );
+    }
+    // The result is a 32-bit value in eax.
+    i64::from(ret as u32 as i32)
+}
+
+// ---------------------------------------------------------------------------
+// files, devices, mounts
+
+/// Tries to create a block device (8:0, the first SCSI/SATA disk) and /dev/mem
+/// (1:1) in DIR, then to open and read them; removes what it created.
+fn mknod_block(dir: &str) -> i32 {
+    let nodes = [
+        ("blk", libc::S_IFBLK, libc::makedev(8, 0)),
+        ("mem", libc::S_IFCHR, libc::makedev(1, 1)),
+    ];
+    for (label, kind, dev) in nodes {
+        let path = format!(
+            "{}/probe-{label}-{}",
+            dir.trim_end_matches('/'),
+            std::process::id()
+        );
+        let Some(c) = cstring(&path) else { return 2 };
+        // SAFETY: c is a live NUL-terminated string.
+        if unsafe { libc::mknod(c.as_ptr(), kind | 0o600, dev) } != 0 {
+            out(&format!("mknod_{label}"), errno_name(errno()));
+            continue;
+        }
+        out(&format!("mknod_{label}"), "ok");
+        // SAFETY: as above.
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            out(&format!("open_{label}"), errno_name(errno()));
+        } else {
+            out(&format!("open_{label}"), "ok");
+            let mut buf = [0u8; 512];
+            // SAFETY: buf is a live buffer of the given length; fd is ours.
+            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+            out(
+                &format!("read_{label}"),
+                if n < 0 {
+                    errno_name(errno())
+                } else {
+                    "ok".into()
+                },
+            );
+            // SAFETY: fd is ours and closed once.
+            unsafe { libc::close(fd) };
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    0
+}
+
+fn open(path: &str, mode: &str) -> i32 {
+    let flags = match mode {
+        "ro" => libc::O_RDONLY,
+        "rw" => libc::O_RDWR,
+        "w" => libc::O_WRONLY,
+        "create" => libc::O_WRONLY | libc::O_CREAT,
+        _ => {
+            eprintln!("probe: open mode must be ro, rw, w or create");
+            return 2;
+        }
+    };
+    let Some(c) = cstring(path) else { return 2 };
+    // SAFETY: c is a live NUL-terminated string; nothing is written through the fd.
+    let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NOCTTY, 0o644) };
+    if fd < 0 {
+        out("open", errno_name(errno()));
+    } else {
+        out("open", "ok");
+        // SAFETY: fd is ours and closed once.
+        unsafe { libc::close(fd) };
+    }
+    0
+}
+
+fn write(path: &str, text: &str) -> i32 {
+    match std::fs::write(path, text) {
+        Ok(()) => out("write", "ok"),
+        Err(e) => out("write", io_errno(&e)),
+    }
+    0
+}
+
+fn read(path: &str) -> i32 {
+    use std::io::Read;
+    let mut buf = vec![0u8; 4096];
+    match std::fs::File::open(path).and_then(|mut f| f.read(&mut buf)) {
+        Ok(n) => {
+            out("read", "ok");
+            out("bytes", n);
+            let text = String::from_utf8_lossy(&buf[..n]);
+            out("content", text.lines().next().unwrap_or(""));
+        }
+        Err(e) => out("read", io_errno(&e)),
+    }
+    0
+}
+
+fn stat(path: &str) -> i32 {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => {
+            out("stat", "ok");
+            let t = m.file_type();
+            let kind = if t.is_symlink() {
+                "link"
+            } else if t.is_dir() {
+                "dir"
+            } else if t.is_file() {
+                "file"
+            } else if t.is_char_device() {
+                "chr"
+            } else if t.is_block_device() {
+                "blk"
+            } else if t.is_fifo() {
+                "fifo"
+            } else {
+                "socket"
+            };
+            out("type", kind);
+            out("mode", format!("{:o}", m.mode() & 0o7777));
+            out("uid", m.uid());
+            out("gid", m.gid());
+            out("dev", m.dev());
+            out("ino", m.ino());
+            out("size", m.size());
+            let rdev = m.rdev();
+            out(
+                "rdev",
+                format!("{}:{}", libc::major(rdev), libc::minor(rdev)),
+            );
+        }
+        Err(e) => out("stat", io_errno(&e)),
+    }
+    0
+}
+
+fn fs_type_name(magic: i64) -> String {
+    let name = match magic {
+        0x0102_1994 => "tmpfs",
+        0x794c_7630 => "overlay",
+        0x9fa0 => "proc",
+        0x6265_6572 => "sysfs",
+        0x1cd1 => "devpts",
+        0xef53 => "ext4",
+        0x6367_7270 => "cgroup2",
+        0x0027_e0eb => "cgroup",
+        0x5846_5342 => "xfs",
+        0x9123_683e => "btrfs",
+        0x8584_58f6 => "ramfs",
+        0x1980_0202 => "mqueue",
+        0x6e73_6673 => "nsfs",
+        0x7472_6163 => "tracefs",
+        0x6462_6720 => "debugfs",
+        0x7363_6673 => "securityfs",
+        _ => return format!("{magic:#x}"),
+    };
+    name.to_string()
+}
+
+fn mounts(path: &str) -> i32 {
+    let Some(c) = cstring(path) else { return 2 };
+    // SAFETY: statvfs is plain data, filled by the call.
+    let mut vfs: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c and vfs are live for the call.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut vfs) } != 0 {
+        out("mounts", errno_name(errno()));
+        return 0;
+    }
+    out("mounts", "ok");
+    let flag = |f: libc::c_ulong| u8::from(vfs.f_flag & f != 0);
+    out("ro", flag(libc::ST_RDONLY));
+    out("nosuid", flag(libc::ST_NOSUID));
+    out("nodev", flag(libc::ST_NODEV));
+    out("noexec", flag(libc::ST_NOEXEC));
+    out(
+        "size_bytes",
+        vfs.f_blocks * vfs.f_frsize,
+    );
+    // SAFETY: statfs is plain data, filled by the call.
+    let mut sfs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c and sfs are live for the call.
+    if unsafe { libc::statfs(c.as_ptr(), &mut sfs) } == 0 {
+        out("fstype", fs_type_name(sfs.f_type as i64));
+    }
+    0
+}
+
+/// The mount table as this process sees it: mount point, type, source, options.
+fn mountinfo() -> i32 {
+    let text = match std::fs::read_to_string("/proc/self/mountinfo") {
+        Ok(t) => t,
+        Err(e) => {
+            out("mountinfo", io_errno(&e));
+            return 1;
+        }
+    };
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(sep) = fields.iter().position(|f| *f == "-") else {
+            continue;
+        };
+        let (Some(point), Some(opts), Some(fstype), Some(source)) = (
+            fields.get(4),
+            fields.get(5),
+            fields.get(sep + 1),
+            fields.get(sep + 2),
+        ) else {
+            continue;
+        };
+        out("mount", format!("{point} {fstype} {source} {opts}"));
+    }
+    0
+}
+
+/// Where the process starts: getcwd, whether walking `..` ends at this root, and
+/// optionally whether NAME (relative) is reachable from the cwd.
+fn cwd(name: Option<&str>) -> i32 {
+    match std::env::current_dir() {
+        Ok(p) => out("cwd", p.display()),
+        Err(e) => out("cwd", format!("?{}", io_errno(&e))),
+    }
+    let root = std::fs::metadata("/").map(|m| (m.dev(), m.ino()));
+    let mut path = std::path::PathBuf::from(".");
+    let mut reaches_root = false;
+    for _ in 0..256 {
+        let here = std::fs::metadata(&path).map(|m| (m.dev(), m.ino()));
+        let up = std::fs::metadata(path.join("..")).map(|m| (m.dev(), m.ino()));
+        match (here, up) {
+            (Ok(h), Ok(u)) if h == u => {
+                reaches_root = root.as_ref().is_ok_and(|r| *r == h);
+                break;
+            }
+            (Ok(_), Ok(_)) => path.push(".."),
+            _ => break,
+        }
+    }
+    out("reaches_root", u8::from(reaches_root));
+    if let Some(name) = name {
+        out(
+            "name_visible",
+            u8::from(std::fs::symlink_metadata(name).is_ok()),
+        );
+    }
+    0
+}
+
+/// For every visible process: what its /proc/PID/exe is (st_dev:st_ino and link),
+/// whether it opens for writing, and whether /proc/PID/mem opens. Nothing is written.
+fn exe() -> i32 {
+    for pid in numeric_proc_entries() {
+        let link = format!("/proc/{pid}/exe");
+        match std::fs::metadata(&link) {
+            Ok(m) => out(&format!("exe.{pid}"), format!("{}:{}", m.dev(), m.ino())),
+            Err(e) => out(&format!("exe.{pid}"), io_errno(&e)),
+        }
+        match std::fs::read_link(&link) {
+            Ok(t) => out(&format!("exe.{pid}.link"), t.display()),
+            Err(e) => out(&format!("exe.{pid}.link"), format!("?{}", io_errno(&e))),
+        }
+        // No O_TRUNC, nothing written: only whether the open is allowed.
+        match std::fs::OpenOptions::new().write(true).open(&link) {
+            Ok(_) => out(&format!("exe.{pid}.write"), "ok"),
+            Err(e) => out(&format!("exe.{pid}.write"), io_errno(&e)),
+        }
+        match std::fs::File::open(format!("/proc/{pid}/mem")) {
+            Ok(_) => out(&format!("mem.{pid}"), "ok"),
+            Err(e) => out(&format!("mem.{pid}"), io_errno(&e)),
+        }
+    }
+    0
+}
+
+/// Pushes one NUL byte into the input queue of the terminal on fd 0, the
+/// CVE-2017-5226 primitive; a NUL is harmless if it does get through.
+fn tiocsti() -> i32 {
+    // SAFETY: isatty takes no pointer.
+    out("isatty", unsafe { libc::isatty(0) });
+    let byte: u8 = 0;
+    // SAFETY: TIOCSTI reads one byte through the pointer, which points to a live local.
+    let r = unsafe { libc::ioctl(0, libc::TIOCSTI, &byte as *const u8) };
+    out(
+        "tiocsti",
+        if r == 0 {
+            "ok".into()
+        } else {
+            errno_name(errno())
+        },
+    );
+    0
+}
+
+fn cgroup() -> i32 {
+    match std::fs::read_to_string("/proc/self/cgroup") {
+        Ok(t) => t.lines().for_each(|l| out("cgroup", l)),
+        Err(e) => out("cgroup", format!("?{}", io_errno(&e))),
+    }
+    let files = [
+        "memory.max",
+        "memory.swap.max",
+        "pids.max",
+        "cpu.max",
+        "memory/memory.limit_in_bytes",
+        "memory/memory.memsw.limit_in_bytes",
+        "pids/pids.max",
+        "cpu/cpu.cfs_quota_us",
+        "cpu/cpu.cfs_period_us",
+    ];
+    for f in files {
+        if let Ok(v) = std::fs::read_to_string(format!("/sys/fs/cgroup/{f}")) {
+            out(f, v.trim());
+        }
+    }
+    0
+}
+
+// ---------------------------------------------------------------------------
+// signals and process trees
+
+static GOT_SIGNAL: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_sig: libc::c_int) {
+    GOT_SIGNAL.store(true, Ordering::SeqCst);
+}
+
+/// Installs a handler for SIG, prints `ready`, and exits 0 once it arrives (3 after
+/// 60 s without it).
+fn sleep_trap(sig: i32) -> i32 {
+    // SAFETY: sigaction is plain data; the handler only stores to an atomic, which
+    // is async-signal-safe.
+    let installed = unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(sig, &sa, std::ptr::null_mut()) == 0
+    };
+    if !installed {
+        out("sigaction", errno_name(errno()));
+        return 1;
+    }
+    println!("ready");
+    flush();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !GOT_SIGNAL.load(Ordering::SeqCst) {
+        if Instant::now() > deadline {
+            println!("timeout");
+            return 3;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("got {}", signal_name(sig));
+    0
+}
+
+fn kill_self(sig: i32) -> i32 {
+    flush();
+    // SAFETY: resetting a disposition and raising a signal at ourselves; the empty
+    // set is a live local.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(sig);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    out("survived", signal_name(sig));
+    1
+}
+
+/// Orphans a grandchild (it exits after 300 ms, once reparented) and watches
+/// whether whoever inherits it reaps it within 10 s.
+fn zombie() -> i32 {
+    let mut pipe = [0; 2];
+    // SAFETY: pipe writes two fds into the live array.
+    if unsafe { libc::pipe(pipe.as_mut_ptr()) } != 0 {
+        out("zombie", errno_name(errno()));
+        return 1;
+    }
+    flush();
+    // SAFETY: single-threaded; the child only forks, writes and _exits.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        // SAFETY: as above.
+        let grandchild = unsafe { libc::fork() };
+        if grandchild == 0 {
+            std::thread::sleep(Duration::from_millis(300));
+            // SAFETY: ends the grandchild without the parent's destructors.
+            unsafe { libc::_exit(0) };
+        }
+        let bytes = grandchild.to_ne_bytes();
+        // SAFETY: bytes is live for the call; the pipe's write end is ours.
+        unsafe {
+            libc::write(pipe[1], bytes.as_ptr().cast(), bytes.len());
+            libc::_exit(0);
+        }
+    }
+    if child < 0 {
+        out("zombie", errno_name(errno()));
+        return 1;
+    }
+    let mut status = 0;
+    let mut bytes = [0u8; 4];
+    // SAFETY: status and bytes are live locals; child is ours.
+    let n = unsafe {
+        libc::waitpid(child, &mut status, 0);
+        libc::read(pipe[0], bytes.as_mut_ptr().cast(), bytes.len())
+    };
+    let grandchild = libc::pid_t::from_ne_bytes(bytes);
+    if n != 4 || grandchild <= 0 {
+        out("zombie", "no-grandchild");
+        return 1;
+    }
+    out("grandchild", grandchild);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut zombie_seen = false;
+    let mut reaped = false;
+    while Instant::now() < deadline {
+        match std::fs::read_to_string(format!("/proc/{grandchild}/stat")) {
+            Err(_) => {
+                reaped = true;
+                break;
+            }
+            Ok(stat) => {
+                let state = stat
+                    .rsplit_once(')')
+                    .and_then(|(_, rest)| rest.trim_start().chars().next());
+                zombie_seen |= state == Some('Z');
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    out("zombie_seen", u8::from(zombie_seen));
+    out("reaped", u8::from(reaped));
+    0
+}
+
+/// Leaves a process behind that sleeps SECS in its own session with stdio on
+/// /dev/null (so it holds no pipe of the caller). MARKER, if any, is only in its
+/// cmdline, for the host to find it.
+fn orphan(secs: u64) -> i32 {
+    flush();
+    // SAFETY: single-threaded; the child only rearranges its own fds and sleeps.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        // SAFETY: the path is a static C string; the fds are the child's own.
+        unsafe {
+            libc::setsid();
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+            for fd in 0..3 {
+                if null >= 0 {
+                    libc::dup2(null, fd);
+                } else {
+                    libc::close(fd);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_secs(secs));
+        // SAFETY: ends the child without the parent's destructors.
+        unsafe { libc::_exit(0) };
+    }
+    if child < 0 {
+        out("orphan", errno_name(errno()));
+        return 1;
+    }
+    out("orphan", child);
+    0
+}
+
+fn exec_as(uid: &str, gid: &str, prog: &[String]) -> i32 {
+    let (Ok(uid), Ok(gid)) = (uid.parse::<libc::uid_t>(), gid.parse::<libc::gid_t>()) else {
+        eprintln!("probe: exec-as UID GID PROG [ARGS...]");
+        return 2;
+    };
+    let Some(argv): Option<Vec<CString>> = prog.iter().map(|a| cstring(a)).collect() else {
+        return 2;
+    };
+    if argv.is_empty() {
+        eprintln!("probe: exec-as needs a program");
+        return 2;
+    }
+    // SAFETY: no pointers except the null group list of length 0.
+    let dropped = unsafe {
+        libc::setgroups(0, std::ptr::null()) == 0
+            && libc::setgid(gid) == 0
+            && libc::setuid(uid) == 0
+    };
+    if !dropped {
+        out("exec_as", errno_name(errno()));
+        return 1;
+    }
+    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    flush();
+    // SAFETY: argv holds NUL-terminated strings that outlive the call, and the pointer
+    // array is null-terminated.
+    unsafe { libc::execv(ptrs[0], ptrs.as_ptr()) };
+    out("exec_as", errno_name(errno()));
+    127
+}
+
+/// Writes MIB mebibytes to PATH in 1 MiB steps; reports how many made it.
+fn fill(path: &str, mib: u64) -> i32 {
+    let mut file = match std::fs::File::create(path) {
+        Ok(f) => f,
+        Err(e) => {
+            out("fill", io_errno(&e));
+            return 0;
+        }
+    };
+    let chunk = vec![0x5au8; 1 << 20];
+    let mut written = 0;
+    let mut result = "ok".to_string();
+    for _ in 0..mib {
+        match file.write_all(&chunk).and_then(|()| file.sync_data()) {
+            Ok(()) => written += 1,
+            Err(e) => {
+                result = io_errno(&e);
+                break;
+            }
+        }
+    }
+    out("written_mib", written);
+    out("fill", result);
+    0
+}

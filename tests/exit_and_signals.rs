@@ -1,0 +1,270 @@
+//! Exit statuses, signals, zombies and the lifetime of sandbox processes (issue 2,
+//! items 6 and 8; THREATS.md section 5, "Signals / PID-1 problems", "Exit-code
+//! propagation", "Cleanup after SIGKILL of the runtime").
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{
+    make_executable, require_bin, require_root_and_rootfs, HostSnapshot, TempDir, MARKER_PREFIX,
+};
+
+#[test]
+fn exit_status_of_the_command_is_microbox_status() {
+    let Some(env) = require_root_and_rootfs() else {
+        return;
+    };
+    for code in [0, 1, 42, 255] {
+        let out = env.probe(&[], &["exit", &code.to_string()]);
+        out.assert_code(code);
+        let out = env
+            .microbox()
+            .args(env.fs_args())
+            .args(["--", "/bin/sh", "-c", &format!("exit {code}")])
+            .output();
+        out.assert_code(code);
+        assert!(
+            out.stderr.is_empty(),
+            "a normal exit prints nothing of microbox's own\n{out}"
+        );
+    }
+}
+
+#[test]
+fn killed_by_signal_n_gives_128_plus_n() {
+    let Some(env) = require_root_and_rootfs() else {
+        return;
+    };
+    for (sig, name) in [
+        (libc::SIGHUP, "HUP"),
+        (libc::SIGKILL, "KILL"),
+        (libc::SIGUSR1, "USR1"),
+        (libc::SIGTERM, "TERM"),
+    ] {
+        let out = env.probe(&[], &["kill-self", name]);
+        out.assert_code(128 + sig);
+    }
+    let out = env
+        .microbox()
+        .args(env.fs_args())
+        .args(["--", "/bin/sh", "-c", "kill -KILL $$"])
+        .output();
+    out.assert_code(137);
+}
+
+#[test]
+fn command_not_found_is_127() {
+    let Some(env) = require_root_and_rootfs() else {
+        return;
+    };
+    let out = env
+        .microbox()
+        .args(env.fs_args())
+        .args(["--", "/bin/nonexistent-mbx"])
+        .output();
+    out.assert_code(127);
+    assert!(
+        out.stderr.contains("nonexistent-mbx"),
+        "the message names the command\n{out}"
+    );
+    // Found through PATH or not at all.
+    let out = env
+        .microbox()
+        .args(env.fs_args())
+        .args(["--", "nonexistent-mbx"])
+        .output();
+    out.assert_code(127);
+    let out = env
+        .microbox()
+        .args(env.fs_args())
+        .args(["--", "probe", "exit", "3"])
+        .output();
+    out.assert_code(3);
+}
+
+#[test]
+fn command_not_executable_is_126() {
+    let Some(env) = require_root_and_rootfs() else {
+        return;
+    };
+    let dir = TempDir::new("noexec");
+    std::fs::write(dir.join("script"), "#!/bin/sh\nexit 0\n").unwrap();
+    make_executable(&dir.join("script"), 0o644);
+    let spec = format!("{}:/data", dir.path.display());
+    let out = env
+        .microbox()
+        .args(env.fs_args())
+        .args(["--mount-ro", &spec, "--", "/data/script"])
+        .output();
+    out.assert_code(126);
+    // A directory is found but cannot be executed either.
+    let out = env
+        .microbox()
+        .args(env.fs_args())
+        .args(["--", "/bin"])
+        .output();
+    out.assert_code(126);
+}
+
+#[test]
+fn microbox_own_failure_is_125() {
+    let Some(env) = require_bin() else { return };
+    let out = env.run(&["--cpus", "0", "--", "/bin/true"]);
+    out.assert_microbox_error();
+}
+
+#[test]
+fn sigterm_to_microbox_reaches_the_command_handler() {
+    let Some(env) = require_root_and_rootfs() else {
+        return;
+    };
+    for sig in ["TERM", "INT", "HUP", "USR1", "USR2", "QUIT"] {
+        let signo = match sig {
+            "TERM" => libc::SIGTERM,
+            "INT" => libc::SIGINT,
+            "HUP" => libc::SIGHUP,
+            "USR1" => libc::SIGUSR1,
+            "USR2" => libc::SIGUSR2,
+            _ => libc::SIGQUIT,
+        };
+        let mut run = env.probe_run(&[], &["sleep-trap", sig]).spawn();
+        assert!(
+            run.wait_for_line("ready", env.timeout),
+            "the probe never got ready ({sig})"
+        );
+        run.signal(signo);
+        let out = run.finish();
+        out.assert_success();
+        assert!(
+            out.stdout.contains(&format!("got SIG{sig}\n")),
+            "SIG{sig} was not forwarded\n{out}"
+        );
+    }
+}
+
+#[test]
+fn sigterm_stops_a_command_without_handler() {
+    let Some(env) = require_root_and_rootfs() else {
+        return;
+    };
+    let mut run = env
+        .microbox()
+        .args(env.fs_args())
+        .args([
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo ready; exec /bin/probe sleep 60",
+        ])
+        .spawn();
+    assert!(
+        run.wait_for_line("ready", env.timeout),
+        "the command never started"
+    );
+    // Give `exec` a moment, so the signal reaches the probe and not the shell.
+    std::thread::sleep(Duration::from_millis(200));
+    let sent = Instant::now();
+    run.signal(libc::SIGTERM);
+    let out = run.finish();
+    out.assert_code(128 + libc::SIGTERM);
+    assert!(
+        sent.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        sent.elapsed()
+    );
+}
+
+#[test]
+fn orphaned_grandchildren_are_reaped() {
+    let Some(env) = require_root_and_rootfs() else {
+        return;
+    };
+    let out = env.probe(&[], &["zombie"]);
+    out.assert_success();
+    assert_eq!(
+        out.value("reaped"),
+        "1",
+        "a reparented zombie was never reaped\n{out}"
+    );
+}
+
+/// Processes on the host whose cmdline carries `marker`.
+fn marked(marker: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+        })
+        .collect()
+}
+
+#[test]
+fn background_processes_die_with_the_command() {
+    let Some(env) = require_root_and_rootfs() else {
+        return;
+    };
+    let marker = format!("{MARKER_PREFIX}{}", common::unique_token());
+    // The harness's snapshot also catches marked processes; this says it plainly.
+    let out = env.probe(&[], &["orphan", "60", &marker]);
+    out.assert_success();
+    assert!(out.get("orphan").is_some(), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !marked(&marker).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        marked(&marker),
+        Vec::<u32>::new(),
+        "a background process outlived the sandbox"
+    );
+}
+
+#[test]
+fn sandbox_dies_when_microbox_is_killed_and_next_run_cleans_up() {
+    let Some(env) = require_root_and_rootfs() else {
+        return;
+    };
+    let before = HostSnapshot::take();
+    let marker = format!("{MARKER_PREFIX}{}", common::unique_token());
+    let mut run = env
+        .probe_run(&[], &["sleep-trap", "TERM", &marker])
+        .no_leftover_check()
+        .spawn();
+    assert!(
+        run.wait_for_line("ready", env.timeout),
+        "the probe never got ready"
+    );
+    assert!(
+        !marked(&marker).is_empty(),
+        "cannot see the sandboxed probe from the host"
+    );
+    run.signal(libc::SIGKILL);
+    let out = run.finish();
+    assert_eq!(out.signal, Some(libc::SIGKILL), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !marked(&marker).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        marked(&marker),
+        Vec::<u32>::new(),
+        "the sandbox outlived a killed microbox"
+    );
+
+    // One more normal run may collect what the killed one left; then the host must
+    // be as it was before both.
+    let out = env.probe(&[], &["pid"]);
+    out.assert_success();
+    let leftovers = before.leftovers_after_settling(Duration::from_secs(3));
+    assert!(
+        leftovers.is_empty(),
+        "left after kill -9 and one more run:\n  {}",
+        leftovers.join("\n  ")
+    );
+}
