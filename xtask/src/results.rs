@@ -141,14 +141,14 @@ impl Layer {
             ..self.counts
         };
         match &self.status {
-            LayerStatus::Ok => format!("{:>5}: {counts} ({:.1} s)", self.name, self.seconds),
+            LayerStatus::Ok => format!("{:>11}: {counts} ({:.1} s)", self.name, self.seconds),
             LayerStatus::Failed(why) => {
                 format!(
-                    "{:>5}: {counts} ({:.1} s) FAILED: {why}",
+                    "{:>11}: {counts} ({:.1} s) FAILED: {why}",
                     self.name, self.seconds
                 )
             }
-            LayerStatus::Skipped(why) => format!("{:>5}: skipped: {why}", self.name),
+            LayerStatus::Skipped(why) => format!("{:>11}: skipped: {why}", self.name),
         }
     }
 }

@@ -118,6 +118,8 @@ if [ ! -e /.stage2 ]; then
   exec switch_root /newroot /init
 fi
 mount -t proc proc /proc
+# Guest uptime when stage 2 starts: splits the boot time into kernel and /init.
+STAGE2=$(cut -d' ' -f1 /proc/uptime)
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm /run /tmp
@@ -139,7 +141,7 @@ echo 1 > /proc/sys/net/ipv4/ip_forward || infra "ip_forward"
 CGFS=$(stat -f -c %T /sys/fs/cgroup)
 CGMAGIC=$(stat -f -c %t /sys/fs/cgroup)
 CGMNT=$(awk '$2 == "/sys/fs/cgroup" { print $3 }' /proc/mounts)
-echo "MICROBOX-VMTEST-BEGIN kernel=$KV cgroupfs=$CGFS cgroupmagic=$CGMAGIC cgroupmount=$CGMNT controllers=\"$(cat /sys/fs/cgroup/cgroup.subtree_control)\" nproc=$(nproc) uptime=$(cut -d' ' -f1 /proc/uptime)"
+echo "MICROBOX-VMTEST-BEGIN kernel=$KV cgroupfs=$CGFS cgroupmagic=$CGMAGIC cgroupmount=$CGMNT controllers=\"$(cat /sys/fs/cgroup/cgroup.subtree_control)\" nproc=$(nproc) stage2=$STAGE2 uptime=$(cut -d' ' -f1 /proc/uptime)"
 export MICROBOX_BIN=@MICROBOX@ MICROBOX_TEST_ROOTFS=@ROOTFS@ RUST_BACKTRACE=1
 export MICROBOX_TEST_LEG=${MICROBOX_TEST_LEG:-vm}
 rc=0
