@@ -138,8 +138,12 @@ impl Kernel {
     }
 
     /// The file to pass to `qemu -kernel`: a cached PVH vmlinux when one can be
-    /// extracted, else the bzImage itself. The bool says which.
+    /// extracted, else the bzImage itself (also with MICROBOX_VM_PVH=0). The
+    /// bool says which.
     pub fn boot_file(&self, cache: &Path) -> (PathBuf, bool) {
+        if std::env::var("MICROBOX_VM_PVH").as_deref() == Ok("0") {
+            return (self.image.clone(), false);
+        }
         match extract_vmlinux(
             &self.image,
             &cache.join(format!("vmlinux-{}", self.release)),

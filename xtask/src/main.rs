@@ -308,7 +308,8 @@ fn vm_layer(ctx: &Ctx, built: Option<&Result<Built, String>>, args: &[String]) -
     };
     let machine = match vm::preflight() {
         Ok(m) => m,
-        Err(why) => return cannot_run(ctx, "vm", why),
+        Err(vm::Unavailable::Missing(why)) => return cannot_run(ctx, "vm", why),
+        Err(vm::Unavailable::Broken(why)) => return failed(why, Default::default()),
     };
     let owned;
     let built = match built {
@@ -425,7 +426,15 @@ fn vm_selftest_layer(ctx: &Ctx, green_too: bool) -> Layer {
     let start = Instant::now();
     let machine = match vm::preflight() {
         Ok(m) => m,
-        Err(why) => return cannot_run(ctx, "vm-selftest", why),
+        Err(vm::Unavailable::Missing(why)) => return cannot_run(ctx, "vm-selftest", why),
+        Err(vm::Unavailable::Broken(why)) => {
+            return Layer {
+                name: "vm-selftest",
+                counts: results::Counts::default(),
+                status: LayerStatus::Failed(why),
+                seconds: start.elapsed().as_secs_f64(),
+            }
+        }
     };
     let payload = vm::Payload::default();
     let mut counts = results::Counts::default();

@@ -49,13 +49,38 @@ pub struct Machine {
     pub modules: Vec<Module>,
 }
 
-/// Finds QEMU, the kernel and its modules; `Err` says what is missing and how
-/// to install it.
-pub fn preflight() -> Result<Machine, String> {
-    let qemu = find_in_path("qemu-system-x86_64")
-        .ok_or_else(|| format!("qemu-system-x86_64 not found (install: {INSTALL_HINT})"))?;
-    let kernel = Kernel::find().map_err(|e| format!("{e} (install: {INSTALL_HINT})"))?;
-    let modules = kernel::modules_for(&kernel.modules_dir())?;
+/// Why the VM cannot be set up.
+pub enum Unavailable {
+    /// A package is not installed: skip outside CI, with the install hint.
+    Missing(String),
+    /// Something is there but wrong (a bad MICROBOX_VM_KERNEL, a kernel
+    /// without a needed module): always a failure.
+    Broken(String),
+}
+
+/// Finds QEMU, the kernel and its modules.
+pub fn preflight() -> Result<Machine, Unavailable> {
+    let qemu = find_in_path("qemu-system-x86_64").ok_or_else(|| {
+        Unavailable::Missing(format!(
+            "qemu-system-x86_64 not found (install: {INSTALL_HINT})"
+        ))
+    })?;
+    let kernel = Kernel::find().map_err(|e| {
+        if std::env::var_os("MICROBOX_VM_KERNEL").is_some() {
+            Unavailable::Broken(e)
+        } else {
+            Unavailable::Missing(format!("{e} (install: {INSTALL_HINT})"))
+        }
+    })?;
+    let moddir = kernel.modules_dir();
+    if !moddir.join("modules.dep").is_file() {
+        return Err(Unavailable::Missing(format!(
+            "no modules for kernel {} in {} (install: {INSTALL_HINT})",
+            kernel.release,
+            moddir.display()
+        )));
+    }
+    let modules = kernel::modules_for(&moddir).map_err(Unavailable::Broken)?;
     Ok(Machine {
         qemu,
         kernel,
