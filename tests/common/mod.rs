@@ -630,11 +630,7 @@ impl HostSnapshot {
             }
         }
         for p in now.run_dir.difference(&self.run_dir) {
-            // A directory microbox keeps for all runs (for example a lease directory)
-            // may appear once; it must be empty.
-            let path = Path::new(p);
-            let empty_dir = std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none());
-            if !empty_dir {
+            if !is_persistent_state(Path::new(p)) {
                 out.push(format!("state: {p}"));
             }
         }
@@ -671,6 +667,22 @@ impl HostSnapshot {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// What microbox keeps across runs and may create once: an empty directory (for
+/// example the lease directory) or an empty global lock file directly in
+/// /run/microbox (`gc.lock`, held with flock, so it needs no cleanup).
+fn is_persistent_state(path: &Path) -> bool {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return true; // gone by now
+    };
+    if meta.is_dir() {
+        return std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none());
+    }
+    meta.is_file()
+        && meta.len() == 0
+        && path.parent() == Some(Path::new(RUN_DIR))
+        && path.extension().is_some_and(|e| e == "lock")
 }
 
 fn mounts() -> BTreeMap<String, usize> {

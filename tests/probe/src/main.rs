@@ -469,290 +469,87 @@ const fn compat(mut c: Call, x32: i64) -> Call {
 const NO_ARGS: [Arg; 6] = [NUL; 6];
 const NOFILE: &CStr = c"/probe-nonexistent";
 
+/// The given leading arguments, the rest 0.
+const fn args(given: &[Arg]) -> [Arg; 6] {
+    let mut all = NO_ARGS;
+    let mut i = 0;
+    while i < given.len() {
+        all[i] = given[i];
+        i += 1;
+    }
+    all
+}
+
+const NEWUSER: u64 = libc::CLONE_NEWUSER as u64;
+const NEWNS: u64 = libc::CLONE_NEWNS as u64;
+const SIGCHLD: u64 = libc::SIGCHLD as u64;
+
 /// Every call has arguments that make it fail or do nothing even when allowed.
+#[rustfmt::skip]
 static CALLS: &[Call] = &[
     call("getpid", libc::SYS_getpid, Some(20), NO_ARGS),
     // Makes the forked child traced by the probe, which only waits for it.
-    compat(
-        call(
-            "ptrace",
-            libc::SYS_ptrace,
-            Some(26),
-            [Int(libc::PTRACE_TRACEME as u64), NUL, NUL, NUL, NUL, NUL],
-        ),
-        521,
-    ),
-    // Runs in the forked child, which exits right after.
-    call(
-        "unshare",
-        libc::SYS_unshare,
-        Some(310),
-        [Int(libc::CLONE_NEWUSER as u64), NUL, NUL, NUL, NUL, NUL],
-    ),
-    call(
-        "unshare-newns",
-        libc::SYS_unshare,
-        Some(310),
-        [Int(libc::CLONE_NEWNS as u64), NUL, NUL, NUL, NUL, NUL],
-    ),
+    compat(call("ptrace", libc::SYS_ptrace, Some(26), args(&[Int(libc::PTRACE_TRACEME as u64)])), 521),
+    // These run in the forked child, which exits right after.
+    call("unshare", libc::SYS_unshare, Some(310), args(&[Int(NEWUSER)])),
+    call("unshare-newns", libc::SYS_unshare, Some(310), args(&[Int(NEWNS)])),
     // fork-like raw clone (no stack); the new process exits at once.
-    call(
-        "clone",
-        libc::SYS_clone,
-        Some(120),
-        [
-            Int((libc::CLONE_NEWUSER | libc::SIGCHLD) as u64),
-            NUL,
-            NUL,
-            NUL,
-            NUL,
-            NUL,
-        ],
-    ),
-    call(
-        "clone-newns",
-        libc::SYS_clone,
-        Some(120),
-        [
-            Int((libc::CLONE_NEWNS | libc::SIGCHLD) as u64),
-            NUL,
-            NUL,
-            NUL,
-            NUL,
-            NUL,
-        ],
-    ),
-    call(
-        "clone-plain",
-        libc::SYS_clone,
-        Some(120),
-        [Int(libc::SIGCHLD as u64), NUL, NUL, NUL, NUL, NUL],
-    ),
+    call("clone", libc::SYS_clone, Some(120), args(&[Int(NEWUSER | SIGCHLD)])),
+    call("clone-newns", libc::SYS_clone, Some(120), args(&[Int(NEWNS | SIGCHLD)])),
+    call("clone-plain", libc::SYS_clone, Some(120), args(&[Int(SIGCHLD)])),
     // clone_args of size 0: EINVAL when allowed.
     call("clone3", libc::SYS_clone3, Some(435), NO_ARGS),
-    // Target does not exist.
-    call(
-        "mount",
-        libc::SYS_mount,
-        Some(21),
-        [Str(c"none"), Str(NOFILE), Str(c"tmpfs"), NUL, NUL, NUL],
-    ),
-    call(
-        "umount2",
-        libc::SYS_umount2,
-        Some(52),
-        [Str(NOFILE), NUL, NUL, NUL, NUL, NUL],
-    ),
-    call(
-        "pivot_root",
-        libc::SYS_pivot_root,
-        Some(217),
-        [Str(NOFILE), Str(NOFILE), NUL, NUL, NUL, NUL],
-    ),
-    call(
-        "fsopen",
-        libc::SYS_fsopen,
-        Some(430),
-        [Str(c"probe-nofs"), NUL, NUL, NUL, NUL, NUL],
-    ),
-    call(
-        "fsconfig",
-        libc::SYS_fsconfig,
-        Some(431),
-        [MINUS1, NUL, NUL, NUL, NUL, NUL],
-    ),
-    call(
-        "fsmount",
-        libc::SYS_fsmount,
-        Some(432),
-        [MINUS1, NUL, NUL, NUL, NUL, NUL],
-    ),
-    call(
-        "fspick",
-        libc::SYS_fspick,
-        Some(433),
-        [MINUS1, Str(NOFILE), NUL, NUL, NUL, NUL],
-    ),
-    call(
-        "open_tree",
-        libc::SYS_open_tree,
-        Some(428),
-        [MINUS1, Str(NOFILE), NUL, NUL, NUL, NUL],
-    ),
-    call(
-        "move_mount",
-        libc::SYS_move_mount,
-        Some(429),
-        [MINUS1, Str(c""), MINUS1, Str(c""), NUL, NUL],
-    ),
-    call(
-        "setns",
-        libc::SYS_setns,
-        Some(346),
-        [MINUS1, NUL, NUL, NUL, NUL, NUL],
-    ),
+    // Targets and sources that do not exist, fds that are not open.
+    call("mount", libc::SYS_mount, Some(21), args(&[Str(c"none"), Str(NOFILE), Str(c"tmpfs")])),
+    call("umount2", libc::SYS_umount2, Some(52), args(&[Str(NOFILE)])),
+    call("pivot_root", libc::SYS_pivot_root, Some(217), args(&[Str(NOFILE), Str(NOFILE)])),
+    call("fsopen", libc::SYS_fsopen, Some(430), args(&[Str(c"probe-nofs")])),
+    call("fsconfig", libc::SYS_fsconfig, Some(431), args(&[MINUS1])),
+    call("fsmount", libc::SYS_fsmount, Some(432), args(&[MINUS1])),
+    call("fspick", libc::SYS_fspick, Some(433), args(&[MINUS1, Str(NOFILE)])),
+    call("open_tree", libc::SYS_open_tree, Some(428), args(&[MINUS1, Str(NOFILE)])),
+    call("move_mount", libc::SYS_move_mount, Some(429), args(&[MINUS1, Str(c""), MINUS1, Str(c"")])),
+    call("setns", libc::SYS_setns, Some(346), args(&[MINUS1])),
     // Query only: the id of the session keyring, never created.
-    call(
-        "keyctl",
-        libc::SYS_keyctl,
-        Some(288),
-        [
-            Int(libc::KEYCTL_GET_KEYRING_ID as u64),
-            Int(libc::KEY_SPEC_SESSION_KEYRING as i64 as u64),
-            NUL,
-            NUL,
-            NUL,
-            NUL,
-        ],
-    ),
+    call("keyctl", libc::SYS_keyctl, Some(288), args(&[
+        Int(libc::KEYCTL_GET_KEYRING_ID as u64),
+        Int(libc::KEY_SPEC_SESSION_KEYRING as i64 as u64),
+    ])),
     call("add_key", libc::SYS_add_key, Some(286), NO_ARGS),
     call("request_key", libc::SYS_request_key, Some(287), NO_ARGS),
     // Unknown command.
-    call(
-        "bpf",
-        libc::SYS_bpf,
-        Some(357),
-        [Int(0x7fff), NUL, NUL, NUL, NUL, NUL],
-    ),
-    call(
-        "perf_event_open",
-        libc::SYS_perf_event_open,
-        Some(336),
-        [NUL, NUL, MINUS1, MINUS1, NUL, NUL],
-    ),
-    call(
-        "io_uring_setup",
-        libc::SYS_io_uring_setup,
-        Some(425),
-        NO_ARGS,
-    ),
-    call(
-        "io_uring_enter",
-        libc::SYS_io_uring_enter,
-        Some(426),
-        [Int(u32::MAX as u64), NUL, NUL, NUL, NUL, NUL],
-    ),
-    call(
-        "io_uring_register",
-        libc::SYS_io_uring_register,
-        Some(427),
-        [Int(u32::MAX as u64), NUL, NUL, NUL, NUL, NUL],
-    ),
-    call(
-        "open_by_handle_at",
-        libc::SYS_open_by_handle_at,
-        Some(342),
-        [MINUS1, NUL, NUL, NUL, NUL, NUL],
-    ),
-    call(
-        "name_to_handle_at",
-        libc::SYS_name_to_handle_at,
-        Some(341),
-        [AT_FDCWD, Str(c"/"), NUL, NUL, NUL, NUL],
-    ),
+    call("bpf", libc::SYS_bpf, Some(357), args(&[Int(0x7fff)])),
+    call("perf_event_open", libc::SYS_perf_event_open, Some(336), args(&[NUL, NUL, MINUS1, MINUS1])),
+    call("io_uring_setup", libc::SYS_io_uring_setup, Some(425), NO_ARGS),
+    call("io_uring_enter", libc::SYS_io_uring_enter, Some(426), args(&[Int(u32::MAX as u64)])),
+    call("io_uring_register", libc::SYS_io_uring_register, Some(427), args(&[Int(u32::MAX as u64)])),
+    call("open_by_handle_at", libc::SYS_open_by_handle_at, Some(342), args(&[MINUS1])),
+    call("name_to_handle_at", libc::SYS_name_to_handle_at, Some(341), args(&[AT_FDCWD, Str(c"/")])),
     // An arch field and flag bit that do not exist, and too many segments: EINVAL
     // when allowed; never unloads a loaded kernel.
-    compat(
-        call(
-            "kexec_load",
-            libc::SYS_kexec_load,
-            Some(283),
-            [NUL, Int(17), NUL, Int(0xffff_0100), NUL, NUL],
-        ),
-        528,
-    ),
-    call(
-        "kexec_file_load",
-        libc::SYS_kexec_file_load,
-        None,
-        [MINUS1, MINUS1, NUL, NUL, Int(1 << 30), NUL],
-    ),
-    call(
-        "init_module",
-        libc::SYS_init_module,
-        Some(128),
-        [NUL, NUL, Str(c""), NUL, NUL, NUL],
-    ),
-    call(
-        "finit_module",
-        libc::SYS_finit_module,
-        Some(350),
-        [MINUS1, Str(c""), NUL, NUL, NUL, NUL],
-    ),
-    call(
-        "delete_module",
-        libc::SYS_delete_module,
-        Some(129),
-        [
-            Str(c"probe_no_such_module"),
-            Int(libc::O_NONBLOCK as u64),
-            NUL,
-            NUL,
-            NUL,
-            NUL,
-        ],
-    ),
+    compat(call("kexec_load", libc::SYS_kexec_load, Some(283), args(&[NUL, Int(17), NUL, Int(0xffff_0100)])), 528),
+    call("kexec_file_load", libc::SYS_kexec_file_load, None, args(&[MINUS1, MINUS1, NUL, NUL, Int(1 << 30)])),
+    call("init_module", libc::SYS_init_module, Some(128), args(&[NUL, NUL, Str(c"")])),
+    call("finit_module", libc::SYS_finit_module, Some(350), args(&[MINUS1, Str(c"")])),
+    call("delete_module", libc::SYS_delete_module, Some(129), args(&[
+        Str(c"probe_no_such_module"),
+        Int(libc::O_NONBLOCK as u64),
+    ])),
     // Magic numbers 0: EINVAL when allowed.
     call("reboot", libc::SYS_reboot, Some(88), NO_ARGS),
     // Zero iovecs from itself.
-    compat(
-        call(
-            "process_vm_readv",
-            libc::SYS_process_vm_readv,
-            Some(347),
-            [SelfPid, NUL, NUL, NUL, NUL, NUL],
-        ),
-        539,
-    ),
-    compat(
-        call(
-            "process_vm_writev",
-            libc::SYS_process_vm_writev,
-            Some(348),
-            [SelfPid, NUL, NUL, NUL, NUL, NUL],
-        ),
-        540,
-    ),
-    call(
-        "userfaultfd",
-        libc::SYS_userfaultfd,
-        Some(374),
-        [Int(libc::O_CLOEXEC as u64), NUL, NUL, NUL, NUL, NUL],
-    ),
+    compat(call("process_vm_readv", libc::SYS_process_vm_readv, Some(347), args(&[SelfPid])), 539),
+    compat(call("process_vm_writev", libc::SYS_process_vm_writev, Some(348), args(&[SelfPid])), 540),
+    call("userfaultfd", libc::SYS_userfaultfd, Some(374), args(&[Int(libc::O_CLOEXEC as u64)])),
     // 0xffffffff queries the persona without changing it.
-    call(
-        "personality",
-        libc::SYS_personality,
-        Some(136),
-        [Int(0xffff_ffff), NUL, NUL, NUL, NUL, NUL],
-    ),
+    call("personality", libc::SYS_personality, Some(136), args(&[Int(0xffff_ffff)])),
     // The file cannot be opened, so accounting is never switched.
-    call(
-        "acct",
-        libc::SYS_acct,
-        Some(51),
-        [Str(c"/probe-nonexistent/acct"), NUL, NUL, NUL, NUL, NUL],
-    ),
-    call(
-        "kcmp",
-        libc::SYS_kcmp,
-        Some(349),
-        [SelfPid, SelfPid, NUL, NUL, NUL, NUL],
-    ),
+    call("acct", libc::SYS_acct, Some(51), args(&[Str(c"/probe-nonexistent/acct")])),
+    call("kcmp", libc::SYS_kcmp, Some(349), args(&[SelfPid, SelfPid])),
     // SYSLOG_ACTION_SIZE_BUFFER: a query.
-    call(
-        "syslog",
-        libc::SYS_syslog,
-        Some(103),
-        [Int(10), NUL, NUL, NUL, NUL, NUL],
-    ),
+    call("syslog", libc::SYS_syslog, Some(103), args(&[Int(10)])),
     call("quotactl", libc::SYS_quotactl, Some(131), NO_ARGS),
-    call(
-        "fanotify_init",
-        libc::SYS_fanotify_init,
-        Some(338),
-        [Int(0xffff_ffff), NUL, NUL, NUL, NUL, NUL],
-    ),
+    call("fanotify_init", libc::SYS_fanotify_init, Some(338), args(&[Int(0xffff_ffff)])),
     // Null time and zone: nothing to set.
     call("settimeofday", libc::SYS_settimeofday, Some(79), NO_ARGS),
     call("clock_settime", libc::SYS_clock_settime, Some(264), NO_ARGS),
@@ -761,18 +558,9 @@ static CALLS: &[Call] = &[
     // Level 0 and an empty range: nothing to grant.
     call("iopl", libc::SYS_iopl, Some(110), NO_ARGS),
     call("ioperm", libc::SYS_ioperm, Some(101), NO_ARGS),
-    call(
-        "swapon",
-        libc::SYS_swapon,
-        Some(87),
-        [Str(NOFILE), NUL, NUL, NUL, NUL, NUL],
-    ),
-    call(
-        "swapoff",
-        libc::SYS_swapoff,
-        Some(115),
-        [Str(NOFILE), NUL, NUL, NUL, NUL, NUL],
-    ),
+    call("swapon", libc::SYS_swapon, Some(87), args(&[Str(NOFILE)])),
+    call("swapoff", libc::SYS_swapoff, Some(115), args(&[Str(NOFILE)])),
+    // sysinfo(NULL): EFAULT shows the call reached the kernel.
     call("sysinfo", libc::SYS_sysinfo, Some(116), NO_ARGS),
 ];
 
@@ -1143,10 +931,7 @@ fn mounts(path: &str) -> i32 {
     out("nosuid", flag(libc::ST_NOSUID));
     out("nodev", flag(libc::ST_NODEV));
     out("noexec", flag(libc::ST_NOEXEC));
-    out(
-        "size_bytes",
-        vfs.f_blocks * vfs.f_frsize,
-    );
+    out("size_bytes", vfs.f_blocks * vfs.f_frsize);
     // SAFETY: statfs is plain data, filled by the call.
     let mut sfs: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: c and sfs are live for the call.
