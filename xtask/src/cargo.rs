@@ -230,6 +230,12 @@ pub fn build_test_executables(
     cmd.args(["test", "--no-run", "-p", package, "--test", "*"]);
     if let Some(t) = target {
         t.apply(&mut cmd);
+        // Full debuginfo is three quarters of a test executable, and every byte
+        // is unpacked and copied inside the TCG guest; line tables keep the
+        // backtraces useful. The static target has its own target/ subdirectory,
+        // so this does not force rebuilds of the host's debug builds.
+        cmd.env("CARGO_PROFILE_DEV_DEBUG", "line-tables-only")
+            .env("CARGO_PROFILE_TEST_DEBUG", "line-tables-only");
     }
     let mut tests: Vec<(String, PathBuf)> = run_json(cmd)?
         .into_iter()

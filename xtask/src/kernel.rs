@@ -162,7 +162,13 @@ const XZ_MAGIC: &[u8] = b"\xfd7zXZ\x00";
 fn extract_vmlinux(image: &Path, out: &Path) -> Result<PathBuf, String> {
     let src_md =
         fs::metadata(image).map_err(|e| format!("cannot stat {}: {e}", image.display()))?;
-    let stamp = out.with_extension("stamp");
+    // Appended, not with_extension(): the release's dots would be cut off.
+    let sibling = |suffix: &str| {
+        let mut name = out.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    let stamp = sibling(".stamp");
     let want = format!("{} {} {}\n", image.display(), src_md.len(), src_md.mtime());
     if out.is_file() && fs::read_to_string(&stamp).ok().as_deref() == Some(&want) {
         return Ok(out.to_path_buf());
@@ -199,7 +205,7 @@ fn extract_vmlinux(image: &Path, out: &Path) -> Result<PathBuf, String> {
     if let Some(dir) = out.parent() {
         fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    let tmp = out.with_extension("tmp");
+    let tmp = sibling(&format!(".tmp-{}", std::process::id()));
     fs::write(&tmp, &vmlinux).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     fs::rename(&tmp, out).map_err(|e| format!("cannot rename to {}: {e}", out.display()))?;
     fs::write(&stamp, want).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
