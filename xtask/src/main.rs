@@ -227,10 +227,17 @@ fn counted_layer(name: &'static str, start: Instant, cmd: Command) -> Layer {
 }
 
 fn unit_layer(ctx: &Ctx, args: &[String]) -> Layer {
-    eprintln!("xtask: [unit] cargo test --workspace --lib --bins");
+    eprintln!("xtask: [unit] cargo test --no-fail-fast --workspace --lib --bins");
     let mut cmd = cargo::cargo(&ctx.repo);
-    cmd.args(["test", "--workspace", "--lib", "--bins", "--"])
-        .args(args);
+    cmd.args([
+        "test",
+        "--no-fail-fast",
+        "--workspace",
+        "--lib",
+        "--bins",
+        "--",
+    ])
+    .args(args);
     counted_layer("unit", Instant::now(), cmd)
 }
 
@@ -282,15 +289,23 @@ fn host_layer(ctx: &Ctx, built: &Result<Built, String>, args: &[String]) -> Laye
         Err(e) => return failed(format!("build failed: {e}")),
     };
     eprintln!(
-        "xtask: [host] cargo test -p microbox --test '*' ({} targets)",
+        "xtask: [host] cargo test --no-fail-fast -p microbox --test '*' ({} targets)",
         targets.len()
     );
     let mut cmd = cargo::cargo(&ctx.repo);
-    cmd.args(["test", "-p", "microbox", "--test", "*", "--"])
-        .args(args)
-        .env("MICROBOX_BIN", &built.microbox)
-        .env("MICROBOX_TEST_ROOTFS", &built.image)
-        .env("MICROBOX_TEST_LEG", "host");
+    cmd.args([
+        "test",
+        "--no-fail-fast",
+        "-p",
+        "microbox",
+        "--test",
+        "*",
+        "--",
+    ])
+    .args(args)
+    .env("MICROBOX_BIN", &built.microbox)
+    .env("MICROBOX_TEST_ROOTFS", &built.image)
+    .env("MICROBOX_TEST_LEG", "host");
     if ctx.ci {
         cmd.env("CI", "true");
     }
