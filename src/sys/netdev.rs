@@ -4,6 +4,11 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
+/// From `<linux/sockios.h>`, typed as each libc's ioctl request (glibc takes
+/// `c_ulong`, musl `c_int`), which libc's own constants are not.
+const SIOCGIFFLAGS: libc::Ioctl = 0x8913;
+const SIOCSIFFLAGS: libc::Ioctl = 0x8914;
+
 /// Sets IFF_UP on interface `name` through the socket `sock` (any AF_INET socket).
 pub fn set_up(sock: BorrowedFd<'_>, name: &str) -> io::Result<()> {
     // SAFETY: ifreq is plain data; all-zero is a valid value.
@@ -20,11 +25,11 @@ pub fn set_up(sock: BorrowedFd<'_>, name: &str) -> io::Result<()> {
     // SAFETY: `req` is a valid ifreq that lives across both calls; the kernel
     // reads the name and reads/writes ifr_flags only.
     unsafe {
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) == -1 {
+        if libc::ioctl(sock.as_raw_fd(), SIOCGIFFLAGS, &mut req) == -1 {
             return Err(io::Error::last_os_error());
         }
         req.ifr_ifru.ifru_flags |= up;
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) == -1 {
+        if libc::ioctl(sock.as_raw_fd(), SIOCSIFFLAGS, &req) == -1 {
             return Err(io::Error::last_os_error());
         }
     }
