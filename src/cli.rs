@@ -236,12 +236,32 @@ fn parse_mount(value: &OsStr, writable: bool) -> std::result::Result<BindMount, 
     if dest.components().any(|c| c == Component::ParentDir) {
         return Err("the destination must not contain '..'".to_string());
     }
+    if let Some(reserved) = reserved_destination(dest) {
+        return Err(format!(
+            "{reserved} is set up by microbox and cannot be a mount destination"
+        ));
+    }
     Ok(BindMount {
         source: PathBuf::from(OsStr::from_bytes(source)),
         // Drops `.`, repeated and trailing slashes: later stages compare destinations.
         dest: dest.components().collect(),
         writable,
     })
+}
+
+/// The root, /proc (anything in it) and /dev itself are microbox's own: a mount
+/// over them would replace the masked procfs or the minimal /dev (CVE-2019-16884).
+/// Single nodes below /dev (`/dev/kvm`) stay allowed.
+fn reserved_destination(dest: &Path) -> Option<&'static str> {
+    let mut parts = dest
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)));
+    match (parts.next(), parts.next()) {
+        (None, _) => Some("/"),
+        (Some(first), _) if first.as_os_str() == "proc" => Some("/proc"),
+        (Some(first), None) if first.as_os_str() == "dev" => Some("/dev"),
+        _ => None,
+    }
 }
 
 /// `KEY=VALUE`: the key is everything before the first '=', so it can never contain
@@ -636,6 +656,11 @@ mod tests {
             ("/x:/a/../b", "the destination must not contain '..'"),
             ("/x:/..", "the destination must not contain '..'"),
             ("/x:/a/..", "the destination must not contain '..'"),
+            ("/x:/", "/ is set up by microbox"),
+            ("/x://", "/ is set up by microbox"),
+            ("/x:/proc", "/proc is set up by microbox"),
+            ("/x:/proc/sys", "/proc is set up by microbox"),
+            ("/x:/dev/", "/dev is set up by microbox"),
         ];
         for opt in ["--mount-ro", "--mount-rw"] {
             for &(value, reason) in bad {
@@ -646,6 +671,15 @@ mod tests {
                 );
             }
         }
+        // A single device below /dev, and names that only start like ours, are fine.
+        assert_eq!(
+            run(&["--mount-rw", "/dev/kvm:/dev/kvm"]).mounts[0].dest,
+            PathBuf::from("/dev/kvm")
+        );
+        assert_eq!(
+            run(&["--mount-ro", "/x:/procs"]).mounts[0].dest,
+            PathBuf::from("/procs")
+        );
         // `..` as part of a name is fine.
         assert_eq!(
             run(&["--mount-ro", "/x:/a..b"]).mounts[0].dest,
