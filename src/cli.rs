@@ -395,7 +395,8 @@ Filesystem:
                         or a directory used read-only as the image under an
                         in-memory writable layer (default: tmpfs)
   --mount-ro HOST:DEST  bind HOST read-only at DEST; split at the first ':',
-                        DEST absolute and without '..' (repeatable)
+                        DEST absolute, without '..', not /, /proc or /dev
+                        (repeatable)
   --mount-rw HOST:DEST  as --mount-ro, but writable: writes reach the host
                         (repeatable)
   --readonly            make the root filesystem read-only; /tmp and /dev/shm
@@ -403,8 +404,8 @@ Filesystem:
 
 Network:
   --net MODE            none (a private network with only lo), host (the
-                        host's network), or bridge (a veth pair to a host
-                        bridge with NAT) (default: none)
+                        host's network); bridge (veth and NAT) is not
+                        implemented yet and is refused (default: none)
   --dns IP              DNS server for /etc/resolv.conf, IPv4 or IPv6
                         (repeatable; default: {dns})
   --hostname NAME       up to 64 letters, digits, '-' and '.'
