@@ -374,6 +374,23 @@ fn push_visible(out: &mut String, c: char) {
 }
 
 /// The `--help` text: every option with its default, grouped as the README groups them.
+/// The `--log-format` a command line asks for, found without a full parse, so
+/// that a usage error is reported in the format the caller reads. Stops at `--`.
+pub fn requested_log_format(args: &[OsString]) -> LogFormat {
+    let mut words = args.iter().take_while(|a| a.as_os_str() != "--");
+    while let Some(word) = words.next() {
+        let json = if word == "--log-format" {
+            words.next().is_some_and(|v| v == "json")
+        } else {
+            word == "--log-format=json"
+        };
+        if json {
+            return LogFormat::Json;
+        }
+    }
+    LogFormat::Text
+}
+
 pub fn help_text() -> String {
     let dns = DEFAULT_DNS.join(" and ");
     let cpus = units::format_cpus(DEFAULT_MILLICPUS);
@@ -1144,5 +1161,30 @@ mod tests {
                 .collect();
             let _ = parse(argv);
         }
+    }
+
+    #[test]
+    fn requested_log_format_is_found_before_the_command_only() {
+        let words = |s: &[&str]| s.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            requested_log_format(&words(&["--log-format", "json", "--x"])),
+            LogFormat::Json
+        );
+        assert_eq!(
+            requested_log_format(&words(&["--bad", "--log-format=json"])),
+            LogFormat::Json
+        );
+        assert_eq!(
+            requested_log_format(&words(&["--log-format", "text"])),
+            LogFormat::Text
+        );
+        assert_eq!(
+            requested_log_format(&words(&["--", "--log-format=json"])),
+            LogFormat::Text
+        );
+        assert_eq!(
+            requested_log_format(&words(&["--log-format"])),
+            LogFormat::Text
+        );
     }
 }

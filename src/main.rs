@@ -1,13 +1,15 @@
 #![forbid(unsafe_code)]
 
 use microbox::cli::{self, Command};
+use microbox::spec::LogLevel;
 use microbox::{log, sandbox};
 
 /// microbox's own failure, usage errors included (as `docker run`, `env`, `chroot`).
 const EXIT_MICROBOX: i32 = 125;
 
 fn main() {
-    let code = match cli::parse(std::env::args_os().skip(1)) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let code = match cli::parse(args.clone()) {
         Ok(Command::Help) => {
             print!("{}", cli::help_text());
             0
@@ -27,6 +29,7 @@ fn main() {
             }
         }
         Err(err) => {
+            log::configure(LogLevel::Error, cli::requested_log_format(&args));
             log::error(&err.to_string(), &[]);
             EXIT_MICROBOX
         }
