@@ -28,7 +28,8 @@ const USAGE: &str = "usage: probe SUBCOMMAND [ARGS]
   mknod-block [DIR] | open PATH ro|rw|w|create | write PATH TEXT | read PATH
   stat PATH | mounts PATH | mountinfo | cwd [NAME] | exe | tiocsti | cgroup
   sleep-trap SIG | sleep SECS | zombie | orphan SECS [MARKER] | exit N
-  kill-self SIG | exec-as UID GID PROG [ARGS...] | fill PATH MIB";
+  kill-self SIG | exec-as UID GID PROG [ARGS...] | fill PATH MIB
+  alloc MIB | forks N | spin SECS [THREADS]";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -88,6 +89,11 @@ fn run(args: &[String]) -> i32 {
         ("kill-self", Some(sig), _) => with_signal(sig, kill_self),
         ("exec-as", Some(uid), Some(gid)) => exec_as(uid, gid, &rest[2..]),
         ("fill", Some(path), Some(mib)) => with_number(mib, |m| fill(path, m)),
+        ("alloc", Some(mib), _) => with_number(mib, alloc),
+        ("forks", Some(n), _) => with_number(n, forks),
+        ("spin", Some(secs), threads) => with_number(secs, |s| {
+            with_number(threads.unwrap_or("2"), |t| spin(s, t))
+        }),
         _ => {
             eprintln!("probe: bad arguments {args:?}\n{USAGE}");
             2
@@ -1278,5 +1284,150 @@ fn fill(path: &str, mib: u64) -> i32 {
     }
     out("written_mib", written);
     out("fill", result);
+    0
+}
+
+// ---------------------------------------------------------------------------
+// resource limits
+
+/// Allocates MIB mebibytes in 1 MiB blocks, writing every byte so each page is
+/// really charged. Progress is flushed every 8 MiB: the last `touched_mib` line
+/// survives an OOM kill and says how far it got.
+fn alloc(mib: u64) -> i32 {
+    let mut blocks = Vec::new();
+    for i in 1..=mib {
+        // A non-zero fill: zeroed memory may come from untouched zero pages.
+        blocks.push(vec![0xa5u8; 1 << 20]);
+        if i % 8 == 0 || i == mib {
+            out("touched_mib", i);
+            flush();
+        }
+    }
+    out("alloc", "ok");
+    drop(blocks);
+    0
+}
+
+/// The cgroup's task count as seen from inside, on v2 or v1, if it is visible.
+fn pids_current() -> Option<String> {
+    [
+        "/sys/fs/cgroup/pids.current",
+        "/sys/fs/cgroup/pids/pids.current",
+    ]
+    .iter()
+    .find_map(|p| std::fs::read_to_string(p).ok())
+    .map(|v| v.trim().to_string())
+}
+
+/// A bounded fork bomb: tries N forks; every child waits (at most 30 s) for the
+/// probe to close a pipe, so all of them are alive at the peak. Reports how many
+/// forks worked, how many failed with EAGAIN or otherwise, the index of the first
+/// failure, and the cgroup's task count at the peak; then releases and reaps them.
+fn forks(n: u64) -> i32 {
+    let mut pipe = [0; 2];
+    // SAFETY: pipe writes two fds into the live array.
+    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        out("forks", errno_name(errno()));
+        return 1;
+    }
+    flush();
+    let mut children = Vec::new();
+    let (mut eagain, mut other) = (0u64, 0u64);
+    let mut first_failure: Option<u64> = None;
+    let mut other_errno = 0;
+    for i in 0..n {
+        // SAFETY: single-threaded; the child only closes, polls and _exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: the fds are the child's copies; pfd is a live local.
+            unsafe {
+                libc::close(pipe[1]);
+                let mut pfd = libc::pollfd {
+                    fd: pipe[0],
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                libc::poll(&mut pfd, 1, 30_000);
+                libc::_exit(0);
+            }
+        }
+        if pid < 0 {
+            let e = errno();
+            if e == libc::EAGAIN {
+                eagain += 1;
+            } else {
+                other += 1;
+                other_errno = e;
+            }
+            first_failure.get_or_insert(i);
+            continue;
+        }
+        children.push(pid);
+    }
+    out("forked", children.len());
+    out("eagain", eagain);
+    out("other_errors", other);
+    if other > 0 {
+        out("other_errno", errno_name(other_errno));
+    }
+    match first_failure {
+        Some(i) => out("first_failure", i),
+        None => out("first_failure", "none"),
+    }
+    if let Some(current) = pids_current() {
+        out("pids_current", current);
+    }
+    flush();
+    // SAFETY: closing our write end wakes every child; status is a live local.
+    unsafe {
+        libc::close(pipe[1]);
+        let mut status = 0;
+        for pid in &children {
+            libc::waitpid(*pid, &mut status, 0);
+        }
+    }
+    out("reaped", children.len());
+    0
+}
+
+fn process_cpu_time() -> Duration {
+    // SAFETY: timespec is plain data, filled by the call.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: ts is a live local of the right type.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Busy-loops in THREADS threads for SECS seconds of wall time, then reports the
+/// process's own CPU time against the wall time (`share` is in cores). Prints
+/// `spinning` first so a host-side observer knows when to start measuring.
+fn spin(secs: u64, threads: u64) -> i32 {
+    let threads = threads.max(1);
+    let wall = Duration::from_secs(secs);
+    println!("spinning");
+    flush();
+    let start = Instant::now();
+    let cpu0 = process_cpu_time();
+    let busy = move || {
+        let mut n = 0u64;
+        while start.elapsed() < wall {
+            n = std::hint::black_box(n.wrapping_add(1));
+        }
+        n
+    };
+    let helpers: Vec<_> = (1..threads).map(|_| std::thread::spawn(busy)).collect();
+    busy();
+    for h in helpers {
+        let _ = h.join();
+    }
+    let cpu = process_cpu_time().saturating_sub(cpu0);
+    let elapsed = start.elapsed();
+    out("threads", threads);
+    out("wall_ms", elapsed.as_millis());
+    out("cpu_ms", cpu.as_millis());
+    out(
+        "share",
+        format!("{:.3}", cpu.as_secs_f64() / elapsed.as_secs_f64()),
+    );
     0
 }
