@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: probe SUBCOMMAND [ARGS]
   fds | pid | caps | seccomp | ids | idmap | hostname | env | net | procs | ns
+  connect IP:PORT
   syscall NAME... | x32 NAME... | int80 NAME... | syscalls
   mknod-block [DIR] | open PATH ro|rw|w|create | write PATH TEXT | read PATH
   stat PATH | mounts PATH | mountinfo | cwd [NAME] | exe | tiocsti | cgroup
@@ -56,6 +57,7 @@ fn run(args: &[String]) -> i32 {
         ("hostname", _, _) => hostname(),
         ("env", _, _) => env(),
         ("net", _, _) => net(),
+        ("connect", Some(addr), _) => connect(addr),
         ("procs", _, _) => procs(),
         ("ns", _, _) => ns(),
         ("syscalls", _, _) => {
@@ -145,6 +147,9 @@ fn errno_name(e: i32) -> String {
         libc::ETXTBSY => "ETXTBSY",
         libc::EFBIG => "EFBIG",
         libc::ENOSPC => "ENOSPC",
+        libc::ECONNREFUSED => "ECONNREFUSED",
+        libc::ENETUNREACH => "ENETUNREACH",
+        libc::ETIMEDOUT => "ETIMEDOUT",
         libc::ESPIPE => "ESPIPE",
         libc::EROFS => "EROFS",
         libc::EMLINK => "EMLINK",
@@ -374,6 +379,20 @@ fn net() -> i32 {
         .collect();
     links.sort_unstable();
     out("links", links.join(","));
+    0
+}
+
+/// A TCP connect to ADDR (ip:port) with a 2 s timeout: `connect=ok` or the errno.
+/// Tests only ever give loopback addresses.
+fn connect(addr: &str) -> i32 {
+    let Ok(addr) = addr.parse::<std::net::SocketAddr>() else {
+        out("connect", "bad-address");
+        return 2;
+    };
+    match std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)) {
+        Ok(_) => out("connect", "ok"),
+        Err(e) => out("connect", io_errno(&e)),
+    }
     0
 }
 
