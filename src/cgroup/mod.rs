@@ -36,8 +36,6 @@ pub use detect::{detect, Hierarchy, CGROUP_ROOT};
 
 /// The cgroup under each hierarchy root that holds one child per sandbox.
 pub const PARENT: &str = "microbox";
-/// Where per-sandbox lock files and the collector's lock live.
-pub const RUN_DIR: &str = "/run/microbox";
 
 /// The scheduler period microbox uses; a quota is a share of it.
 const CPU_PERIOD_US: u64 = 100_000;
@@ -153,7 +151,7 @@ impl Cgroup {
     /// Creates the sandbox's cgroup(s) with every limit written. `id` names the
     /// sandbox: 1-64 of `[A-Za-z0-9_-]`, unique among live sandboxes.
     pub fn create(id: &str, limits: &Limits) -> Result<Cgroup> {
-        Self::create_in(&detect()?, Path::new(RUN_DIR), id, limits)
+        Self::create_in(&detect()?, Path::new(crate::RUN_DIR), id, limits)
     }
 
     fn create_in(
@@ -270,7 +268,7 @@ impl Drop for Cgroup {
 /// of each `microbox` parent; the collector's lock is taken only when there is
 /// something to look at, and when another run holds it that run does the work.
 pub fn collect_stale() -> Result<usize> {
-    stale::collect(&detect()?, Path::new(RUN_DIR))
+    stale::collect(&detect()?, Path::new(crate::RUN_DIR))
 }
 
 /// A sandbox id becomes a path component in two places, so it must be a plain name.

@@ -24,7 +24,7 @@ use crate::spec::{FsMode, Spec};
 
 /// Where the child mounts its staging tmpfs, in its own mount namespace only.
 /// The parent makes sure the directory exists; nothing is created on the host.
-pub const STAGING: &str = "/run/microbox";
+const STAGING: &str = crate::RUN_DIR;
 
 /// The `/proc/self/fd/N` path of an fd, for syscalls that take paths: the
 /// kernel follows the magic link to exactly the object the fd holds.

@@ -37,8 +37,8 @@ fn clone_flags(spec: &Spec) -> u64 {
 }
 
 pub fn supervise(spec: &Spec, launch: &Launch) -> Result<i32> {
-    std::fs::create_dir_all(crate::fs::STAGING)
-        .map_err(|e| Error::os(format_args!("create {}", crate::fs::STAGING), e))?;
+    std::fs::create_dir_all(crate::RUN_DIR)
+        .map_err(|e| Error::os(format_args!("create {}", crate::RUN_DIR), e))?;
     // Blocked before the clone, so no signal is lost between clone and poll; init
     // inherits the mask and waits for the same signals synchronously.
     let forwarded = SigSet::new(&FORWARDED_SIGNALS);
