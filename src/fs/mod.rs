@@ -13,7 +13,7 @@ mod etc;
 mod proc;
 pub mod resolve;
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use rustix::fs::{open, Mode, OFlags};
@@ -72,6 +72,9 @@ pub fn setup(spec: &Spec, hostname: &str) -> Result<()> {
     match &spec.fs {
         FsMode::Host => {
             let root = open_path("/")?;
+            if spec.readonly {
+                read_only_host_tree(root.as_fd())?;
+            }
             proc::mount_proc("/", root.as_fd(), &null)?;
             for prepared in &binds {
                 bind::attach(root.as_fd(), prepared, false)?;
@@ -91,6 +94,21 @@ pub fn setup(spec: &Spec, hostname: &str) -> Result<()> {
             enter(&root)
         }
     }
+}
+
+/// `--readonly` with `--fs host`: every mount of the host tree becomes read-only
+/// in this mount namespace (the host's own mounts are untouched), and /tmp and
+/// /dev/shm get fresh private tmpfs so that programs still have scratch space.
+fn read_only_host_tree(root: BorrowedFd<'_>) -> Result<()> {
+    crate::sys::mount::set_attr(root, crate::sys::mount::MOUNT_ATTR_RDONLY, true)
+        .map_err(|e| Error::os("make the host tree read-only in the sandbox", e))?;
+    for (dir, data) in [("/tmp", "mode=1777"), ("/dev/shm", "mode=1777,size=65536k")] {
+        match mount_fs("tmpfs", dir, MountFlags::NOSUID | MountFlags::NODEV, data) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(Error::os(format_args!("mount tmpfs on {dir}"), e)),
+        }
+    }
+    Ok(())
 }
 
 fn build_root(
