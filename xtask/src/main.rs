@@ -5,6 +5,7 @@
 // The STYLE.md lint table allows unwrap() in tests.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod bench;
 mod cargo;
 mod cpio;
 mod elf;
@@ -38,7 +39,9 @@ cargo xtask <command>
   vm-selftest         boots the VM twice: empty suite must pass, and
                       MICROBOX_VM_SELFTEST_FAIL=1 must turn it red
   gen-syscalls        regenerate src/security/syscalls_*.rs from kernel headers
-  bench               not yet
+  bench [--runs N] [--quick]
+                      /bin/true in microbox, bwrap and crun on the busybox
+                      image (root): latency, sandboxes/s, RSS, ratios
 
 Environment: CI=true (cannot-run becomes failure, not skip),
 MICROBOX_VM_KERNEL (bzImage to boot), MICROBOX_VM_TIMEOUT (seconds, default 900),
@@ -551,7 +554,7 @@ fn main() -> ExitCode {
         "test" => Ok(cmd_test(&ctx, &libtest_args(rest))),
         "vm-test" => Ok(standalone(vm_layer(&ctx, None, &libtest_args(rest)))),
         "vm-selftest" => Ok(standalone(vm_selftest_layer(&ctx, true))),
-        "bench" => Err("bench: not yet".into()),
+        "bench" => bench::run(&ctx, rest),
         "gen-syscalls" => gen_syscalls::run(&ctx.repo).map(|()| 0),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
