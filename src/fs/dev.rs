@@ -65,7 +65,9 @@ pub fn build(root: &str, root_fd: BorrowedFd<'_>) -> Result<()> {
     mount_fs(
         "tmpfs",
         fd_path(&target).as_str(),
-        MountFlags::NOSUID,
+        // nodev: a node made here with CAP_MKNOD (kept under --userns host) cannot
+        // be opened. The six devices below are bind mounts with their own flags.
+        MountFlags::NOSUID | MountFlags::NODEV,
         "mode=0755,size=65536k",
     )
     .map_err(|e| Error::os("mount tmpfs on /dev", e))?;

@@ -73,8 +73,9 @@ pub fn setup(spec: &Spec, hostname: &str) -> Result<()> {
         FsMode::Host => {
             let root = open_path("/")?;
             if spec.readonly {
-                read_only_host_tree(root.as_fd())?;
+                read_only_host_tree(root.as_fd(), spec.storage)?;
             }
+            hide_host_control_files()?;
             proc::mount_proc("/", root.as_fd(), &null)?;
             for prepared in &binds {
                 bind::attach(root.as_fd(), prepared, false)?;
@@ -99,16 +100,46 @@ pub fn setup(spec: &Spec, hostname: &str) -> Result<()> {
 /// `--readonly` with `--fs host`: every mount of the host tree becomes read-only
 /// in this mount namespace (the host's own mounts are untouched), and /tmp and
 /// /dev/shm get fresh private tmpfs so that programs still have scratch space.
-fn read_only_host_tree(root: BorrowedFd<'_>) -> Result<()> {
+fn read_only_host_tree(root: BorrowedFd<'_>, storage: u64) -> Result<()> {
     crate::sys::mount::set_attr(root, crate::sys::mount::MOUNT_ATTR_RDONLY, true)
         .map_err(|e| Error::os("make the host tree read-only in the sandbox", e))?;
-    for (dir, data) in [("/tmp", "mode=1777"), ("/dev/shm", "mode=1777,size=65536k")] {
+    let tmp = format!("mode=1777,size={storage}");
+    for (dir, data) in [
+        ("/tmp", tmp.as_str()),
+        ("/dev/shm", "mode=1777,size=65536k"),
+    ] {
         match mount_fs("tmpfs", dir, MountFlags::NOSUID | MountFlags::NODEV, data) {
             Ok(()) | Err(rustix::io::Errno::NOENT) => {}
             Err(e) => return Err(Error::os(format_args!("mount tmpfs on {dir}"), e)),
         }
     }
     Ok(())
+}
+
+/// `--fs host` shares the host's files, but not the knobs that hold sandboxes in:
+/// /sys (cgroupfs above all: a sandbox could raise its own limits or leave its
+/// cgroup) becomes read-only, and /run/microbox (other sandboxes' lock files,
+/// whose removal would make the next run collect live sandboxes) is hidden.
+fn hide_host_control_files() -> Result<()> {
+    match open(
+        "/sys",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(sys) => {
+            crate::sys::mount::set_attr(sys.as_fd(), crate::sys::mount::MOUNT_ATTR_RDONLY, true)
+                .map_err(|e| Error::os("make /sys read-only in the sandbox", e))?
+        }
+        Err(rustix::io::Errno::NOENT) => {}
+        Err(e) => return Err(Error::os("open /sys", e)),
+    }
+    mount_fs(
+        "tmpfs",
+        STAGING,
+        MountFlags::NOSUID | MountFlags::NODEV | MountFlags::RDONLY,
+        "size=0",
+    )
+    .map_err(|e| Error::os(format_args!("hide {STAGING} in the sandbox"), e))
 }
 
 fn build_root(
@@ -131,7 +162,7 @@ fn build_root(
                 "tmpfs",
                 fd_path(&tmp).as_str(),
                 MountFlags::NOSUID | MountFlags::NODEV,
-                "mode=1777",
+                &format!("mode=1777,size={}", spec.storage),
             )
             .map_err(|e| Error::os("mount tmpfs on /tmp", e))?;
         }
