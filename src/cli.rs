@@ -311,8 +311,8 @@ fn parse_pids(text: &str) -> std::result::Result<PidsLimit, &'static str> {
     }
     match text.parse::<u32>() {
         Ok(0) => Err("must be at least 1 (use max for no limit)"),
-        Ok(n) => Ok(PidsLimit::Limit(n)),
-        Err(_) => Err("too large (use max for no limit)"),
+        Ok(n) if n <= crate::cgroup::MAX_PIDS => Ok(PidsLimit::Limit(n)),
+        _ => Err("above the kernel's limit of 4194304 (use max for no limit)"),
     }
 }
 
@@ -947,7 +947,11 @@ mod tests {
             ),
             (
                 &["--pids", "4294967296"],
-                "--pids '4294967296': too large (use max for no limit)",
+                "--pids '4294967296': above the kernel's limit of 4194304 (use max for no limit)",
+            ),
+            (
+                &["--pids", "4194305"],
+                "--pids '4194305': above the kernel's limit of 4194304 (use max for no limit)",
             ),
         ];
         for &(words, want) in cases {

@@ -80,11 +80,13 @@ pub fn supervise(spec: &Spec, launch: &Launch) -> Result<i32> {
     let _ = ours.send(&Message::Go);
     let status = wait_for_exit(&ours, &pidfd, &sigfd);
     if matches!(status, Ok(137)) && cgroup.oom_killed() {
+        let peak = cgroup
+            .memory_peak()
+            .map(|bytes| format!(" (peak {:.1} MiB)", bytes as f64 / f64::from(1 << 20)))
+            .unwrap_or_default();
+        let limit = crate::units::format_size(spec.memory);
         log::error(
-            &format!(
-                "the sandbox ran out of memory: killed at its memory limit of {} bytes",
-                spec.memory
-            ),
+            &format!("the sandbox ran out of memory: killed at its memory limit of {limit}{peak}"),
             &[],
         );
     }
