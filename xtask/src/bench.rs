@@ -31,6 +31,9 @@ const MNTNS_MARK: &str = "XTASK_BENCH_PRIVATE_MNTNS";
 const DEFAULT_RUNS: usize = 200;
 const QUICK_RUNS: usize = 30;
 const WARMUP_ROUNDS: usize = 3;
+/// The sequential batch of each runtime is cut in chunks, taken in turn, so a
+/// load change during the batches does not land on one runtime only.
+const BATCH_CHUNKS: usize = 4;
 const COLD_IDLE: Duration = Duration::from_millis(100);
 /// Runs per runtime of the RSS pass; VmHWM varies little between runs.
 const RSS_RUNS: usize = 10;
@@ -578,18 +581,29 @@ fn measure(runtimes: &mut [Runtime], image: &Path, opts: &Options) -> Result<Res
             }
         }
     }
-    eprintln!("xtask: bench: sequential batches of {} runs", opts.runs);
-    for (i, rt) in runtimes.iter_mut().enumerate() {
-        let start = Instant::now();
-        let mut ok = 0usize;
-        for _ in 0..opts.runs {
-            if timed_run(rt, image, Payload::True).is_none() {
-                break;
+    eprintln!(
+        "xtask: bench: sequential batches of {} runs, in {BATCH_CHUNKS} interleaved chunks",
+        opts.runs
+    );
+    let mut batch_time = vec![Duration::ZERO; n];
+    let mut batch_runs = vec![0usize; n];
+    for chunk in 0..BATCH_CHUNKS {
+        // Chunk sizes add up to `runs` exactly.
+        let size = opts.runs * (chunk + 1) / BATCH_CHUNKS - opts.runs * chunk / BATCH_CHUNKS;
+        for (i, rt) in runtimes.iter_mut().enumerate() {
+            let start = Instant::now();
+            for _ in 0..size {
+                if timed_run(rt, image, Payload::True).is_none() {
+                    break;
+                }
+                batch_runs[i] += 1;
             }
-            ok += 1;
+            batch_time[i] += start.elapsed();
         }
-        if ok == opts.runs {
-            r.batch[i] = Some(ok as f64 / start.elapsed().as_secs_f64());
+    }
+    for i in 0..n {
+        if batch_runs[i] == opts.runs {
+            r.batch[i] = Some(opts.runs as f64 / batch_time[i].as_secs_f64());
         }
     }
     eprintln!("xtask: bench: peak RSS, {RSS_RUNS} interleaved rounds");
@@ -894,7 +908,8 @@ fn print_report(rep: &Report) {
         COLD_IDLE.as_millis()
     );
     println!(
-        "sandboxes/s: {} runs of one runtime back to back, divided by their total wall time",
+        "sandboxes/s: {} runs of one runtime back to back (in {BATCH_CHUNKS} chunks taken in \
+         turn with the other runtimes), divided by their total wall time",
         rep.opts.runs
     );
     println!(
