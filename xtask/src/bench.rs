@@ -42,92 +42,26 @@ const RSS_RUNS: usize = 10;
 const SLEEP_PAYLOAD: [&str; 2] = ["/bin/sleep", "0.05"];
 const RSS_POLL: Duration = Duration::from_millis(1);
 
-/// microbox's default capability set (`microbox --help`), given to crun too.
-const CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+/// microbox's default capability set, given to crun too.
+fn caps() -> Vec<&'static str> {
+    microbox::security::caps::DEFAULT
+        .iter()
+        .map(|&cap| microbox::security::caps::name(cap))
+        .collect()
+}
 
-/// microbox's deny lists (src/security/seccomp.rs, x86_64 names; io_uring gets
-/// ENOSYS there, EPERM here, and clone3 is left out), so that
-/// crun compiles and loads a filter of the same size. xtask cannot link the
-/// microbox crate, hence the copy; crun skips names libseccomp does not know.
-const DENIED: [&str; 62] = [
-    "create_module",
-    "delete_module",
-    "finit_module",
-    "init_module",
-    "get_kernel_syms",
-    "query_module",
-    "kexec_file_load",
-    "kexec_load",
-    "add_key",
-    "keyctl",
-    "request_key",
-    "bpf",
-    "perf_event_open",
-    "userfaultfd",
-    "fanotify_init",
-    "lookup_dcookie",
-    "ptrace",
-    "process_vm_readv",
-    "process_vm_writev",
-    "pidfd_getfd",
-    "kcmp",
-    "clock_adjtime",
-    "clock_settime",
-    "settimeofday",
-    "acct",
-    "reboot",
-    "swapon",
-    "swapoff",
-    "syslog",
-    "vhangup",
-    "quotactl",
-    "quotactl_fd",
-    "nfsservctl",
-    "iopl",
-    "ioperm",
-    "_sysctl",
-    "sysfs",
-    "ustat",
-    "uselib",
-    "personality",
-    "mount",
-    "umount2",
-    "fsopen",
-    "fsconfig",
-    "fsmount",
-    "fspick",
-    "open_tree",
-    "move_mount",
-    "mount_setattr",
-    "pivot_root",
-    "setns",
-    "unshare",
-    "name_to_handle_at",
-    "open_by_handle_at",
-    "get_mempolicy",
-    "set_mempolicy",
-    "set_mempolicy_home_node",
-    "mbind",
-    "move_pages",
-    "io_uring_enter",
-    "io_uring_register",
-    "io_uring_setup",
-];
+/// microbox's deny lists, all answered EPERM for crun (microbox answers io_uring
+/// with ENOSYS; clone3 is left out), so that crun compiles and loads a filter of
+/// the same size. crun skips names libseccomp does not know.
+fn denied() -> Vec<&'static str> {
+    use microbox::security::seccomp::{DEFAULT_ENOSYS, DEFAULT_EPERM};
+    DEFAULT_EPERM
+        .iter()
+        .chain(DEFAULT_ENOSYS)
+        .copied()
+        .filter(|&name| name != "clone3")
+        .collect()
+}
 
 #[derive(Debug, PartialEq)]
 struct Options {
@@ -440,7 +374,7 @@ fn json_list(items: &[&str]) -> String {
 /// 1024 pids), capabilities and EPERM deny list. Mounts are `crun spec`'s
 /// defaults plus a /tmp tmpfs.
 fn crun_config(image: &str, args: &[&str], cgroup_parent: &str) -> String {
-    let caps = json_list(&CAPS);
+    let caps = json_list(&caps());
     format!(
         r#"{{
   "ociVersion": "1.0.0",
@@ -495,7 +429,7 @@ fn crun_config(image: &str, args: &[&str], cgroup_parent: &str) -> String {
         args = json_list(args),
         image = json_str(image),
         cgroup = json_str(&format!("/{cgroup_parent}/crun")),
-        denied = json_list(&DENIED),
+        denied = json_list(&denied()),
     )
 }
 
@@ -1062,7 +996,7 @@ mod tests {
             .unwrap()
             .as_array()
             .len();
-        assert_eq!(denied, DENIED.len());
+        assert_eq!(denied, super::denied().len());
     }
 
     #[test]
