@@ -30,7 +30,8 @@ const USAGE: &str = "usage: probe SUBCOMMAND [ARGS]
   stat PATH | mounts PATH | mountinfo | cwd [NAME] | exe | tiocsti | cgroup
   sleep-trap SIG | sleep SECS | zombie | orphan SECS [MARKER] | exit N
   kill-self SIG | exec-as UID GID PROG [ARGS...] | fill PATH MIB
-  alloc MIB | forks N | spin SECS [THREADS]";
+  alloc MIB | forks N | spin SECS [THREADS]
+  pty | lsdev DIR | cgroup-mount DIR CONTROLLER";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -91,6 +92,9 @@ fn run(args: &[String]) -> i32 {
         ("kill-self", Some(sig), _) => with_signal(sig, kill_self),
         ("exec-as", Some(uid), Some(gid)) => exec_as(uid, gid, &rest[2..]),
         ("fill", Some(path), Some(mib)) => with_number(mib, |m| fill(path, m)),
+        ("pty", _, _) => pty(),
+        ("lsdev", Some(dir), _) => lsdev(dir),
+        ("cgroup-mount", Some(dir), Some(ctrl)) => cgroup_mount(dir, ctrl),
         ("alloc", Some(mib), _) => with_number(mib, alloc),
         ("forks", Some(n), _) => with_number(n, forks),
         ("spin", Some(secs), threads) => with_number(secs, |s| {
@@ -1448,5 +1452,197 @@ fn spin(secs: u64, threads: u64) -> i32 {
         "share",
         format!("{:.3}", cpu.as_secs_f64() / elapsed.as_secs_f64()),
     );
+    0
+}
+
+// ---------------------------------------------------------------------------
+// devices, ptys, cgroupfs
+
+/// Opens a new pty pair through /dev/ptmx and sends one line from the master to
+/// the slave: `ptmx=`, `pts=` (the slave's path), `slave=`, `echo=` (ok when the
+/// line came through).
+fn pty() -> i32 {
+    // SAFETY: a static C string; the fd is ours.
+    let master = unsafe {
+        libc::open(
+            c"/dev/ptmx".as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if master < 0 {
+        out("ptmx", errno_name(errno()));
+        return 0;
+    }
+    out("ptmx", "ok");
+    // SAFETY: master is an open pty master.
+    if unsafe { libc::grantpt(master) } != 0 || unsafe { libc::unlockpt(master) } != 0 {
+        out("unlockpt", errno_name(errno()));
+        return 0;
+    }
+    let mut name = [0 as libc::c_char; 128];
+    // SAFETY: the buffer is live and its length is passed.
+    if unsafe { libc::ptsname_r(master, name.as_mut_ptr(), name.len()) } != 0 {
+        out("ptsname", errno_name(errno()));
+        return 0;
+    }
+    // SAFETY: ptsname_r wrote a NUL-terminated string into name.
+    let path = unsafe { CStr::from_ptr(name.as_ptr()) };
+    out("pts", path.to_string_lossy());
+    // SAFETY: path is a live NUL-terminated string.
+    let slave = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if slave < 0 {
+        out("slave", errno_name(errno()));
+        return 0;
+    }
+    out("slave", "ok");
+    let line = b"mbx-pty\n";
+    let mut buf = [0u8; 64];
+    // SAFETY: both buffers are live for the calls; the fds are ours. The slave is in
+    // canonical mode, so the read returns the complete line the master wrote.
+    let n = unsafe {
+        libc::write(master, line.as_ptr().cast(), line.len());
+        libc::read(slave, buf.as_mut_ptr().cast(), buf.len())
+    };
+    let echoed = usize::try_from(n).is_ok_and(|n| buf[..n] == line[..]);
+    out(
+        "echo",
+        if echoed {
+            "ok".to_string()
+        } else {
+            format!("bad:{n}")
+        },
+    );
+    // SAFETY: both fds are ours and closed once.
+    unsafe {
+        libc::close(slave);
+        libc::close(master);
+    }
+    0
+}
+
+/// Every entry below DIR (symlinks not followed): `node=PATH TYPE MAJOR:MINOR`.
+fn lsdev(dir: &str) -> i32 {
+    fn walk(dir: &std::path::Path, depth: u32) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            out("node_error", dir.display());
+            return;
+        };
+        let mut paths: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        paths.sort();
+        for p in paths {
+            let Ok(m) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            let t = m.file_type();
+            let kind = if t.is_symlink() {
+                "link"
+            } else if t.is_dir() {
+                "dir"
+            } else if t.is_file() {
+                "file"
+            } else if t.is_char_device() {
+                "chr"
+            } else if t.is_block_device() {
+                "blk"
+            } else if t.is_fifo() {
+                "fifo"
+            } else {
+                "socket"
+            };
+            let rdev = m.rdev();
+            out(
+                "node",
+                format!(
+                    "{} {kind} {}:{}",
+                    p.display(),
+                    libc::major(rdev),
+                    libc::minor(rdev)
+                ),
+            );
+            if t.is_dir() && depth > 0 {
+                walk(&p, depth - 1);
+            }
+        }
+    }
+    walk(std::path::Path::new(dir), 8);
+    0
+}
+
+/// The CVE-2022-0492 set-up steps, stopped before anything is written: a direct
+/// cgroup v1 mount of CONTROLLER on DIR (`mount=`), then in a forked child
+/// unshare(NEWUSER|NEWNS|NEWCGROUP) (`unshare=`) and the same mount there
+/// (`mount_after_unshare=`). A mount that succeeds is detached at once; no
+/// file in it (release_agent, notify_on_release) is ever opened.
+fn cgroup_mount(dir: &str, controller: &str) -> i32 {
+    let (Some(target), Some(data)) = (cstring(dir), cstring(controller)) else {
+        return 2;
+    };
+    let _ = std::fs::create_dir_all(dir);
+    let try_mount = || {
+        // SAFETY: all strings are live NUL-terminated C strings.
+        let r = unsafe {
+            libc::mount(
+                c"cgroup".as_ptr(),
+                target.as_ptr(),
+                c"cgroup".as_ptr(),
+                0,
+                data.as_ptr().cast(),
+            )
+        };
+        if r == 0 {
+            // SAFETY: as above.
+            unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+            "ok".to_string()
+        } else {
+            errno_name(errno())
+        }
+    };
+    out("mount", try_mount());
+    flush();
+    let mut pipe = [0; 2];
+    // SAFETY: pipe writes two fds into the live array.
+    if unsafe { libc::pipe(pipe.as_mut_ptr()) } != 0 {
+        out("unshare", format!("pipe:{}", errno_name(errno())));
+        return 1;
+    }
+    // SAFETY: single-threaded; the child reports through the pipe and _exits.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        let flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWCGROUP;
+        // SAFETY: unshare takes no pointers.
+        let report = if unsafe { libc::unshare(flags) } == 0 {
+            format!("unshare=ok\nmount_after_unshare={}\n", try_mount())
+        } else {
+            format!("unshare={}\n", errno_name(errno()))
+        };
+        // SAFETY: the buffer is live; the write end is ours; _exit skips destructors.
+        unsafe {
+            libc::write(pipe[1], report.as_ptr().cast(), report.len());
+            libc::_exit(0);
+        }
+    }
+    // SAFETY: the write end belongs to the child now.
+    unsafe { libc::close(pipe[1]) };
+    if child < 0 {
+        out("unshare", format!("fork:{}", errno_name(errno())));
+        return 1;
+    }
+    let mut buf = [0u8; 256];
+    let mut status = 0;
+    // SAFETY: buf and status are live locals; child is ours.
+    let n = unsafe {
+        let n = libc::read(pipe[0], buf.as_mut_ptr().cast(), buf.len());
+        libc::waitpid(child, &mut status, 0);
+        n
+    };
+    match usize::try_from(n) {
+        Ok(n) if n > 0 => print!("{}", String::from_utf8_lossy(&buf[..n])),
+        _ => out("unshare", format!("child-status:{status:#x}")),
+    }
     0
 }
