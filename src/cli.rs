@@ -236,7 +236,7 @@ fn parse_mount(value: &OsStr, writable: bool) -> std::result::Result<BindMount, 
     if dest.components().any(|c| c == Component::ParentDir) {
         return Err("the destination must not contain '..'".to_string());
     }
-    if let Some(reserved) = reserved_destination(dest) {
+    if let Some(reserved) = crate::fs::reserved_destination(dest) {
         return Err(format!(
             "{reserved} is set up by microbox and cannot be a mount destination"
         ));
@@ -247,21 +247,6 @@ fn parse_mount(value: &OsStr, writable: bool) -> std::result::Result<BindMount, 
         dest: dest.components().collect(),
         writable,
     })
-}
-
-/// The root, /proc (anything in it) and /dev itself are microbox's own: a mount
-/// over them would replace the masked procfs or the minimal /dev (CVE-2019-16884).
-/// Single nodes below /dev (`/dev/kvm`) stay allowed.
-fn reserved_destination(dest: &Path) -> Option<&'static str> {
-    let mut parts = dest
-        .components()
-        .filter(|c| matches!(c, Component::Normal(_)));
-    match (parts.next(), parts.next()) {
-        (None, _) => Some("/"),
-        (Some(first), _) if first.as_os_str() == "proc" => Some("/proc"),
-        (Some(first), None) if first.as_os_str() == "dev" => Some("/dev"),
-        _ => None,
-    }
 }
 
 /// `KEY=VALUE`: the key is everything before the first '=', so it can never contain

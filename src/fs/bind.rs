@@ -4,7 +4,8 @@
 //! flags hold before the mount is visible, and the destination cannot lead out.
 #![forbid(unsafe_code)]
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::CWD;
 use rustix::mount::{move_mount, open_tree, MoveMountFlags, OpenTreeFlags};
@@ -43,6 +44,39 @@ pub fn prepare(bind: &BindMount) -> Result<Prepared<'_>> {
     })
 }
 
+/// The root, /proc (anything in it) and /dev itself are microbox's own: a mount
+/// over them would replace the masked procfs or the minimal /dev (CVE-2019-16884).
+/// Single nodes below /dev (`/dev/kvm`) stay allowed.
+pub fn reserved_destination(dest: &Path) -> Option<&'static str> {
+    let mut parts = dest
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)));
+    match (parts.next(), parts.next()) {
+        (None, _) => Some("/"),
+        (Some(first), _) if first.as_os_str() == "proc" => Some("/proc"),
+        (Some(first), None) if first.as_os_str() == "dev" => Some("/dev"),
+        _ => None,
+    }
+}
+
+/// Where `target` is, as a path inside the sandbox: the kernel's name for the
+/// fd, relative to the root's name.
+fn landed_at(root: BorrowedFd<'_>, target: &OwnedFd) -> Result<PathBuf> {
+    let name = |fd: &dyn AsRawFd| {
+        std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .map_err(|e| Error::os("read the path of a mount destination", e))
+    };
+    let root_path = name(&root)?;
+    let target_path = name(target)?;
+    match target_path.strip_prefix(&root_path) {
+        Ok(rel) => Ok(Path::new("/").join(rel)),
+        Err(_) => Err(Error::runtime(format!(
+            "mount destination resolved to {} outside the sandbox root",
+            target_path.display()
+        ))),
+    }
+}
+
 /// Attaches a prepared tree at its destination below `root`. With `create`,
 /// a missing destination is made inside the sandbox (never on the host: with
 /// `--fs host` the destination must exist).
@@ -57,6 +91,20 @@ pub fn attach(root: BorrowedFd<'_>, prepared: &Prepared<'_>, create: bool) -> Re
         })?;
     let target_kind =
         resolve::kind_of(target.as_fd()).map_err(|e| Error::os(format_args!("stat {dest}"), e))?;
+    // The CLI refused reserved destinations by name; an image symlink
+    // (`/data -> /proc`) can still lead there, so check where the path ended up.
+    let landed = landed_at(root, &target)?;
+    if let Some(reserved) = reserved_destination(&landed) {
+        return Err(Error::runtime(format!(
+            "cannot mount {} on {dest}: it resolves to {}, which microbox sets up itself",
+            prepared.spec.source.display(),
+            if reserved == "/proc" {
+                landed.display().to_string()
+            } else {
+                reserved.to_string()
+            },
+        )));
+    }
     if target_kind != prepared.kind {
         let what = if prepared.kind == Kind::Dir {
             "a directory"

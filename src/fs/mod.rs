@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod bind;
+pub use bind::reserved_destination;
 mod dev;
 mod etc;
 mod proc;
