@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{require_root_and_rootfs, Env, Outcome};
+use std::path::Path;
+
+use common::{require_root_and_rootfs, Env, Outcome, TempDir};
 
 /// The probe binary of the test image, run as a host path under `--fs host`.
 fn probe_in_host_mode(env: &Env, opts: &[&str], probe_args: &[&str]) -> Outcome {
@@ -57,20 +59,37 @@ fn fs_host_readonly_keeps_the_host_tree_unwritable_and_tmp_writable() {
     let Some(env) = require_root_and_rootfs() else {
         return;
     };
-    // A host file that exists on both legs: the test image's passwd, by host path.
-    let passwd = env.rootfs().join("etc/passwd");
-    let passwd = passwd.to_str().expect("utf-8 path");
-    let host = env.probe_on_host(&["open", passwd, "w"]);
+    // --readonly puts a fresh tmpfs on /tmp, and the checkout may live there: the
+    // probe and the file it tries run from a directory outside /tmp.
+    let base = Path::new("/var/tmp");
+    let scratch = TempDir::new_in(if base.is_dir() { base } else { Path::new("/") }, "ro-host");
+    let probe = scratch.join("probe");
+    std::fs::copy(env.rootfs().join("bin/probe"), &probe).expect("copy the probe");
+    let file = scratch.join("file");
+    std::fs::write(&file, "unchanged\n").expect("write a host file");
+    let (probe, file) = (
+        probe.to_str().expect("utf-8"),
+        file.to_str().expect("utf-8"),
+    );
+    let run = |args: &[&str]| {
+        env.microbox()
+            .args(["--fs", "host", "--readonly", "--", probe])
+            .args(args)
+            .output()
+    };
+
+    let host = env.probe_on_host(&["open", file, "w"]);
     assert_eq!(host.value("open"), "ok", "baseline on the host\n{host}");
-    let out = probe_in_host_mode(&env, &["--readonly"], &["open", passwd, "w"]);
+    let out = run(&["open", file, "w"]);
     out.assert_success();
     assert_eq!(out.value("open"), "EROFS", "{out}");
+
     let marker = format!("/tmp/microbox-host-readonly-{}", std::process::id());
-    let out = probe_in_host_mode(&env, &["--readonly"], &["open", &marker, "create"]);
+    let out = run(&["open", &marker, "create"]);
     out.assert_success();
     assert_eq!(out.value("open"), "ok", "{out}");
     // The sandbox's /tmp is its own: nothing reached the host's /tmp.
-    assert!(!std::path::Path::new(&marker).exists());
+    assert!(!Path::new(&marker).exists());
 }
 
 #[test]

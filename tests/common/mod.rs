@@ -840,8 +840,13 @@ pub struct TempDir {
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
+        TempDir::new_in(&std::env::temp_dir(), tag)
+    }
+
+    /// A temporary directory below `base` (for tests that hide /tmp).
+    pub fn new_in(base: &Path, tag: &str) -> TempDir {
         let n = TEMP_COUNTER.fetch_add(1, Ordering::SeqCst);
-        let path = std::env::temp_dir().join(format!("mbx-test-{tag}-{}-{n}", std::process::id()));
+        let path = base.join(format!("mbx-test-{tag}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
