@@ -37,17 +37,26 @@ fn setup(spec: &Spec, launch: &Launch, chan: &Channel) -> Result<()> {
     // /proc/1/mem or /proc/1/exe of a copy of the host's microbox (CVE-2019-5736).
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .map_err(|e| Error::os("make the sandbox init non-dumpable", e))?;
-    match chan.recv() {
-        Ok(Some(Message::Go)) => {}
-        // The parent is gone or gave up: nobody is left to tell.
-        _ => exit_now(EXIT_SETUP_FAILED),
-    }
-    crate::sys::ns::unshare_cgroup().map_err(|e| Error::os("create the cgroup namespace", e))?;
+    wait_for(chan, &Message::Go);
     crate::fs::setup(spec, &launch.hostname)?;
     rustix::system::sethostname(launch.hostname.as_bytes())
         .map_err(|e| Error::os(format_args!("set hostname {}", launch.hostname), e))?;
     if spec.net != NetMode::Host {
         crate::net::loopback_up()?;
     }
+    // On cgroup v1 the parent moves this process while the mounts above are
+    // made (the move can wait out an RCU grace period). No user code runs before
+    // it is done, and the cgroup namespace must be rooted at the new cgroup.
+    wait_for(chan, &Message::Placed);
+    crate::sys::ns::unshare_cgroup().map_err(|e| Error::os("create the cgroup namespace", e))?;
     Ok(())
+}
+
+/// Waits for `want` from the parent; anything else means the parent is gone or
+/// gave up, and nobody is left to tell.
+fn wait_for(chan: &Channel, want: &Message) {
+    match chan.recv() {
+        Ok(Some(msg)) if &msg == want => {}
+        _ => exit_now(EXIT_SETUP_FAILED),
+    }
 }

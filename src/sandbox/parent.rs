@@ -70,14 +70,21 @@ pub fn supervise(spec: &Spec, launch: &Launch) -> Result<i32> {
         &[("pid", &pid.to_string()), ("hostname", &launch.hostname)],
     );
 
-    if let Err(err) = host_setup(spec, pid, &cgroup) {
-        // The child waits for Go; killing it is all the cleanup there is so far.
-        let _ = pidfd_send_signal(&pidfd, Signal::KILL);
-        let _ = waitid(WaitId::PidFd(pidfd.as_fd()), WaitIdOptions::EXITED);
-        return Err(err);
-    }
     // A failed send means the child is gone already; its status tells why.
-    let _ = ours.send(&Message::Go);
+    let placed = write_id_maps(spec, pid).and_then(|()| {
+        let _ = ours.send(&Message::Go);
+        if cgroup.v2_dir_fd().is_none() {
+            cgroup.add_process(pid)?;
+        }
+        let _ = ours.send(&Message::Placed);
+        Ok(())
+    });
+    if let Err(err) = placed {
+        // The child never runs user code before Placed: killing it is all the
+        // cleanup there is. If its own setup failed first, that is the cause.
+        let _ = pidfd_send_signal(&pidfd, Signal::KILL);
+        return Err(wait_for_exit(&ours, &pidfd, &sigfd).err().unwrap_or(err));
+    }
     let status = wait_for_exit(&ours, &pidfd, &sigfd);
     if matches!(status, Ok(137)) && cgroup.oom_killed() {
         let peak = cgroup
@@ -108,11 +115,8 @@ fn clone_error(err: std::io::Error) -> Error {
     error
 }
 
-/// What the parent does while the child waits: cgroup (v1), id maps.
-fn host_setup(spec: &Spec, pid: i32, cgroup: &Cgroup) -> Result<()> {
-    if cgroup.v2_dir_fd().is_none() {
-        cgroup.add_process(pid)?;
-    }
+/// The child's user namespace maps, written while it waits for Go.
+fn write_id_maps(spec: &Spec, pid: i32) -> Result<()> {
     if spec.userns == UsernsMode::Isolated {
         for file in ["uid_map", "gid_map"] {
             let path = format!("/proc/{pid}/{file}");
@@ -157,7 +161,7 @@ fn wait_for_exit(chan: &channel::Channel, pidfd: &OwnedFd, sigfd: &OwnedFd) -> R
                 match chan.recv() {
                     Ok(Some(Message::SetupFailed(msg))) => setup_error = Some(msg),
                     Ok(Some(Message::ExecFailed { detail, .. })) => log::error(&detail, &[]),
-                    Ok(Some(Message::Go)) => {}
+                    Ok(Some(Message::Go | Message::Placed)) => {}
                     Ok(None) | Err(_) => chan_open = false,
                 }
                 if !child_done {
