@@ -31,7 +31,8 @@ const USAGE: &str = "usage: probe SUBCOMMAND [ARGS]
   sleep-trap SIG | sleep SECS | zombie | orphan SECS [MARKER] | exit N
   kill-self SIG | exec-as UID GID PROG [ARGS...] | fill PATH MIB
   alloc MIB | forks N | spin SECS [THREADS]
-  pty | lsdev DIR | cgroup-mount DIR CONTROLLER";
+  pty | lsdev DIR | cgroup-mount DIR CONTROLLER
+  unix-connect PATH|@ABSTRACT | proc-writable | vsock | inotify N SECS";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -95,6 +96,12 @@ fn run(args: &[String]) -> i32 {
         ("pty", _, _) => pty(),
         ("lsdev", Some(dir), _) => lsdev(dir),
         ("cgroup-mount", Some(dir), Some(ctrl)) => cgroup_mount(dir, ctrl),
+        ("unix-connect", Some(addr), _) => unix_connect(addr),
+        ("proc-writable", _, _) => proc_writable(),
+        ("vsock", _, _) => vsock(),
+        ("inotify", Some(n), Some(secs)) => {
+            with_number(n, |n| with_number(secs, |s| inotify(n, s)))
+        }
         ("alloc", Some(mib), _) => with_number(mib, alloc),
         ("forks", Some(n), _) => with_number(n, forks),
         ("spin", Some(secs), threads) => with_number(secs, |s| {
@@ -1644,5 +1651,119 @@ fn cgroup_mount(dir: &str, controller: &str) -> i32 {
         Ok(n) if n > 0 => print!("{}", String::from_utf8_lossy(&buf[..n])),
         _ => out("unshare", format!("child-status:{status:#x}")),
     }
+    0
+}
+
+// ---------------------------------------------------------------------------
+// red-team checks (tests/redteam.rs)
+
+/// Connects a stream socket to a Unix socket: `@NAME` is an abstract name (whose
+/// namespace is the network namespace), anything else a path. Nothing is sent.
+fn unix_connect(addr: &str) -> i32 {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixStream};
+    let target = match addr.strip_prefix('@') {
+        Some(name) => SocketAddr::from_abstract_name(name.as_bytes()),
+        None => SocketAddr::from_pathname(addr),
+    };
+    let result = target.and_then(|target| UnixStream::connect_addr(&target));
+    match result {
+        Ok(_) => out("unix-connect", "ok"),
+        Err(e) => out("unix-connect", io_errno(&e)),
+    }
+    0
+}
+
+/// Every regular file under /proc, outside the per-process directories, that has
+/// a write permission bit and opens for writing: `writable=PATH` per file, then
+/// `checked=N`. Files without a write bit are skipped: sandbox root's
+/// DAC_OVERRIDE opens them, but procfs gives them no write handler. Only open(2)
+/// is tried, nothing is ever written.
+fn proc_writable() -> i32 {
+    fn walk(dir: &std::path::Path, depth: u32, checked: &mut u32) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if depth == 0
+                && (name.bytes().all(|b| b.is_ascii_digit())
+                    || name == "self"
+                    || name == "thread-self")
+            {
+                continue;
+            }
+            // symlink_metadata: /proc/net and /proc/mounts lead into /proc/self.
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                if depth < 8 {
+                    walk(&path, depth + 1, checked);
+                }
+                continue;
+            }
+            if !meta.is_file() || meta.mode() & 0o222 == 0 {
+                continue;
+            }
+            *checked += 1;
+            let Some(c) = path.to_str().and_then(cstring) else {
+                continue;
+            };
+            // SAFETY: c is a live NUL-terminated string; the fd is closed at once and
+            // nothing is written through it.
+            let fd = unsafe {
+                libc::open(
+                    c.as_ptr(),
+                    libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK,
+                )
+            };
+            if fd >= 0 {
+                out("writable", path.display());
+                // SAFETY: fd is ours and closed once.
+                unsafe { libc::close(fd) };
+            }
+        }
+    }
+    let mut checked = 0;
+    walk(std::path::Path::new("/proc"), 0, &mut checked);
+    out("checked", checked);
+    0
+}
+
+/// Whether an AF_VSOCK stream socket can be created (nothing is bound or sent):
+/// vsock is not network-namespaced, so `--net none` does not cover it.
+fn vsock() -> i32 {
+    const AF_VSOCK: libc::c_int = 40;
+    // SAFETY: plain socket(2); the fd is closed at once.
+    let fd = unsafe { libc::socket(AF_VSOCK, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        out("vsock", errno_name(errno()));
+    } else {
+        out("vsock", "ok");
+        // SAFETY: fd is ours and closed once.
+        unsafe { libc::close(fd) };
+    }
+    0
+}
+
+/// Creates up to `n` inotify instances, prints `inotify=COUNT` (and the errno that
+/// stopped it as `inotify_error`), and holds them for `secs` seconds.
+fn inotify(n: u64, secs: u64) -> i32 {
+    let mut made = 0u64;
+    for _ in 0..n {
+        // SAFETY: inotify_init1 takes flags only; the fds stay open until exit.
+        let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+        if fd < 0 {
+            out("inotify_error", errno_name(errno()));
+            break;
+        }
+        made += 1;
+    }
+    out("inotify", made);
+    flush();
+    std::thread::sleep(Duration::from_secs(secs));
     0
 }
