@@ -101,6 +101,15 @@ pub struct Spec {
     pub command: Vec<OsString>,
 }
 
+impl Spec {
+    /// Whether the sandbox can write the host's storage: a `--mount-rw`, or
+    /// `--fs host` without `--readonly`. Sandbox root is host root for those files
+    /// (ids map 1:1), so a setuid binary or device node made there is real.
+    pub fn writes_host_storage(&self) -> bool {
+        self.mounts.iter().any(|m| m.writable) || (self.fs == FsMode::Host && !self.readonly)
+    }
+}
+
 impl Default for Spec {
     fn default() -> Self {
         Spec {

@@ -197,10 +197,9 @@ fn proc_masks_survive_umount_remount_and_new_proc_userns_host() {
 /// which only watch the caller's own pressure and are bounded per open file.
 const WRITABLE_PROC_ALLOWED: &[&str] = &["/proc/pressure/"];
 
-/// Writable on kernels with CONFIG_DYNAMIC_DEBUG (Debian's, the VM leg): a hole
-/// of the review (sandbox root is host uid 0 and nothing masks the file), to be
-/// removed from here when it is fixed.
-const KNOWN_WRITABLE_PROC_HOLES: &[&str] = &["/proc/dynamic_debug/control"];
+/// Writable /proc files tolerated as known holes: none (dynamic_debug, found by
+/// the review, is masked now).
+const KNOWN_WRITABLE_PROC_HOLES: &[&str] = &[];
 
 fn check_writable_proc(env: &Env, opts: &[&str], probe: &str) {
     let out = env

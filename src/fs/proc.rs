@@ -21,9 +21,15 @@ const MASKED_FILES: &[&str] = &[
     "timer_stats",
     "sched_debug",
     "interrupts",
+    // Beyond runc's list: sandbox root is host uid 0 for these root-only files,
+    // which give kernel addresses (KASLR) and the host's key usage per user.
+    "vmallocinfo",
+    "key-users",
 ];
 /// Directories hidden by an empty read-only tmpfs.
-const MASKED_DIRS: &[&str] = &["acpi", "asound", "scsi"];
+/// `dynamic_debug` (Debian's kernels): its `control` file checks no capability,
+/// so a sandbox could switch on every debug message of the host kernel.
+const MASKED_DIRS: &[&str] = &["acpi", "asound", "scsi", "dynamic_debug"];
 /// Made read-only by a bind of themselves.
 const READ_ONLY: &[&str] = &["bus", "fs", "irq", "sys", "sysrq-trigger"];
 

@@ -76,8 +76,9 @@ fn prepare(spec: &Spec) -> Result<Launch> {
         })
         .collect::<Result<Vec<_>>>()?;
     let hostname = spec.hostname.clone().unwrap_or_else(names::random_hostname);
-    let caps = crate::security::caps::sandbox_set(&spec.cap_add, &spec.cap_drop);
-    let profile = seccomp::profile(&spec.allow_syscalls, &spec.deny_syscalls)?;
+    let guard = spec.writes_host_storage();
+    let caps = sandbox_caps(spec, guard);
+    let profile = seccomp::profile(&spec.allow_syscalls, &spec.deny_syscalls, guard)?;
     let seccomp = seccomp::compile(&profile)?;
     Ok(Launch {
         hostname,
@@ -87,6 +88,23 @@ fn prepare(spec: &Spec) -> Result<Launch> {
         caps,
         seccomp,
     })
+}
+
+/// The default set, adjusted by `--cap-add`/`--cap-drop`. Where the sandbox can
+/// write host storage, MKNOD (device nodes) and SETFCAP (file capabilities) are
+/// left out unless asked for: either would be honoured by the host for files
+/// made there, like a setuid bit (which the seccomp profile refuses then).
+fn sandbox_caps(spec: &Spec, writes_host_storage: bool) -> u64 {
+    use crate::security::caps;
+    let mut drop = spec.cap_drop.clone();
+    if writes_host_storage {
+        drop.extend(
+            [caps::MKNOD, caps::SETFCAP]
+                .iter()
+                .filter(|cap| !spec.cap_add.contains(cap)),
+        );
+    }
+    caps::sandbox_set(&spec.cap_add, &drop)
 }
 
 /// The clean default environment, then `--env` in order (a later key wins).
@@ -119,6 +137,22 @@ fn cstring(value: &OsStr, what: &str) -> Result<CString> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writable_host_storage_loses_mknod_and_setfcap_unless_added() {
+        use crate::security::caps::{self, MKNOD, SETFCAP};
+        let bit = |cap: u8| 1u64 << cap;
+        let plain = Spec::default();
+        assert_eq!(sandbox_caps(&plain, false), caps::sandbox_set(&[], &[]));
+        let full = sandbox_caps(&plain, true);
+        assert_eq!(full & (bit(MKNOD) | bit(SETFCAP)), 0);
+        let asked = Spec {
+            cap_add: vec![SETFCAP],
+            ..Spec::default()
+        };
+        assert_ne!(sandbox_caps(&asked, true) & bit(SETFCAP), 0);
+        assert_eq!(sandbox_caps(&asked, true) & bit(MKNOD), 0);
+    }
 
     #[test]
     fn env_defaults_then_overrides_in_order() {

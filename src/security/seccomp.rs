@@ -183,7 +183,37 @@ pub enum When {
     /// kernel's `cmd` is an `unsigned int`, so high bits cannot hide the request
     /// (CVE-2019-10063) and the low 32 bits are all that must match.
     TerminalInjection,
+    /// `socket` whose domain (arg 0) is this address family.
+    SocketFamily(u32),
+    /// A mode argument (the given arg) with S_ISUID or S_ISGID set: chmod, open
+    /// with O_CREAT, mknod. Used only when the sandbox can write host storage.
+    SetidMode(u8),
 }
+
+/// AF_VSOCK sockets are not separated by network namespaces: with them a
+/// sandbox under `--net none` could reach the hypervisor's or the host's vsock
+/// services, or take ports from them.
+const VSOCK_RULE: (&str, i32, When) = ("socket", libc::EPERM, When::SocketFamily(40));
+
+/// When the sandbox can write host storage (`--mount-rw`, `--fs host` without
+/// `--readonly`), sandbox root is host root for those files: a setuid-root binary
+/// or a device node made there would be one on the host, for any host user to
+/// run. These calls may not set S_ISUID or S_ISGID then (the argument is the
+/// mode's index). `openat2` keeps its mode in memory the filter cannot read, so
+/// it answers ENOSYS (callers fall back to openat); io_uring is ENOSYS already.
+const SETID_GUARD: [(&str, u8); 8] = [
+    ("chmod", 1),
+    ("fchmod", 1),
+    ("fchmodat", 2),
+    ("creat", 1),
+    ("open", 2),
+    ("openat", 3),
+    ("mknod", 1),
+    ("mknodat", 2),
+];
+/// fchmodat2 (Linux 6.6) is newer than the generated tables (Linux 6.1); it has
+/// the same number on x86_64 and in the asm-generic table.
+const FCHMODAT2: (&str, u32) = ("fchmodat2", 452);
 
 /// One denied syscall.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,12 +255,19 @@ impl Profile {
 /// `clone` and `ioctl` and the ENOSYS answer of `clone3` and io_uring.
 /// `--deny-syscall X` denies X outright with EPERM, replacing any other rule on it.
 /// A name given to both is denied: deny is applied last, so the safer one wins.
-pub fn profile(allow: &[String], deny: &[String]) -> Result<Profile> {
-    profile_for(Arch::NATIVE, allow, deny)
+///
+/// `guard_host_storage` adds the setid rules of [`SETID_GUARD`].
+pub fn profile(allow: &[String], deny: &[String], guard_host_storage: bool) -> Result<Profile> {
+    profile_for(Arch::NATIVE, allow, deny, guard_host_storage)
 }
 
 /// [`profile`] for any architecture microbox has a table for.
-pub fn profile_for(arch: Arch, allow: &[String], deny: &[String]) -> Result<Profile> {
+pub fn profile_for(
+    arch: Arch,
+    allow: &[String],
+    deny: &[String],
+    guard_host_storage: bool,
+) -> Result<Profile> {
     let resolve = |name: &str, option: &str| {
         syscalls::entry_for(arch, name).ok_or_else(|| {
             Error::usage(format!(
@@ -270,6 +307,7 @@ pub fn profile_for(arch: Arch, allow: &[String], deny: &[String]) -> Result<Prof
         .chain([
             ("clone", libc::EPERM, When::CloneNamespaceFlags),
             ("ioctl", libc::EPERM, When::TerminalInjection),
+            VSOCK_RULE,
         ]);
     for (name, errno, when) in defaults {
         match syscalls::entry_for(arch, name) {
@@ -281,6 +319,24 @@ pub fn profile_for(arch: Arch, allow: &[String], deny: &[String]) -> Result<Prof
                      lacks (a bug in microbox: fix the list or regenerate the table)"
                 )))
             }
+        }
+    }
+    if guard_host_storage {
+        // The legacy calls (chmod, open, creat, mknod) are absent on asm-generic
+        // architectures: nothing to guard there.
+        let guarded = SETID_GUARD
+            .iter()
+            .filter_map(|&(name, arg)| {
+                syscalls::entry_for(arch, name)
+                    .map(|entry| (entry, libc::EPERM, When::SetidMode(arg)))
+            })
+            .chain([(FCHMODAT2, libc::EPERM, When::SetidMode(2))])
+            .chain(
+                syscalls::entry_for(arch, "openat2")
+                    .map(|entry| (entry, libc::ENOSYS, When::Always)),
+            );
+        for (entry, errno, when) in guarded {
+            add(entry, errno, when);
         }
     }
     for (_, nr) in allowed {
@@ -385,6 +441,11 @@ fn rules(when: When) -> Result<Vec<SeccompRule>> {
                 })?;
                 rule(1, SeccompCmpOp::Eq, u64::from(request))
             })
+            .collect(),
+        When::SocketFamily(family) => Ok(vec![rule(0, SeccompCmpOp::Eq, u64::from(family))?]),
+        When::SetidMode(arg) => [libc::S_ISUID, libc::S_ISGID]
+            .into_iter()
+            .map(|bit| rule(arg, SeccompCmpOp::MaskedEq(u64::from(bit)), u64::from(bit)))
             .collect(),
     }
 }
@@ -626,7 +687,7 @@ mod tests {
     }
 
     fn compiled(arch: Arch, allow: &[&str], deny: &[&str]) -> Vec<BpfProgram> {
-        let profile = profile_for(arch, &strings(allow), &strings(deny)).expect("profile");
+        let profile = profile_for(arch, &strings(allow), &strings(deny), false).expect("profile");
         compile(&profile).expect("compile")
     }
 
@@ -798,7 +859,7 @@ mod tests {
     #[test]
     fn every_denied_number_gets_its_errno_and_nothing_else_is_denied() {
         for arch in ARCHES {
-            let profile = profile_for(arch, &[], &[]).expect("profile");
+            let profile = profile_for(arch, &[], &[], false).expect("profile");
             let programs = compile(&profile).expect("compile");
             for &(name, number) in arch.table() {
                 let expected = match profile.lookup(name) {
@@ -985,20 +1046,22 @@ mod tests {
 
     #[test]
     fn unknown_names_are_usage_errors_naming_the_call() {
-        let err = profile_for(Arch::X86_64, &strings(&["nosuchcall"]), &[]).expect_err("unknown");
+        let err =
+            profile_for(Arch::X86_64, &strings(&["nosuchcall"]), &[], false).expect_err("unknown");
         assert_eq!(err.kind, crate::error::Kind::Usage);
         assert!(
             err.msg.contains("'nosuchcall'") && err.msg.contains("--allow-syscall"),
             "{}",
             err.msg
         );
-        let err = profile_for(Arch::Aarch64, &[], &strings(&["iopl"])).expect_err("no iopl on arm");
+        let err = profile_for(Arch::Aarch64, &[], &strings(&["iopl"]), false)
+            .expect_err("no iopl on arm");
         assert!(
             err.msg.contains("'iopl'") && err.msg.contains("aarch64"),
             "{}",
             err.msg
         );
-        assert!(profile_for(Arch::X86_64, &[], &strings(&["PTRACE"])).is_err());
+        assert!(profile_for(Arch::X86_64, &[], &strings(&["PTRACE"]), false).is_err());
     }
 
     #[test]
@@ -1112,6 +1175,63 @@ mod tests {
             output.status.success() && stdout.contains("seccomp load child: ok"),
             "child failed: {}\n{stdout}\n{stderr}",
             output.status
+        );
+    }
+
+    #[test]
+    fn vsock_sockets_are_refused_and_other_families_allowed() {
+        for arch in ARCHES {
+            let programs = compiled(arch, &[], &[]);
+            let socket = |family: u64| ask(&programs, arch, "socket", [family, 1, 0, 0, 0, 0]);
+            assert_eq!(socket(40), eperm(), "AF_VSOCK on {arch}");
+            assert_eq!(socket(flag(libc::AF_INET)), ALLOW, "AF_INET on {arch}");
+            assert_eq!(socket(flag(libc::AF_UNIX)), ALLOW, "AF_UNIX on {arch}");
+        }
+    }
+
+    #[test]
+    fn setid_modes_are_refused_only_when_host_storage_is_writable() {
+        let suid = u64::from(libc::S_ISUID | 0o755);
+        let sgid = u64::from(libc::S_ISGID | 0o755);
+        let plain = 0o755u64;
+        for arch in ARCHES {
+            let guarded =
+                compile(&profile_for(arch, &[], &[], true).expect("profile")).expect("compile");
+            let open = compiled(arch, &[], &[]);
+            let fchmodat = |programs: &[BpfProgram], mode: u64| {
+                ask(programs, arch, "fchmodat", [0, 0, mode, 0, 0, 0])
+            };
+            assert_eq!(fchmodat(&guarded, suid), eperm(), "{arch}");
+            assert_eq!(fchmodat(&guarded, sgid), eperm(), "{arch}");
+            assert_eq!(fchmodat(&guarded, plain), ALLOW, "{arch}");
+            assert_eq!(fchmodat(&open, suid), ALLOW, "unguarded on {arch}");
+            let openat = |mode: u64| ask(&guarded, arch, "openat", [0, 0, 0o101, mode, 0, 0]);
+            assert_eq!(openat(suid), eperm(), "{arch}");
+            assert_eq!(openat(0o644), ALLOW, "{arch}");
+            let mknodat = ask(&guarded, arch, "mknodat", [0, 0, sgid, 0, 0, 0]);
+            assert_eq!(mknodat, eperm(), "{arch}");
+            let fchmodat2 = verdict(
+                &guarded,
+                &Call {
+                    nr: 452,
+                    arch: audit_arch(arch),
+                    args: [0, 0, suid, 0, 0, 0],
+                },
+            );
+            assert_eq!(fchmodat2, eperm(), "fchmodat2 on {arch}");
+            assert_eq!(ask(&guarded, arch, "openat2", NO_ARGS), enosys(), "{arch}");
+        }
+        let guarded =
+            compile(&profile_for(Arch::X86_64, &[], &[], true).expect("profile")).expect("compile");
+        let chmod = ask(&guarded, Arch::X86_64, "chmod", [0, suid, 0, 0, 0, 0]);
+        assert_eq!(chmod, eperm());
+        // --allow-syscall lifts the guard like any other rule.
+        let lifted =
+            compile(&profile_for(Arch::X86_64, &strings(&["chmod"]), &[], true).expect("profile"))
+                .expect("compile");
+        assert_eq!(
+            ask(&lifted, Arch::X86_64, "chmod", [0, suid, 0, 0, 0, 0]),
+            ALLOW
         );
     }
 }
