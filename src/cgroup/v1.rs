@@ -1,10 +1,14 @@
 //! cgroup v1: `<mount>/microbox/<id>` in the cpu, memory and pids hierarchies.
 //!
-//! v1 has no `cgroup.kill` and no `CLONE_INTO_CGROUP`: the parent moves the waiting
-//! child in with `add_process`, and removal kills by pid.
+//! v1 has no `cgroup.kill` and no `CLONE_INTO_CGROUP`: the child moves itself in
+//! through `tasks` files the parent opened (see `join_current_thread`), and
+//! removal kills by pid.
 
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags};
 
 use super::{
     common_hint, kill_members, make_dir, remove_dir_retrying, with_hint, write_error, write_path,
@@ -137,15 +141,18 @@ impl V1Cgroup {
         Ok(())
     }
 
-    /// One write per distinct hierarchy. The first write after the cgroup core has
-    /// been idle waits for an RCU grace period (DESIGN.md section 6); the rest are fast.
-    pub(super) fn add_process(&self, pid: i32) -> Result<()> {
-        let value = pid.to_string();
-        for dir in self.distinct() {
-            let path = dir.join("cgroup.procs");
-            write_path(&path, &value).map_err(|err| write_error(&value, &path, err, None))?;
-        }
-        Ok(())
+    /// The `tasks` file of every distinct hierarchy, opened for writing by the
+    /// parent (the kernel checks the opener's credentials), for the child to move
+    /// itself with [`super::join_current_thread`].
+    pub(super) fn tasks_files(&self) -> Result<Vec<OwnedFd>> {
+        self.distinct()
+            .into_iter()
+            .map(|dir| {
+                let path = dir.join("tasks");
+                rustix::fs::open(&path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
+                    .map_err(|e| Error::os(format_args!("open {}", path.display()), e))
+            })
+            .collect()
     }
 
     /// Since Linux 4.13 memory.oom_control counts `oom_kill`. Before that the only

@@ -125,12 +125,6 @@ impl V2Cgroup {
         self.fd.as_fd()
     }
 
-    pub(super) fn add_process(&self, pid: i32) -> Result<()> {
-        let value = pid.to_string();
-        write_at(self.fd.as_fd(), "cgroup.procs", &value)
-            .map_err(|err| write_error(&value, &self.dir.join("cgroup.procs"), err, None))
-    }
-
     /// `oom_kill` in memory.events counts OOM kills in this cgroup and below.
     pub(super) fn oom_killed(&self) -> bool {
         std::fs::read_to_string(self.file("memory.events"))

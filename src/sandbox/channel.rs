@@ -16,14 +16,11 @@ const MAX_DETAIL: usize = 480;
 const TAG_GO: u8 = 1;
 const TAG_SETUP_FAILED: u8 = 2;
 const TAG_EXEC_FAILED: u8 = 3;
-const TAG_PLACED: u8 = 4;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Message {
     /// Parent to child: the id maps are written; build the sandbox.
     Go,
-    /// Parent to child: the child is in its cgroup; user code may run.
-    Placed,
     /// Child to parent: sandbox setup failed; the child exits 125.
     SetupFailed(String),
     /// Command process to parent: execve failed; it exits with `status` (126/127).
@@ -75,7 +72,6 @@ impl Channel {
 fn encode(msg: &Message) -> Vec<u8> {
     let (tag, status, detail) = match msg {
         Message::Go => (TAG_GO, 0, ""),
-        Message::Placed => (TAG_PLACED, 0, ""),
         Message::SetupFailed(detail) => (TAG_SETUP_FAILED, 0, detail.as_str()),
         Message::ExecFailed { status, detail } => (TAG_EXEC_FAILED, *status, detail.as_str()),
     };
@@ -96,7 +92,6 @@ fn decode(buf: &[u8]) -> Option<Message> {
     let detail = String::from_utf8_lossy(&rest[4..]).into_owned();
     match tag {
         TAG_GO => Some(Message::Go),
-        TAG_PLACED => Some(Message::Placed),
         TAG_SETUP_FAILED => Some(Message::SetupFailed(detail)),
         TAG_EXEC_FAILED => Some(Message::ExecFailed { status, detail }),
         _ => None,
@@ -111,7 +106,6 @@ mod tests {
     fn records_round_trip() {
         for msg in [
             Message::Go,
-            Message::Placed,
             Message::SetupFailed("cannot mount overlay on /: No such device".into()),
             Message::ExecFailed {
                 status: 127,

@@ -4,6 +4,7 @@
 //! code: every path ends in `execve` or `_exit`.
 #![forbid(unsafe_code)]
 
+use std::os::fd::OwnedFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use rustix::process::{set_parent_process_death_signal, Signal};
@@ -17,8 +18,8 @@ use crate::sys::exec::exit_now;
 /// microbox's own failure (DESIGN.md section 3).
 const EXIT_SETUP_FAILED: i32 = 125;
 
-pub fn main(spec: &Spec, launch: &Launch, chan: Channel) -> ! {
-    let outcome = catch_unwind(AssertUnwindSafe(|| setup(spec, launch, &chan)));
+pub fn main(spec: &Spec, launch: &Launch, chan: Channel, tasks_files: Vec<OwnedFd>) -> ! {
+    let outcome = catch_unwind(AssertUnwindSafe(|| setup(spec, launch, &chan, tasks_files)));
     let msg = match outcome {
         Ok(Ok(())) => init::start(launch, chan),
         Ok(Err(err)) => err.to_string(),
@@ -28,7 +29,7 @@ pub fn main(spec: &Spec, launch: &Launch, chan: Channel) -> ! {
     exit_now(EXIT_SETUP_FAILED)
 }
 
-fn setup(spec: &Spec, launch: &Launch, chan: &Channel) -> Result<()> {
+fn setup(spec: &Spec, launch: &Launch, chan: &Channel, tasks_files: Vec<OwnedFd>) -> Result<()> {
     // If microbox dies from here on, so does the sandbox. Set before waiting for
     // Go: a parent that died earlier shows up as EOF on the channel.
     set_parent_process_death_signal(Some(Signal::KILL))
@@ -37,6 +38,14 @@ fn setup(spec: &Spec, launch: &Launch, chan: &Channel) -> Result<()> {
     // /proc/1/mem or /proc/1/exe of a copy of the host's microbox (CVE-2019-5736).
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .map_err(|e| Error::os("make the sandbox init non-dumpable", e))?;
+    // Into the sandbox's cgroup before anything else, so that all of the set-up
+    // is charged there and nothing of the user's can run outside it. On v2 the
+    // child was born inside (CLONE_INTO_CGROUP) and there are no files.
+    crate::cgroup::join_current_thread(&tasks_files)
+        .map_err(|e| Error::os("move the sandbox into its cgroup", e))?;
+    drop(tasks_files);
+    // Rooted at the cgroup it is in now: the sandbox sees itself at `/`.
+    crate::sys::ns::unshare_cgroup().map_err(|e| Error::os("create the cgroup namespace", e))?;
     wait_for(chan, &Message::Go);
     crate::fs::setup(spec, &launch.hostname)?;
     rustix::system::sethostname(launch.hostname.as_bytes())
@@ -44,11 +53,6 @@ fn setup(spec: &Spec, launch: &Launch, chan: &Channel) -> Result<()> {
     if spec.net != NetMode::Host {
         crate::net::loopback_up()?;
     }
-    // On cgroup v1 the parent moves this process while the mounts above are
-    // made (the move can wait out an RCU grace period). No user code runs before
-    // it is done, and the cgroup namespace must be rooted at the new cgroup.
-    wait_for(chan, &Message::Placed);
-    crate::sys::ns::unshare_cgroup().map_err(|e| Error::os("create the cgroup namespace", e))?;
     Ok(())
 }
 

@@ -54,12 +54,14 @@ pub fn supervise(spec: &Spec, launch: &Launch) -> Result<i32> {
     }
     // Limits are written before any process exists; on v2 the child is born inside.
     let cgroup = Cgroup::create(&names::random_id(), &Limits::from(spec))?;
+    // On v1 the child moves itself in through these (see join_current_thread).
+    let tasks_files = cgroup.v1_tasks_files()?;
 
     let (pid, pidfd) = match clone3(clone_flags(spec), cgroup.v2_dir_fd()) {
         Ok(Forked::Child) => {
             drop(ours);
             drop(sigfd);
-            child::main(spec, launch, theirs)
+            child::main(spec, launch, theirs, tasks_files)
         }
         Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
         Err(e) => return Err(clone_error(e)),
@@ -70,21 +72,15 @@ pub fn supervise(spec: &Spec, launch: &Launch) -> Result<i32> {
         &[("pid", &pid.to_string()), ("hostname", &launch.hostname)],
     );
 
-    // A failed send means the child is gone already; its status tells why.
-    let placed = write_id_maps(spec, pid).and_then(|()| {
-        let _ = ours.send(&Message::Go);
-        if cgroup.v2_dir_fd().is_none() {
-            cgroup.add_process(pid)?;
-        }
-        let _ = ours.send(&Message::Placed);
-        Ok(())
-    });
-    if let Err(err) = placed {
-        // The child never runs user code before Placed: killing it is all the
-        // cleanup there is. If its own setup failed first, that is the cause.
+    drop(tasks_files);
+    if let Err(err) = write_id_maps(spec, pid) {
+        // The child waits for Go: killing it is all the cleanup there is. If its
+        // own setup failed first, that is the cause.
         let _ = pidfd_send_signal(&pidfd, Signal::KILL);
         return Err(wait_for_exit(&ours, &pidfd, &sigfd).err().unwrap_or(err));
     }
+    // A failed send means the child is gone already; its status tells why.
+    let _ = ours.send(&Message::Go);
     let status = wait_for_exit(&ours, &pidfd, &sigfd);
     if matches!(status, Ok(137)) && cgroup.oom_killed() {
         let peak = cgroup
@@ -165,7 +161,7 @@ fn wait_for_exit(chan: &channel::Channel, pidfd: &OwnedFd, sigfd: &OwnedFd) -> R
                 match chan.recv() {
                     Ok(Some(Message::SetupFailed(msg))) => setup_error = Some(msg),
                     Ok(Some(Message::ExecFailed { detail, .. })) => log::error(&detail, &[]),
-                    Ok(Some(Message::Go | Message::Placed)) => {}
+                    Ok(Some(Message::Go)) => {}
                     Ok(None) | Err(_) => chan_open = false,
                 }
                 if !child_done {
