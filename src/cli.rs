@@ -1178,4 +1178,14 @@ mod tests {
             LogFormat::Text
         );
     }
+
+    #[test]
+    fn help_names_every_default_capability() {
+        // The list in the help is written out by hand; this keeps it honest.
+        let help = help_text().split_whitespace().collect::<Vec<_>>().join(" ");
+        for &cap in crate::security::caps::DEFAULT {
+            let name = &crate::security::caps::name(cap)["CAP_".len()..];
+            assert!(help.contains(name), "--help does not name {name}");
+        }
+    }
 }
