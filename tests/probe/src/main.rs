@@ -32,7 +32,8 @@ const USAGE: &str = "usage: probe SUBCOMMAND [ARGS]
   kill-self SIG | exec-as UID GID PROG [ARGS...] | fill PATH MIB
   alloc MIB | forks N | spin SECS [THREADS]
   pty | lsdev DIR | cgroup-mount DIR CONTROLLER
-  unix-connect PATH|@ABSTRACT | proc-writable | vsock | inotify N SECS";
+  unix-connect PATH|@ABSTRACT | proc-writable | vsock | inotify N SECS
+  setid-create DIR";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -102,6 +103,7 @@ fn run(args: &[String]) -> i32 {
         ("inotify", Some(n), Some(secs)) => {
             with_number(n, |n| with_number(secs, |s| inotify(n, s)))
         }
+        ("setid-create", Some(dir), _) => setid_create(dir),
         ("alloc", Some(mib), _) => with_number(mib, alloc),
         ("forks", Some(n), _) => with_number(n, forks),
         ("spin", Some(secs), threads) => with_number(secs, |s| {
@@ -1765,5 +1767,186 @@ fn inotify(n: u64, secs: u64) -> i32 {
     out("inotify", made);
     flush();
     std::thread::sleep(Duration::from_secs(secs));
+    0
+}
+
+/// Tries every way a process can give a new file in `dir` a setuid/setgid mode,
+/// a device type or file capabilities, one `NAME=ok|ERRNO` line per attempt
+/// (redteam2). Everything is made inside `dir`, which the test owns.
+fn setid_create(dir: &str) -> i32 {
+    const SETID: libc::c_uint = 0o4755;
+    const SYS_FCHMODAT2: libc::c_long = 452;
+    const AT_EMPTY_PATH: libc::c_int = 0x1000;
+    let path = |name: &str| CString::new(format!("{dir}/{name}")).expect("no NUL in dir");
+    let report = |name: &str, ret: libc::c_long| {
+        out(
+            name,
+            if ret < 0 {
+                errno_name(errno())
+            } else {
+                "ok".to_string()
+            },
+        );
+    };
+    let plain = path("plain");
+    // SAFETY: every call below takes NUL-terminated paths that live across it,
+    // plain integers, or pointers to locals of the right size; fds are closed once.
+    unsafe {
+        let fd = libc::open(
+            plain.as_ptr(),
+            libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+            0o755,
+        );
+        if fd < 0 {
+            out("setup", errno_name(errno()));
+            return 1;
+        }
+        report("fchmod", libc::c_long::from(libc::fchmod(fd, SETID)));
+        let by_fd = CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL");
+        report(
+            "chmod_proc_fd",
+            libc::c_long::from(libc::chmod(by_fd.as_ptr(), SETID)),
+        );
+        libc::close(fd);
+        report(
+            "chmod",
+            libc::c_long::from(libc::chmod(plain.as_ptr(), SETID)),
+        );
+        report(
+            "chmod_setgid",
+            libc::c_long::from(libc::chmod(plain.as_ptr(), 0o2755)),
+        );
+        report(
+            "fchmodat",
+            libc::c_long::from(libc::fchmodat(libc::AT_FDCWD, plain.as_ptr(), SETID, 0)),
+        );
+        report(
+            "fchmodat2",
+            libc::syscall(SYS_FCHMODAT2, libc::AT_FDCWD, plain.as_ptr(), SETID, 0),
+        );
+        let opath = libc::open(plain.as_ptr(), libc::O_PATH | libc::O_CLOEXEC);
+        report(
+            "fchmodat2_o_path",
+            libc::syscall(SYS_FCHMODAT2, opath, c"".as_ptr(), SETID, AT_EMPTY_PATH),
+        );
+        libc::close(opath);
+        let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC;
+        let fd = libc::open(path("open").as_ptr(), flags, SETID);
+        report("open", libc::c_long::from(fd));
+        let fd2 = libc::openat(libc::AT_FDCWD, path("openat").as_ptr(), flags, 0o2755);
+        report("openat", libc::c_long::from(fd2));
+        #[cfg(target_arch = "x86_64")]
+        {
+            report(
+                "creat",
+                libc::syscall(libc::SYS_creat, path("creat").as_ptr(), SETID),
+            );
+            report(
+                "mknod_reg",
+                libc::syscall(
+                    libc::SYS_mknod,
+                    path("mknod").as_ptr(),
+                    libc::S_IFREG | SETID,
+                    0,
+                ),
+            );
+        }
+        report(
+            "mknodat_reg",
+            libc::c_long::from(libc::mknodat(
+                libc::AT_FDCWD,
+                path("mknodat").as_ptr(),
+                libc::S_IFREG | 0o6755,
+                0,
+            )),
+        );
+        // struct open_how { u64 flags, mode, resolve }
+        let how: [u64; 3] = [flags as u64, u64::from(SETID), 0];
+        report(
+            "openat2",
+            libc::syscall(
+                libc::SYS_openat2,
+                libc::AT_FDCWD,
+                path("openat2").as_ptr(),
+                how.as_ptr(),
+                std::mem::size_of_val(&how),
+            ),
+        );
+        let d = CString::new(dir).expect("no NUL");
+        let tmp = libc::open(
+            d.as_ptr(),
+            libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC,
+            SETID,
+        );
+        report("tmpfile_setid", libc::c_long::from(tmp));
+        let tmp = libc::open(
+            d.as_ptr(),
+            libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC,
+            0o755,
+        );
+        if tmp >= 0 {
+            report(
+                "tmpfile_fchmod",
+                libc::c_long::from(libc::fchmod(tmp, SETID)),
+            );
+            let by_fd = CString::new(format!("/proc/self/fd/{tmp}")).expect("no NUL");
+            report(
+                "tmpfile_linkat",
+                libc::c_long::from(libc::linkat(
+                    libc::AT_FDCWD,
+                    by_fd.as_ptr(),
+                    libc::AT_FDCWD,
+                    path("tmpfile").as_ptr(),
+                    libc::AT_SYMLINK_FOLLOW,
+                )),
+            );
+            libc::close(tmp);
+        }
+        report(
+            "mknod_char",
+            libc::c_long::from(libc::mknodat(
+                libc::AT_FDCWD,
+                path("null").as_ptr(),
+                libc::S_IFCHR | 0o666,
+                libc::makedev(1, 3),
+            )),
+        );
+        report(
+            "mknod_block",
+            libc::c_long::from(libc::mknodat(
+                libc::AT_FDCWD,
+                path("disk").as_ptr(),
+                libc::S_IFBLK | 0o666,
+                libc::makedev(7, 0),
+            )),
+        );
+        report(
+            "mkdir_setgid",
+            libc::c_long::from(libc::mkdir(path("dir").as_ptr(), 0o6777)),
+        );
+        // vfs_cap_data v2 (20 bytes) and v3 (24, with rootid 0): CAP_SETUID permitted
+        // and effective.
+        let v2: [u32; 5] = [0x0200_0001, 1 << 7, 0, 0, 0];
+        let v3: [u32; 6] = [0x0300_0001, 1 << 7, 0, 0, 0, 0];
+        for (name, data, len) in [
+            ("setxattr_cap_v2", v2.as_ptr().cast::<libc::c_void>(), 20),
+            ("setxattr_cap_v3", v3.as_ptr().cast::<libc::c_void>(), 24),
+        ] {
+            report(
+                name,
+                libc::c_long::from(libc::setxattr(
+                    plain.as_ptr(),
+                    c"security.capability".as_ptr(),
+                    data,
+                    len,
+                    0,
+                )),
+            );
+        }
+        report(
+            "io_uring_setup",
+            libc::syscall(libc::SYS_io_uring_setup, 1, [0u8; 120].as_mut_ptr()),
+        );
+    }
     0
 }
