@@ -423,9 +423,10 @@ Security:
   --cap-drop CAP        drop a capability (repeatable; default set: CHOWN,
                         DAC_OVERRIDE, FSETID, FOWNER, MKNOD, NET_RAW, SETGID,
                         SETUID, SETFCAP, SETPCAP, NET_BIND_SERVICE,
-                        SYS_CHROOT, KILL, AUDIT_WRITE; without MKNOD and
-                        SETFCAP, and with no setuid/setgid modes, when a
-                        --mount-rw or --fs host makes host storage writable)
+                        SYS_CHROOT, KILL, AUDIT_WRITE; without MKNOD,
+                        SETFCAP and FSETID, and with no setuid/setgid modes,
+                        when a --mount-rw or --fs host makes host storage
+                        writable)
   --userns MODE         isolated (a new user namespace mapping ids 0-65535)
                         or host (the host's) (default: isolated)
 

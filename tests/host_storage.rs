@@ -9,6 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use common::{require_root_and_rootfs, TempDir};
 
+const FSETID: u32 = 4;
 const MKNOD: u32 = 27;
 const SETFCAP: u32 = 31;
 
@@ -50,7 +51,7 @@ fn a_writable_bind_gets_no_setid_binary_and_no_device_node() {
 }
 
 #[test]
-fn a_writable_bind_drops_mknod_and_setfcap_unless_asked() {
+fn a_writable_bind_drops_mknod_setfcap_and_fsetid_unless_asked() {
     let Some(env) = require_root_and_rootfs() else {
         return;
     };
@@ -59,7 +60,10 @@ fn a_writable_bind_drops_mknod_and_setfcap_unless_asked() {
     let out = env.probe(&["--mount-rw", &bind], &["caps"]);
     out.assert_success();
     let eff = out.value("CapEff");
-    assert!(!has_cap(eff, MKNOD) && !has_cap(eff, SETFCAP), "{out}");
+    assert!(
+        !has_cap(eff, MKNOD) && !has_cap(eff, SETFCAP) && !has_cap(eff, FSETID),
+        "{out}"
+    );
     let out = env.probe(&["--mount-rw", &bind, "--cap-add", "SETFCAP"], &["caps"]);
     out.assert_success();
     assert!(
@@ -91,6 +95,37 @@ fn an_image_sandbox_without_host_storage_may_still_make_setuid_files() {
     assert!(
         has_cap(out.value("CapEff"), MKNOD) && has_cap(out.value("CapEff"), SETFCAP),
         "{out}"
+    );
+}
+
+#[test]
+fn overwriting_an_existing_setuid_file_clears_its_bit_even_with_userns_host() {
+    let Some(env) = require_root_and_rootfs() else {
+        return;
+    };
+    let shared = TempDir::new("host-storage-fsetid");
+    let target = shared.join("s");
+    std::fs::copy(env.rootfs().join("bin/busybox"), &target).expect("copy");
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o4755)).expect("chmod");
+    let bind = format!("{}:/w", shared.path.display());
+    // Under --userns host, FSETID would be a real capability and a write would
+    // keep the setuid bit; it is left out where host storage is writable.
+    let out = env
+        .microbox()
+        .args(env.fs_args())
+        .args(["--userns", "host", "--mount-rw", &bind, "--"])
+        .args(["/bin/sh", "-c", "cp /bin/busybox /w/s; echo cp=$?"])
+        .output();
+    out.assert_success();
+    assert_eq!(out.value("cp"), "0", "{out}");
+    let mode = std::fs::metadata(&target)
+        .expect("stat")
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o6000,
+        0,
+        "the setuid bit survived the write: {mode:o}"
     );
 }
 

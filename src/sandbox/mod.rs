@@ -91,15 +91,16 @@ fn prepare(spec: &Spec) -> Result<Launch> {
 }
 
 /// The default set, adjusted by `--cap-add`/`--cap-drop`. Where the sandbox can
-/// write host storage, MKNOD (device nodes) and SETFCAP (file capabilities) are
-/// left out unless asked for: either would be honoured by the host for files
-/// made there, like a setuid bit (which the seccomp profile refuses then).
+/// write host storage, MKNOD (device nodes), SETFCAP (file capabilities) and
+/// FSETID (writing into a setuid file without clearing the bit, which under
+/// `--userns host` is real) are left out unless asked for: the host would honour
+/// what they make there, like a setuid bit (which the seccomp profile refuses then).
 fn sandbox_caps(spec: &Spec, writes_host_storage: bool) -> u64 {
     use crate::security::caps;
     let mut drop = spec.cap_drop.clone();
     if writes_host_storage {
         drop.extend(
-            [caps::MKNOD, caps::SETFCAP]
+            [caps::MKNOD, caps::SETFCAP, caps::FSETID]
                 .iter()
                 .filter(|cap| !spec.cap_add.contains(cap)),
         );
@@ -139,13 +140,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn writable_host_storage_loses_mknod_and_setfcap_unless_added() {
-        use crate::security::caps::{self, MKNOD, SETFCAP};
+    fn writable_host_storage_loses_mknod_setfcap_and_fsetid_unless_added() {
+        use crate::security::caps::{self, FSETID, MKNOD, SETFCAP};
         let bit = |cap: u8| 1u64 << cap;
         let plain = Spec::default();
         assert_eq!(sandbox_caps(&plain, false), caps::sandbox_set(&[], &[]));
         let full = sandbox_caps(&plain, true);
-        assert_eq!(full & (bit(MKNOD) | bit(SETFCAP)), 0);
+        assert_eq!(full & (bit(MKNOD) | bit(SETFCAP) | bit(FSETID)), 0);
         let asked = Spec {
             cap_add: vec![SETFCAP],
             ..Spec::default()
