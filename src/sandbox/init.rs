@@ -20,8 +20,8 @@ use crate::sys::signal::{self, SigSet};
 const EXIT_NOT_EXECUTABLE: i32 = 126;
 const EXIT_NOT_FOUND: i32 = 127;
 
-/// Becomes init; only returns... never: setup errors from here on go to the
-/// parent over `chan` and end the process with 125.
+/// Becomes init and never returns: a failure before the command starts goes to
+/// the parent over `chan` and ends the process with 125.
 pub fn start(launch: &Launch, chan: Channel) -> ! {
     match start_command(launch, &chan) {
         Ok(command) => {
