@@ -893,27 +893,31 @@ fn read(path: &str) -> i32 {
     0
 }
 
+/// The file type as the probe prints it.
+fn kind_name(m: &std::fs::Metadata) -> &'static str {
+    let t = m.file_type();
+    if t.is_symlink() {
+        "link"
+    } else if t.is_dir() {
+        "dir"
+    } else if t.is_file() {
+        "file"
+    } else if t.is_char_device() {
+        "chr"
+    } else if t.is_block_device() {
+        "blk"
+    } else if t.is_fifo() {
+        "fifo"
+    } else {
+        "socket"
+    }
+}
+
 fn stat(path: &str) -> i32 {
     match std::fs::symlink_metadata(path) {
         Ok(m) => {
             out("stat", "ok");
-            let t = m.file_type();
-            let kind = if t.is_symlink() {
-                "link"
-            } else if t.is_dir() {
-                "dir"
-            } else if t.is_file() {
-                "file"
-            } else if t.is_char_device() {
-                "chr"
-            } else if t.is_block_device() {
-                "blk"
-            } else if t.is_fifo() {
-                "fifo"
-            } else {
-                "socket"
-            };
-            out("type", kind);
+            out("type", kind_name(&m));
             out("mode", format!("{:o}", m.mode() & 0o7777));
             out("uid", m.uid());
             out("gid", m.gid());
@@ -1547,22 +1551,7 @@ fn lsdev(dir: &str) -> i32 {
             let Ok(m) = std::fs::symlink_metadata(&p) else {
                 continue;
             };
-            let t = m.file_type();
-            let kind = if t.is_symlink() {
-                "link"
-            } else if t.is_dir() {
-                "dir"
-            } else if t.is_file() {
-                "file"
-            } else if t.is_char_device() {
-                "chr"
-            } else if t.is_block_device() {
-                "blk"
-            } else if t.is_fifo() {
-                "fifo"
-            } else {
-                "socket"
-            };
+            let kind = kind_name(&m);
             let rdev = m.rdev();
             out(
                 "node",
@@ -1573,7 +1562,7 @@ fn lsdev(dir: &str) -> i32 {
                     libc::minor(rdev)
                 ),
             );
-            if t.is_dir() && depth > 0 {
+            if m.is_dir() && depth > 0 {
                 walk(&p, depth - 1);
             }
         }
