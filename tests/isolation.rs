@@ -13,11 +13,11 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::{
-    image_copy, open_fd, open_pty, require_root_and_rootfs, skip_or_fail, tree_state, Env, Leg,
-    Outcome, TempDir,
+    image_copy, open_fd, open_pty, require_root_and_rootfs, skip_or_fail, Env, Leg, Outcome,
+    TempDir, Victim,
 };
 
 // ---------------------------------------------------------------------------
@@ -491,49 +491,6 @@ fn tiocsti_cannot_reach_the_callers_terminal() {
 
 // ---------------------------------------------------------------------------
 // item 2: hostile images
-
-/// A host directory a hostile image points at; it must never change.
-struct Victim {
-    dir: TempDir,
-    before: BTreeMap<String, String>,
-}
-
-impl Victim {
-    fn new() -> Victim {
-        let dir = TempDir::new("victim");
-        std::fs::write(dir.join("hosts"), "host file\n").unwrap();
-        std::fs::create_dir(dir.join("sub")).unwrap();
-        let before = tree_state(&dir.path);
-        Victim { dir, before }
-    }
-
-    fn path(&self) -> &Path {
-        &self.dir.path
-    }
-
-    /// The victim as a relative link from `at` (a path inside the image) that
-    /// climbs out of the image root with `..`.
-    fn relative_from(&self, depth: usize) -> PathBuf {
-        let up = "../".repeat(depth + 12);
-        PathBuf::from(format!(
-            "{up}{}",
-            self.path().display().to_string().trim_start_matches('/')
-        ))
-    }
-
-    #[track_caller]
-    fn assert_untouched(&self, out: &Outcome) {
-        assert_eq!(
-            tree_state(self.path()),
-            self.before,
-            "the host directory changed\n{out}"
-        );
-        assert!(
-            common::mounts_under(self.path()).is_empty(),
-            "something is mounted on the host path\n{out}"
-        );
-    }
-}
 
 /// A hostile image either works inside the sandbox or fails with a clear error.
 #[track_caller]

@@ -17,9 +17,9 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use common::{image_copy, require_root_and_rootfs, tree_state, Env, Outcome, TempDir};
+use common::{image_copy, require_root_and_rootfs, tree_state, Env, Outcome, TempDir, Victim};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -70,40 +70,6 @@ fn probe_in(env: &Env, mode: Mode, opts: &[&str], args: &[&str]) -> Outcome {
         .output();
     out.assert_success();
     out
-}
-
-/// A host directory that a hostile path points at; it must never change.
-struct Victim {
-    dir: TempDir,
-    before: BTreeMap<String, String>,
-}
-
-impl Victim {
-    fn new() -> Victim {
-        let dir = TempDir::new("threat-victim");
-        std::fs::write(dir.join("hosts"), "host file\n").unwrap();
-        std::fs::create_dir(dir.join("sub")).unwrap();
-        std::fs::write(dir.join("sub/inner"), "host inner\n").unwrap();
-        let before = tree_state(&dir.path);
-        Victim { dir, before }
-    }
-
-    fn path(&self) -> &Path {
-        &self.dir.path
-    }
-
-    #[track_caller]
-    fn assert_untouched(&self, out: &Outcome) {
-        assert_eq!(
-            tree_state(self.path()),
-            self.before,
-            "the host directory changed\n{out}"
-        );
-        assert!(
-            common::mounts_under(self.path()).is_empty(),
-            "something is mounted on the host path\n{out}"
-        );
-    }
 }
 
 /// Whether a path exists on the host, for checks that mean nothing without it.

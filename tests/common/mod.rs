@@ -992,3 +992,47 @@ pub fn open_pty() -> Option<(OwnedFd, OwnedFd)> {
     // SAFETY: openpty returned two fresh fds that nothing else owns.
     Some(unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) })
 }
+
+/// A host directory a hostile image or path points at; it must never change.
+pub struct Victim {
+    dir: TempDir,
+    before: BTreeMap<String, String>,
+}
+
+impl Victim {
+    pub fn new() -> Victim {
+        let dir = TempDir::new("victim");
+        std::fs::write(dir.join("hosts"), "host file\n").expect("write victim file");
+        std::fs::create_dir(dir.join("sub")).expect("create victim dir");
+        std::fs::write(dir.join("sub/inner"), "host inner\n").expect("write victim file");
+        let before = tree_state(&dir.path);
+        Victim { dir, before }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir.path
+    }
+
+    /// The victim as a relative link that climbs out of an image root with `..`
+    /// from `depth` directories down.
+    pub fn relative_from(&self, depth: usize) -> PathBuf {
+        let up = "../".repeat(depth + 12);
+        PathBuf::from(format!(
+            "{up}{}",
+            self.path().display().to_string().trim_start_matches('/')
+        ))
+    }
+
+    #[track_caller]
+    pub fn assert_untouched(&self, out: &Outcome) {
+        assert_eq!(
+            tree_state(self.path()),
+            self.before,
+            "the host directory changed\n{out}"
+        );
+        assert!(
+            mounts_under(self.path()).is_empty(),
+            "something is mounted on the host path\n{out}"
+        );
+    }
+}
