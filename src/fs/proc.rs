@@ -25,6 +25,26 @@ const MASKED_FILES: &[&str] = &[
     // which give kernel addresses (KASLR) and the host's key usage per user.
     "vmallocinfo",
     "key-users",
+    // Host physical memory, page by page (0400): which frames hold what, the
+    // layout a Rowhammer or page-cache side channel needs.
+    "kpagecount",
+    "kpageflags",
+    "kpagecgroup",
+    // Allocator state of the host kernel: slab caches (0400), free pages by
+    // migrate type (0400), by order and by zone (0444, but of no use to a
+    // sandbox, whose memory is its cgroup's): what heap grooming for a kernel
+    // exploit watches, and other tenants' memory pressure.
+    "slabinfo",
+    "pagetypeinfo",
+    "buddyinfo",
+    "zoneinfo",
+    // The host kernel's log (0400). The kernel wants CAP_SYSLOG in the initial
+    // namespace, which only `--userns host --cap-add SYSLOG` gives; masked
+    // anyway so that no option combination reads it.
+    "kmsg",
+    // Not a mainline file: an accounting module on this project's CI machines
+    // (0400) that lists every host program's name and CPU time.
+    "program_cpu",
 ];
 /// Directories hidden by an empty read-only tmpfs.
 /// `dynamic_debug` (Debian's kernels): its `control` file checks no capability,

@@ -14,10 +14,19 @@
 //! 3  ld  [nr]
 //! 4  jge 0x40000000, +0, +1     x86_64 only: x32 calls carry __X32_SYSCALL_BIT
 //! 5  ret ERRNO(EPERM)
-//! 6  jeq <nr>, ...              one chain per denied syscall, seccompiler's layout
+//!    jgt <highest>, +0, +1      EPERM program only: a number the table does not
+//!    ret ERRNO(ENOSYS)          name, above it or in one of its holes, is
+//!    jge <lo>, +0, +2           answered as by a kernel without the call
+//!    jgt <hi>, +1, +0
+//!    ret ERRNO(ENOSYS)
+//!    jeq <nr>, ...              one chain per denied syscall, seccompiler's layout
 //!    ...
 //!    ret ALLOW                  default action
 //! ```
+//!
+//! Default allow, but only for what the tables name: a syscall a future kernel
+//! adds is unreachable until the tables are regenerated and the call is reviewed
+//! (denied below, or listed in [`ALLOWED_SINCE_6_1`] with the reason).
 //!
 //! Why several programs: a seccompiler filter has one match action, and we need
 //! two answers (EPERM for the deny list, ENOSYS for io_uring and clone3 so that
@@ -102,9 +111,18 @@ pub const DEFAULT_EPERM: &[&str] = &[
     "move_mount",
     "mount_setattr",
     "pivot_root",
+    // The same family, Linux 6.8-6.15: open_tree_attr is open_tree with mount
+    // attributes (a detached, unmasked copy of /proc with CAP_SYS_ADMIN);
+    // statmount and listmount describe the host's mounts by id.
+    "open_tree_attr",
+    "statmount",
+    "listmount",
     // New namespaces are the first step of most kernel-bug escapes (CVE-2022-0185).
     "setns",
     "unshare",
+    // Enumerates namespaces by id, the host's among them (Linux 6.19): only
+    // useful with setns or nsfs file handles, both denied.
+    "listns",
     // File handles bypass the mount namespace's view (the "shocker" escape).
     "name_to_handle_at",
     "open_by_handle_at",
@@ -114,6 +132,67 @@ pub const DEFAULT_EPERM: &[&str] = &[
     "set_mempolicy_home_node",
     "mbind",
     "move_pages",
+];
+
+/// Calls added after Linux 6.1 (the tables' previous kernel) that the default
+/// profile allows, each with the reason. The rest of that kernel range is denied
+/// above. A unit test checks every name in the tables is decided.
+pub const ALLOWED_SINCE_6_1: &[(&str, &str)] = &[
+    (
+        "cachestat",
+        "page-cache state of a file the caller has open, as mincore shows",
+    ),
+    (
+        "fchmodat2",
+        "fchmodat with flags; the host-storage setid guard covers it",
+    ),
+    (
+        "map_shadow_stack",
+        "the caller's own shadow stack (CET, arm64 GCS)",
+    ),
+    ("futex_wake", "futex2: the caller's own futexes"),
+    ("futex_wait", "futex2: the caller's own futexes"),
+    ("futex_requeue", "futex2: the caller's own futexes"),
+    (
+        "lsm_get_self_attr",
+        "the caller's own LSM labels, as /proc/self/attr shows",
+    ),
+    (
+        "lsm_set_self_attr",
+        "as writing /proc/self/attr, which the LSM itself polices",
+    ),
+    (
+        "lsm_list_modules",
+        "which LSMs are active, as /sys/kernel/security/lsm shows",
+    ),
+    (
+        "mseal",
+        "seals the caller's own mappings: hardening, nothing more",
+    ),
+    (
+        "setxattrat",
+        "setxattr by dirfd; same permission checks (SETFCAP guards caps)",
+    ),
+    ("getxattrat", "getxattr by dirfd"),
+    ("listxattrat", "listxattr by dirfd"),
+    ("removexattrat", "removexattr by dirfd"),
+    ("file_getattr", "FS_IOC_FSGETXATTR as a syscall"),
+    (
+        "file_setattr",
+        "FS_IOC_FSSETXATTR as a syscall; immutable needs LINUX_IMMUTABLE",
+    ),
+    (
+        "rseq_slice_yield",
+        "ends the caller's own rseq time-slice extension",
+    ),
+    (
+        "uretprobe",
+        "x86_64: only the kernel's uretprobe trampoline may call it",
+    ),
+    (
+        "uprobe",
+        "x86_64: only the kernel's uprobe trampoline may call it",
+    ),
 ];
 
 /// Answered with ENOSYS, which callers read as "old kernel" and fall back:
@@ -201,19 +280,17 @@ const VSOCK_RULE: (&str, i32, When) = ("socket", libc::EPERM, When::SocketFamily
 /// run. These calls may not set S_ISUID or S_ISGID then (the argument is the
 /// mode's index). `openat2` keeps its mode in memory the filter cannot read, so
 /// it answers ENOSYS (callers fall back to openat); io_uring is ENOSYS already.
-const SETID_GUARD: [(&str, u8); 8] = [
+const SETID_GUARD: [(&str, u8); 9] = [
     ("chmod", 1),
     ("fchmod", 1),
     ("fchmodat", 2),
+    ("fchmodat2", 2),
     ("creat", 1),
     ("open", 2),
     ("openat", 3),
     ("mknod", 1),
     ("mknodat", 2),
 ];
-/// fchmodat2 (Linux 6.6) is newer than the generated tables (Linux 6.1); it has
-/// the same number on x86_64 and in the asm-generic table.
-const FCHMODAT2: (&str, u32) = ("fchmodat2", 452);
 
 /// One denied syscall.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -330,7 +407,6 @@ pub fn profile_for(
                 syscalls::entry_for(arch, name)
                     .map(|entry| (entry, libc::EPERM, When::SetidMode(arg)))
             })
-            .chain([(FCHMODAT2, libc::EPERM, When::SetidMode(2))])
             .chain(
                 syscalls::entry_for(arch, "openat2")
                     .map(|entry| (entry, libc::ENOSYS, When::Always)),
@@ -387,6 +463,7 @@ pub fn compile(profile: &Profile) -> Result<Vec<BpfProgram>> {
         if errno != libc::EPERM && rules.is_empty() {
             continue;
         }
+        let is_eperm = errno == libc::EPERM;
         let errno = u32::try_from(errno)
             .map_err(|_| Error::runtime(format!("bad errno {errno} in seccomp profile")))?;
         let filter = SeccompFilter::new(
@@ -400,9 +477,14 @@ pub fn compile(profile: &Profile) -> Result<Vec<BpfProgram>> {
             .try_into()
             .map_err(|e| Error::runtime(format!("cannot compile the seccomp filter: {e}")))?;
         check_arch_prologue(&program, target)?;
+        let mut guards = Vec::new();
         if profile.arch == Arch::X86_64 {
-            add_x32_guard(&mut program)?;
+            guards.extend(x32_guard());
         }
+        if is_eperm {
+            guards.extend(unnamed_guard(profile.arch));
+        }
+        insert_after_nr_load(&mut program, &guards)?;
         if program.len() > BPF_MAXINSNS {
             return Err(Error::runtime(format!(
                 "the seccomp filter has {} instructions, more than the kernel's {BPF_MAXINSNS}",
@@ -477,6 +559,7 @@ const LD_W_ABS: u16 = opcode(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS);
 const JMP_JA: u16 = opcode(libc::BPF_JMP | libc::BPF_JA);
 const JMP_JEQ_K: u16 = opcode(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K);
 const JMP_JGE_K: u16 = opcode(libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K);
+const JMP_JGT_K: u16 = opcode(libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K);
 const RET_K: u16 = opcode(libc::BPF_RET | libc::BPF_K);
 /// `BPF_CLASS(code)`.
 const CLASS_MASK: u16 = 0x07;
@@ -529,22 +612,43 @@ fn check_arch_prologue(program: &[sock_filter], target: TargetArch) -> Result<()
     }
 }
 
-/// Put `nr >= 0x40000000 -> EPERM` right after the syscall-number load.
-fn add_x32_guard(program: &mut BpfProgram) -> Result<()> {
-    let load_nr = stmt(LD_W_ABS, DATA_NR);
-    let guard = [
+/// `nr >= 0x40000000 -> EPERM`: x32 calls.
+fn x32_guard() -> [sock_filter; 2] {
+    [
         jump(JMP_JGE_K, X32_SYSCALL_BIT, 0, 1),
         stmt(RET_K, errno_action(libc::EPERM)),
-    ];
-    // Right after the arch check (index 3): seccompiler loads nr there, unless the
-    // filter has no rules, in which case it returns the default action and we load
-    // nr ourselves.
+    ]
+}
+
+/// ENOSYS for every number `arch`'s table does not name: above its highest,
+/// then each hole. Placed after the x32 guard, which keeps x32's EPERM.
+fn unnamed_guard(arch: Arch) -> Vec<sock_filter> {
+    let enosys = || stmt(RET_K, errno_action(libc::ENOSYS));
+    let mut code = vec![jump(JMP_JGT_K, syscalls::highest(arch), 0, 1), enosys()];
+    for (lo, hi) in syscalls::unnamed_ranges(arch) {
+        code.extend([
+            jump(JMP_JGE_K, lo, 0, 2),
+            jump(JMP_JGT_K, hi, 1, 0),
+            enosys(),
+        ]);
+    }
+    code
+}
+
+/// Put `guards` right after the syscall-number load, which follows the arch
+/// check (index 3): seccompiler loads nr there, unless the filter has no rules,
+/// in which case it returns the default action and we load nr ourselves.
+fn insert_after_nr_load(program: &mut BpfProgram, guards: &[sock_filter]) -> Result<()> {
     const AFTER_ARCH_CHECK: usize = 3;
+    if guards.is_empty() {
+        return Ok(());
+    }
+    let load_nr = stmt(LD_W_ABS, DATA_NR);
     if program.get(AFTER_ARCH_CHECK) == Some(&load_nr) {
-        insert(program, AFTER_ARCH_CHECK + 1, &guard)
+        insert(program, AFTER_ARCH_CHECK + 1, guards)
     } else {
         let mut code = vec![load_nr];
-        code.extend(guard);
+        code.extend_from_slice(guards);
         insert(program, AFTER_ARCH_CHECK, &code)
     }
 }
@@ -592,7 +696,6 @@ mod tests {
 
     // Opcodes only seccompiler's argument checks use.
     const ALU_AND_K: u16 = opcode(libc::BPF_ALU | libc::BPF_AND | libc::BPF_K);
-    const JMP_JGT_K: u16 = opcode(libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K);
     const JMP_JSET_K: u16 = opcode(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K);
 
     const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
@@ -945,7 +1048,7 @@ mod tests {
             ),
             KILL
         );
-        // aarch64 has no x32-style bit: no guard, numbers past the table are allowed.
+        // aarch64 has no x32-style bit: such a number is just one the table lacks.
         assert_eq!(
             verdict(
                 &arm,
@@ -955,8 +1058,90 @@ mod tests {
                     args: NO_ARGS
                 }
             ),
-            ALLOW
+            enosys()
         );
+    }
+
+    #[test]
+    fn numbers_the_table_does_not_name_get_enosys() {
+        for arch in ARCHES {
+            for (allow, deny) in [(&[][..], &[][..]), (&["ptrace"][..], &["getpid"][..])] {
+                let programs = compiled(arch, allow, deny);
+                let answer = |nr: u32| {
+                    verdict(
+                        &programs,
+                        &Call {
+                            nr,
+                            arch: audit_arch(arch),
+                            args: NO_ARGS,
+                        },
+                    )
+                };
+                let highest = syscalls::highest(arch);
+                for nr in (highest + 1..=1023).chain([4095, 0x3fff_ffff]) {
+                    assert_eq!(answer(nr), enosys(), "{arch} {nr}");
+                }
+                for (lo, hi) in syscalls::unnamed_ranges(arch) {
+                    for nr in lo..=hi {
+                        assert_eq!(answer(nr), enosys(), "{arch} hole {nr}");
+                    }
+                    assert_ne!(answer(lo - 1), enosys(), "{arch} below hole {lo}");
+                    assert_ne!(answer(hi + 1), enosys(), "{arch} above hole {hi}");
+                }
+                assert_eq!(answer(highest), ALLOW, "{arch} the highest named call");
+                let top = if arch == Arch::X86_64 {
+                    eperm()
+                } else {
+                    enosys()
+                };
+                assert_eq!(answer(u32::MAX), top, "{arch} nr -1");
+            }
+        }
+    }
+
+    /// Every call newer than the tables' previous kernel (Linux 6.1: up to 450,
+    /// and x86_64's uprobe pair in the old hole) was decided: denied by default or
+    /// allowed with a reason.
+    #[test]
+    fn every_call_since_linux_6_1_is_decided() {
+        for arch in ARCHES {
+            let programs = compiled(arch, &[], &[]);
+            for &(name, number) in arch.table() {
+                let new = number > 450 || (arch == Arch::X86_64 && (335..=336).contains(&number));
+                if !new {
+                    continue;
+                }
+                let allowed = ALLOWED_SINCE_6_1
+                    .iter()
+                    .any(|&(allowed, _)| allowed == name);
+                let denied = DEFAULT_EPERM.contains(&name);
+                assert!(allowed != denied, "{arch} {name}: decide it exactly once");
+                let want = if allowed { ALLOW } else { eperm() };
+                assert_eq!(ask(&programs, arch, name, NO_ARGS), want, "{arch} {name}");
+            }
+        }
+        for &(name, reason) in ALLOWED_SINCE_6_1 {
+            assert!(
+                ARCHES
+                    .iter()
+                    .any(|&arch| syscalls::number_for(arch, name).is_some()),
+                "{name}"
+            );
+            assert!(!reason.is_empty());
+        }
+        // The review's escape: a detached, unmasked /proc through open_tree_attr.
+        for name in ["open_tree_attr", "statmount", "listmount", "listns"] {
+            assert!(DEFAULT_EPERM.contains(&name), "{name}");
+        }
+    }
+
+    #[test]
+    fn allow_syscall_still_reaches_a_known_new_call() {
+        for arch in ARCHES {
+            let programs = compiled(arch, &["open_tree_attr"], &[]);
+            assert_eq!(ask(&programs, arch, "open_tree_attr", NO_ARGS), ALLOW);
+            assert_eq!(ask(&programs, arch, "open_tree", NO_ARGS), eperm());
+        }
     }
 
     #[test]
@@ -1210,14 +1395,7 @@ mod tests {
             assert_eq!(openat(0o644), ALLOW, "{arch}");
             let mknodat = ask(&guarded, arch, "mknodat", [0, 0, sgid, 0, 0, 0]);
             assert_eq!(mknodat, eperm(), "{arch}");
-            let fchmodat2 = verdict(
-                &guarded,
-                &Call {
-                    nr: 452,
-                    arch: audit_arch(arch),
-                    args: [0, 0, suid, 0, 0, 0],
-                },
-            );
+            let fchmodat2 = ask(&guarded, arch, "fchmodat2", [0, 0, suid, 0, 0, 0]);
             assert_eq!(fchmodat2, eperm(), "fchmodat2 on {arch}");
             assert_eq!(ask(&guarded, arch, "openat2", NO_ARGS), enosys(), "{arch}");
         }

@@ -3,8 +3,10 @@
 //! The tables (`syscalls_x86_64.rs`, `syscalls_aarch64.rs`) are generated from
 //! the kernel's uapi headers by `cargo xtask gen-syscalls` and committed; both
 //! are compiled on every architecture so a profile can be built and checked for
-//! either one. They stop at the headers' kernel (Linux 6.1: numbers up to 450);
-//! a newer syscall has no name here until the tables are regenerated.
+//! either one. They stop at the headers' kernel (Linux 7.2: numbers up to 471).
+//! A number a table does not name (above its highest, or in one of its holes)
+//! is answered with ENOSYS by the seccomp filter: a syscall a later kernel adds
+//! stays unreachable until the tables are regenerated and the call reviewed.
 #![forbid(unsafe_code)]
 
 use super::{syscalls_aarch64, syscalls_x86_64};
@@ -32,6 +34,14 @@ impl Arch {
         match self {
             Arch::X86_64 => "x86_64",
             Arch::Aarch64 => "aarch64",
+        }
+    }
+
+    /// The kernel release whose uapi headers the table was generated from.
+    pub fn table_kernel(self) -> &'static str {
+        match self {
+            Arch::X86_64 => syscalls_x86_64::KERNEL,
+            Arch::Aarch64 => syscalls_aarch64::KERNEL,
         }
     }
 
@@ -69,6 +79,27 @@ pub fn entry_for(arch: Arch, name: &str) -> Option<(&'static str, u32)> {
         .binary_search_by(|&(entry, _)| entry.cmp(name))
         .ok()
         .map(|index| table[index])
+}
+
+/// The highest number `arch`'s table names.
+pub fn highest(arch: Arch) -> u32 {
+    arch.table().iter().map(|&(_, nr)| nr).max().unwrap_or(0)
+}
+
+/// The ranges `lo..=hi` below [`highest`] that `arch`'s table names nothing in,
+/// in ascending order (x86_64: 337-423, where only x32 and i386 have calls).
+pub fn unnamed_ranges(arch: Arch) -> Vec<(u32, u32)> {
+    let mut numbers: Vec<u32> = arch.table().iter().map(|&(_, nr)| nr).collect();
+    numbers.sort_unstable();
+    let mut ranges = Vec::new();
+    let mut next = 0;
+    for nr in numbers {
+        if nr > next {
+            ranges.push((next, nr - 1));
+        }
+        next = nr + 1;
+    }
+    ranges
 }
 
 /// The native name of syscall number `nr`.
@@ -151,6 +182,39 @@ mod tests {
         assert_eq!(number_for(Arch::X86_64, "vm86"), None);
         assert_eq!(number_for(Arch::X86_64, "PTRACE"), None);
         assert_eq!(number_for(Arch::X86_64, ""), None);
+    }
+
+    #[test]
+    fn highest_and_unnamed_ranges() {
+        assert_eq!(highest(Arch::X86_64), 471);
+        assert_eq!(highest(Arch::Aarch64), 471);
+        assert_eq!(unnamed_ranges(Arch::X86_64), [(337, 423)]);
+        assert_eq!(unnamed_ranges(Arch::Aarch64), [(244, 259), (295, 423)]);
+        for arch in [Arch::X86_64, Arch::Aarch64] {
+            for nr in 0..=highest(arch) {
+                let unnamed = unnamed_ranges(arch)
+                    .iter()
+                    .any(|&(lo, hi)| (lo..=hi).contains(&nr));
+                assert_eq!(name_for(arch, nr).is_none(), unnamed, "{arch} {nr}");
+            }
+        }
+    }
+
+    /// A regenerated table must be reviewed call by call before it is committed:
+    /// every new name is either denied or allowed with a reason in seccomp.rs
+    /// (`DEFAULT_EPERM`, `ALLOWED_SINCE_6_1`). Update these counts only then.
+    #[test]
+    fn table_sizes_are_the_reviewed_ones() {
+        assert_eq!(
+            Arch::X86_64.table().len(),
+            385,
+            "x86_64: review the new calls"
+        );
+        assert_eq!(
+            Arch::Aarch64.table().len(),
+            327,
+            "aarch64: review the new calls"
+        );
     }
 
     #[test]

@@ -38,7 +38,7 @@ cargo xtask <command>
   vm-test [-- ARGS]   the integration tests inside a QEMU VM (cgroup v2)
   vm-selftest         boots the VM twice: empty suite must pass, and
                       MICROBOX_VM_SELFTEST_FAIL=1 must turn it red
-  gen-syscalls        regenerate src/security/syscalls_*.rs from kernel headers
+  gen-syscalls [--headers DIR]  regenerate src/security/syscalls_*.rs from kernel uapi headers
   bench [--runs N] [--quick]
                       /bin/true in microbox, bwrap and crun on the busybox
                       image (root): latency, sandboxes/s, RSS, ratios
@@ -555,7 +555,7 @@ fn main() -> ExitCode {
         "vm-test" => Ok(standalone(vm_layer(&ctx, None, &libtest_args(rest)))),
         "vm-selftest" => Ok(standalone(vm_selftest_layer(&ctx, true))),
         "bench" => bench::run(&ctx, rest),
-        "gen-syscalls" => gen_syscalls::run(&ctx.repo).map(|()| 0),
+        "gen-syscalls" => gen_syscalls::run(&ctx.repo, rest).map(|()| 0),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(0)

@@ -18,7 +18,7 @@
 
 use std::ffi::{CStr, CString};
 use std::io::Write;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -33,7 +33,7 @@ const USAGE: &str = "usage: probe SUBCOMMAND [ARGS]
   alloc MIB | forks N | spin SECS [THREADS]
   pty | lsdev DIR | cgroup-mount DIR CONTROLLER
   unix-connect PATH|@ABSTRACT | proc-writable | vsock | inotify N SECS
-  setid-create DIR";
+  setid-create DIR | numbers LO HI | proc-routes DIR | proc-root-only";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -104,6 +104,11 @@ fn run(args: &[String]) -> i32 {
             with_number(n, |n| with_number(secs, |s| inotify(n, s)))
         }
         ("setid-create", Some(dir), _) => setid_create(dir),
+        ("proc-routes", Some(dir), _) => proc_routes(dir),
+        ("proc-root-only", _, _) => proc_root_only(),
+        ("numbers", Some(lo), Some(hi)) => {
+            with_number(lo, |lo| with_number(hi, |hi| numbers(lo, hi)))
+        }
         ("alloc", Some(mib), _) => with_number(mib, alloc),
         ("forks", Some(n), _) => with_number(n, forks),
         ("spin", Some(secs), threads) => with_number(secs, |s| {
@@ -546,6 +551,14 @@ static CALLS: &[Call] = &[
     call("fsmount", libc::SYS_fsmount, Some(432), args(&[MINUS1])),
     call("fspick", libc::SYS_fspick, Some(433), args(&[MINUS1, Str(NOFILE)])),
     call("open_tree", libc::SYS_open_tree, Some(428), args(&[MINUS1, Str(NOFILE)])),
+    // Newer than the libc crate's tables: the numbers are the same on x86_64 and
+    // i386 (syscall_64.tbl, syscall_32.tbl). Null structs: EFAULT or EINVAL when allowed.
+    call("open_tree_attr", 467, Some(467), args(&[MINUS1, Str(NOFILE)])),
+    call("statmount", 457, Some(457), NO_ARGS),
+    call("listmount", 458, Some(458), NO_ARGS),
+    call("listns", 470, Some(470), NO_ARGS),
+    // Length 0: seals nothing.
+    call("mseal", 462, Some(462), NO_ARGS),
     call("move_mount", libc::SYS_move_mount, Some(429), args(&[MINUS1, Str(c""), MINUS1, Str(c"")])),
     call("setns", libc::SYS_setns, Some(346), args(&[MINUS1])),
     // Query only: the id of the session keyring, never created.
@@ -601,6 +614,358 @@ static CALLS: &[Call] = &[
     // sysinfo(NULL): EFAULT shows the call reached the kernel.
     call("sysinfo", libc::SYS_sysinfo, Some(116), NO_ARGS),
 ];
+
+/// `struct mount_attr` (include/uapi/linux/mount.h).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const OPEN_TREE_CLONE: u64 = 1;
+const FSCONFIG_CMD_CREATE: u64 = 6;
+
+/// Every route to an unmasked procfs or a writable /proc/sys that the outside
+/// review tried with CAP_SYS_ADMIN, each taken for real as far as it goes. Per
+/// route prints `route.NAME=STEP:ERRNO` for the step that was refused, or
+/// `route.NAME=LEAK:WHAT` if a masked file could be read or
+/// /proc/sys/kernel/core_pattern opened for writing (opened only, never written).
+/// DIR is a scratch directory for mount targets. Run it only inside a sandbox.
+fn proc_routes(dir: &str) -> i32 {
+    let target = format!("{dir}/probe-proc");
+    let _ = std::fs::create_dir_all(&target);
+    let target_c = cstring(&target).unwrap_or_default();
+    let rdonly_off = MountAttr {
+        attr_set: 0,
+        attr_clr: MOUNT_ATTR_RDONLY,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let attr_ptr = &rdonly_off as *const MountAttr as u64;
+    let attr_size = std::mem::size_of::<MountAttr>() as u64;
+
+    // Each route in a forked child: an unshare or mount must not change the
+    // probe's own view for the routes after it.
+    type Route<'a> = (&'a str, Box<dyn Fn() -> String + 'a>);
+    let routes: Vec<Route> = vec![
+        (
+            "open_tree",
+            Box::new(|| {
+                let fd = raw(
+                    428,
+                    &[AT_FDCWD_U, c"/proc".as_ptr() as u64, OPEN_TREE_CLONE],
+                );
+                leak_through(fd, "open_tree")
+            }),
+        ),
+        (
+            "open_tree_attr",
+            Box::new(|| {
+                let fd = raw(
+                    467,
+                    &[
+                        AT_FDCWD_U,
+                        c"/proc".as_ptr() as u64,
+                        OPEN_TREE_CLONE,
+                        attr_ptr,
+                        attr_size,
+                    ],
+                );
+                leak_through(fd, "open_tree_attr")
+            }),
+        ),
+        (
+            "fsopen",
+            Box::new(|| {
+                let fs = raw(430, &[c"proc".as_ptr() as u64, 0]);
+                if fs < 0 {
+                    return format!("fsopen:{}", errno_name(-fs as i32));
+                }
+                let ret = raw(431, &[fs as u64, FSCONFIG_CMD_CREATE, 0, 0, 0]);
+                if ret < 0 {
+                    return format!("fsconfig:{}", errno_name(-ret as i32));
+                }
+                leak_through(raw(432, &[fs as u64, 0, 0]), "fsmount")
+            }),
+        ),
+        (
+            "mount",
+            Box::new(|| {
+                let ret = raw(
+                    libc::SYS_mount as u64,
+                    &[
+                        c"proc".as_ptr() as u64,
+                        target_c.as_ptr() as u64,
+                        c"proc".as_ptr() as u64,
+                        0,
+                        0,
+                    ],
+                );
+                if ret < 0 {
+                    return format!("mount:{}", errno_name(-ret as i32));
+                }
+                leak_at(&target)
+            }),
+        ),
+        (
+            "mount_setattr",
+            Box::new(|| {
+                let ret = raw(
+                    442,
+                    &[
+                        AT_FDCWD_U,
+                        c"/proc/sys".as_ptr() as u64,
+                        0,
+                        attr_ptr,
+                        attr_size,
+                    ],
+                );
+                if ret < 0 {
+                    return format!("mount_setattr:{}", errno_name(-ret as i32));
+                }
+                leak_at("/proc")
+            }),
+        ),
+        (
+            "remount_rw",
+            Box::new(|| {
+                let flags: u64 = libc::MS_REMOUNT | libc::MS_BIND;
+                let ret = raw(
+                    libc::SYS_mount as u64,
+                    &[0, c"/proc/sys".as_ptr() as u64, 0, flags, 0],
+                );
+                if ret < 0 {
+                    return format!("mount:{}", errno_name(-ret as i32));
+                }
+                leak_at("/proc")
+            }),
+        ),
+        (
+            "umount_mask",
+            Box::new(|| {
+                let ret = raw(
+                    libc::SYS_umount2 as u64,
+                    &[c"/proc/timer_list".as_ptr() as u64, libc::MNT_DETACH as u64],
+                );
+                if ret < 0 {
+                    return format!("umount2:{}", errno_name(-ret as i32));
+                }
+                leak_at("/proc")
+            }),
+        ),
+        (
+            "unshare_new_proc",
+            Box::new(|| {
+                let ret = raw(libc::SYS_unshare as u64, &[libc::CLONE_NEWNS as u64]);
+                if ret < 0 {
+                    return format!("unshare:{}", errno_name(-ret as i32));
+                }
+                let ret = raw(
+                    libc::SYS_mount as u64,
+                    &[
+                        c"proc".as_ptr() as u64,
+                        target_c.as_ptr() as u64,
+                        c"proc".as_ptr() as u64,
+                        0,
+                        0,
+                    ],
+                );
+                if ret < 0 {
+                    return format!("mount:{}", errno_name(-ret as i32));
+                }
+                leak_at(&target)
+            }),
+        ),
+    ];
+    for (name, route) in &routes {
+        flush();
+        let (rx, tx) = pipe_pair();
+        // SAFETY: the probe is single-threaded; the child only runs the route,
+        // writes one line to the pipe and exits.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            let verdict = route();
+            // SAFETY: tx is the pipe's open write end; the buffer is live.
+            unsafe { libc::write(tx, verdict.as_ptr().cast(), verdict.len()) };
+            // SAFETY: ends the forked child without running the parent's atexit state.
+            unsafe { libc::_exit(0) };
+        }
+        // SAFETY: tx is ours to close.
+        unsafe { libc::close(tx) };
+        let verdict = read_all_fd(rx);
+        let mut status = 0;
+        // SAFETY: waits for the child forked above.
+        unsafe { libc::waitpid(child, &mut status, 0) };
+        let verdict = if verdict.is_empty() {
+            format!("child:{status:#x}")
+        } else {
+            verdict
+        };
+        out(&format!("route.{name}"), verdict);
+    }
+    0
+}
+
+const AT_FDCWD_U: u64 = libc::AT_FDCWD as i64 as u64;
+
+/// A raw syscall; returns the result or minus the errno.
+fn raw(nr: u64, a: &[u64]) -> i64 {
+    let arg = |i: usize| a.get(i).copied().unwrap_or(0);
+    // SAFETY: the callers pass pointers to live, NUL-terminated strings or structs
+    // of the size they name; everything else is a plain integer.
+    let ret = unsafe {
+        libc::syscall(
+            nr as libc::c_long,
+            arg(0),
+            arg(1),
+            arg(2),
+            arg(3),
+            arg(4),
+            arg(5),
+        )
+    };
+    if ret == -1 {
+        -i64::from(errno())
+    } else {
+        ret
+    }
+}
+
+fn pipe_pair() -> (i32, i32) {
+    let mut fds = [0; 2];
+    // SAFETY: fds has room for the two descriptors pipe writes.
+    unsafe { libc::pipe(fds.as_mut_ptr()) };
+    (fds[0], fds[1])
+}
+
+fn read_all_fd(fd: i32) -> String {
+    let mut buf = [0u8; 512];
+    let mut text = Vec::new();
+    loop {
+        // SAFETY: buf is writable for its length; fd is the pipe's read end.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            break;
+        }
+        text.extend_from_slice(&buf[..n as usize]);
+    }
+    // SAFETY: fd is ours to close.
+    unsafe { libc::close(fd) };
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+/// What a procfs mount `fd` gives: a masked file's content, or core_pattern
+/// open for writing.
+fn leak_through(fd: i64, step: &str) -> String {
+    if fd < 0 {
+        return format!("{step}:{}", errno_name(-fd as i32));
+    }
+    leak_at(&format!("/proc/self/fd/{fd}"))
+}
+
+fn leak_at(proc_dir: &str) -> String {
+    for masked in [
+        "timer_list",
+        "interrupts",
+        "vmallocinfo",
+        "keys",
+        "kpageflags",
+    ] {
+        let path = format!("{proc_dir}/{masked}");
+        if let Ok(text) = std::fs::read(&path) {
+            if !text.is_empty() {
+                return format!("LEAK:{masked}");
+            }
+        }
+    }
+    let core_pattern = format!("{proc_dir}/sys/kernel/core_pattern");
+    match std::fs::OpenOptions::new().write(true).open(&core_pattern) {
+        Ok(_) => "LEAK:core_pattern-writable".to_string(),
+        Err(e) => format!("contained:{}", errno_name(e.raw_os_error().unwrap_or(0))),
+    }
+}
+
+/// Walks /proc outside the pid directories and prints `readable=PATH` for every
+/// regular file that is root-only by its mode (no group or other bits) and that
+/// this process can open and read a byte of; `checked=N` at the end. /proc/kmsg
+/// is only opened: a read would take a message from the host's log.
+fn proc_root_only() -> i32 {
+    fn walk(dir: &std::path::Path, depth: u32, checked: &mut u32) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if depth == 0
+                && (name.bytes().all(|b| b.is_ascii_digit())
+                    || name == "self"
+                    || name == "thread-self")
+            {
+                continue;
+            }
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                if depth < 8 {
+                    walk(&path, depth + 1, checked);
+                }
+                continue;
+            }
+            let mode = meta.mode();
+            if !meta.is_file() || meta.uid() != 0 || mode & 0o077 != 0 || mode & 0o400 == 0 {
+                continue;
+            }
+            *checked += 1;
+            let Ok(mut file) = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&path)
+            else {
+                continue;
+            };
+            if path == std::path::Path::new("/proc/kmsg") {
+                out("readable", path.display());
+                continue;
+            }
+            let mut byte = [0u8; 1];
+            if std::io::Read::read(&mut file, &mut byte).is_ok() {
+                out("readable", path.display());
+            }
+        }
+    }
+    let mut checked = 0;
+    walk(std::path::Path::new("/proc"), 0, &mut checked);
+    out("checked", checked);
+    0
+}
+
+/// Calls every syscall number in `lo..=hi` with zero arguments (for numbers the
+/// tests pick above every table: no kernel has them) and prints how many got
+/// ENOSYS, then `nr.N=RESULT` for each that did not.
+fn numbers(lo: u64, hi: u64) -> i32 {
+    let mut enosys = 0;
+    for nr in lo..=hi {
+        // SAFETY: a raw syscall with zero arguments; the numbers are ones the
+        // tests know no kernel has, and the probe is ready for any return.
+        let ret = unsafe { libc::syscall(nr as libc::c_long, 0, 0, 0, 0, 0, 0) };
+        let e = errno();
+        if ret == -1 && e == libc::ENOSYS {
+            enosys += 1;
+        } else if ret == -1 {
+            out(&format!("nr.{nr}"), errno_name(e));
+        } else {
+            out(&format!("nr.{nr}"), format!("ok:{ret}"));
+        }
+    }
+    out("enosys", enosys);
+    0
+}
 
 /// Tries each named call in a forked child; prints `result.NAME=ok|ERRNO|SIGNAL`
 /// per name, and for a single name also `syscall=`, `abi=` and `result=`.
