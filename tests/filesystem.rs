@@ -510,6 +510,21 @@ fn dev_pts_is_a_private_devpts_that_works() {
     }
 }
 
+/// The sandbox's devpts holds at most 1024 ptys: the 1025th open of /dev/ptmx
+/// fails with ENOSPC, so one sandbox cannot use up the host's ptys (issue 8,
+/// item 7). The probe stops at 1100 so that a missing limit fails the test
+/// without taking more of the host's.
+#[test]
+fn dev_pts_holds_at_most_1024_ptys() {
+    let Some(env) = require_root_and_rootfs() else {
+        return;
+    };
+    let out = env.probe(&[], &["ptys", "1100"]);
+    out.assert_success();
+    assert_eq!(out.value("opened"), "1024", "{out}");
+    assert_eq!(out.value("error"), "ENOSPC", "{out}");
+}
+
 // ---------------------------------------------------------------------------
 // --log-format json
 

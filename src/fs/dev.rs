@@ -13,6 +13,12 @@ use super::{fd_path, mount_fs, resolve};
 use crate::error::{Error, Result};
 
 /// name, major, minor: what every program expects and nothing that reaches hardware.
+/// The sandbox's own pty instance. `max=1024`: without a limit one sandbox
+/// could take every pty up to kernel.pty.max less the host's reserve and make
+/// pty allocation fail in every other sandbox; 1024 is more than any terminal
+/// multiplexer or test harness opens.
+const DEVPTS_OPTIONS: &str = "newinstance,ptmxmode=0666,mode=0620,gid=5,max=1024";
+
 const DEVICES: &[(&str, u32, u32)] = &[
     ("null", 1, 3),
     ("zero", 1, 5),
@@ -84,12 +90,7 @@ pub fn build(root: &str, root_fd: BorrowedFd<'_>) -> Result<()> {
     let private = MountFlags::NOSUID | MountFlags::NOEXEC;
     for (name, fstype, data, flags) in [
         // Not nodev: the ptys are device nodes of this devpts instance.
-        (
-            "pts",
-            "devpts",
-            "newinstance,ptmxmode=0666,mode=0620,gid=5",
-            private,
-        ),
+        ("pts", "devpts", DEVPTS_OPTIONS, private),
         (
             "shm",
             "tmpfs",

@@ -33,7 +33,8 @@ const USAGE: &str = "usage: probe SUBCOMMAND [ARGS]
   alloc MIB | forks N | spin SECS [THREADS]
   pty | lsdev DIR | cgroup-mount DIR CONTROLLER
   unix-connect PATH|@ABSTRACT | proc-writable | vsock | inotify N SECS
-  setid-create DIR | numbers LO HI | proc-routes DIR | proc-root-only";
+  setid-create DIR | numbers LO HI | proc-routes DIR | proc-root-only
+  ptys MAX";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -106,6 +107,7 @@ fn run(args: &[String]) -> i32 {
         ("setid-create", Some(dir), _) => setid_create(dir),
         ("proc-routes", Some(dir), _) => proc_routes(dir),
         ("proc-root-only", _, _) => proc_root_only(),
+        ("ptys", Some(max), _) => with_number(max, ptys),
         ("numbers", Some(lo), Some(hi)) => {
             with_number(lo, |lo| with_number(hi, |hi| numbers(lo, hi)))
         }
@@ -1839,6 +1841,35 @@ fn spin(secs: u64, threads: u64) -> i32 {
 /// Opens a new pty pair through /dev/ptmx and sends one line from the master to
 /// the slave: `ptmx=`, `pts=` (the slave's path), `slave=`, `echo=` (ok when the
 /// line came through).
+/// Opens /dev/ptmx until it fails or `max` masters are open (the soft NOFILE
+/// limit raised to the hard one first); prints `opened=N` and `error=ERRNO`.
+fn ptys(max: u64) -> i32 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: limit is a live rlimit for getrlimit to fill and setrlimit to read.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur = limit.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+    }
+    let mut opened = 0u64;
+    let mut error = "none".to_string();
+    while opened < max {
+        // SAFETY: a static C string; the fds stay open until the probe exits.
+        let fd = unsafe { libc::open(c"/dev/ptmx".as_ptr(), libc::O_RDWR | libc::O_NOCTTY) };
+        if fd < 0 {
+            error = errno_name(errno());
+            break;
+        }
+        opened += 1;
+    }
+    out("opened", opened);
+    out("error", error);
+    0
+}
+
 fn pty() -> i32 {
     // SAFETY: a static C string; the fd is ours.
     let master = unsafe {
