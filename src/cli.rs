@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::security::{caps, syscalls};
 use crate::spec::{
     BindMount, FsMode, LogFormat, LogLevel, NetMode, PidsLimit, Spec, UsernsMode, DEFAULT_DNS,
-    DEFAULT_MEMORY, DEFAULT_MILLICPUS, DEFAULT_PIDS, DEFAULT_STORAGE,
+    DEFAULT_MEMORY, DEFAULT_MILLICPUS, DEFAULT_PIDS, DEFAULT_STOP_TIMEOUT, DEFAULT_STORAGE,
 };
 use crate::units;
 
@@ -46,6 +46,7 @@ const VALUE_OPTIONS: &[&str] = &[
     "memory",
     "storage",
     "pids",
+    "stop-timeout",
     "env",
     "log-level",
     "log-format",
@@ -191,6 +192,10 @@ fn apply(spec: &mut Spec, name: &str, value: &OsStr) -> Result<()> {
             }
         }
         "pids" => spec.pids = parse_pids(text()?).map_err(&bad)?,
+        "stop-timeout" => {
+            spec.stop_timeout = units::parse_duration(text()?)
+                .map_err(|reason| bad(&format!("{reason} (use e.g. 500ms, 10s, 2m)")))?;
+        }
         "env" => spec.env.push(parse_env(value).map_err(&bad)?),
         "log-level" => {
             spec.log_level = match text()? {
@@ -437,6 +442,10 @@ Limits:
   --storage SIZE        size of the in-memory writable layer (default: {storage})
   --pids N|max          most processes at once, or max for no limit
                         (default: {pids})
+  --stop-timeout DURATION
+                        after SIGTERM, SIGINT, SIGHUP or SIGQUIT, how long the
+                        sandbox has to end before it is killed; a second such
+                        signal kills it at once (default: {stop_timeout})
 
 Other:
   --env KEY=VALUE       set a variable; the environment starts with only PATH,
@@ -448,6 +457,13 @@ Other:
 
 SIZE is a number with an optional unit K, M, G or T (also KB, MB, GB, TB, any
 case), in powers of 1024, e.g. 512M, 1.5G; without a unit it counts bytes.
+DURATION is a number with a unit ms, s, m or h, e.g. 500ms, 10s, 2m; without
+a unit it counts seconds.
+
+Signals: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH go
+to the command; after the first four, every process of the sandbox is also
+sent SIGCONT, so a stopped one ends too. SIGTSTP stops the whole sandbox
+(SIGSTOP) and then microbox itself; SIGCONT resumes both.
 
 Exit status:
   125     microbox itself failed, a bad command line included
@@ -458,6 +474,7 @@ Exit status:
 ",
         version = env!("CARGO_PKG_VERSION"),
         pids = DEFAULT_PIDS,
+        stop_timeout = units::format_duration(DEFAULT_STOP_TIMEOUT),
     )
 }
 

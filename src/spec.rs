@@ -71,6 +71,9 @@ pub const DEFAULT_STORAGE: u64 = 512 << 20;
 pub const DEFAULT_MILLICPUS: u32 = 1000;
 pub const DEFAULT_PIDS: u32 = 1024;
 pub const DEFAULT_DNS: [&str; 2] = ["8.8.8.8", "8.8.4.4"];
+/// How long a sandbox has to end after SIGTERM, SIGINT, SIGHUP or SIGQUIT
+/// before microbox kills it.
+pub const DEFAULT_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Spec {
@@ -92,6 +95,8 @@ pub struct Spec {
     pub memory: u64,
     pub storage: u64,
     pub pids: PidsLimit,
+    /// `--stop-timeout`: the grace period after a terminating signal.
+    pub stop_timeout: std::time::Duration,
     pub log_level: LogLevel,
     pub log_format: LogFormat,
     /// Capability numbers (`CAP_*` values), already checked.
@@ -127,6 +132,7 @@ impl Default for Spec {
             memory: DEFAULT_MEMORY,
             storage: DEFAULT_STORAGE,
             pids: PidsLimit::Limit(DEFAULT_PIDS),
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
             log_level: LogLevel::Error,
             log_format: LogFormat::Text,
             cap_add: Vec::new(),

@@ -1,4 +1,5 @@
-//! Sizes (`512M`, `2GB`, `1.5G`), CPU counts (`0.5`). Pure.
+//! Sizes (`512M`, `2GB`, `1.5G`), CPU counts (`0.5`), durations (`500ms`,
+//! `10s`, `1.5m`). Pure.
 //!
 //! Both parsers do exact decimal arithmetic on integers: no floats, so `NaN`,
 //! `inf` and `1e3` are simply not numbers, and `1.5G` is exactly 1.5 GiB.
@@ -167,6 +168,49 @@ pub fn parse_cpus(s: &str) -> Result<u32, String> {
     u32::try_from(millis).map_err(|_| "must be at most 1024".to_string())
 }
 
+/// A duration: a number with a unit `ms`, `s`, `m` or `h` (`500ms`, `10s`,
+/// `1.5m`, `2h`); a bare number counts seconds. Fractions of a millisecond are
+/// dropped. Zero is allowed (the caller decides what it means).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    if s.starts_with('-') {
+        return Err("must not be negative".to_string());
+    }
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let millis_per_unit: u64 = match unit {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" => 60 * 1000,
+        "h" => 60 * 60 * 1000,
+        _ => return Err("not a duration".to_string()),
+    };
+    let decimal = parse_decimal(number).map_err(|e| match e {
+        DecimalError::NotANumber | DecimalError::TooPrecise => "not a duration".to_string(),
+        DecimalError::TooLarge => "too long".to_string(),
+    })?;
+    // A year is more than any sandbox should wait for; the bound also keeps
+    // every deadline computed from it far from overflowing.
+    const MAX_MILLIS: u64 = 366 * 24 * 60 * 60 * 1000;
+    let millis = decimal
+        .times(millis_per_unit)
+        .filter(|&ms| ms <= MAX_MILLIS)
+        .ok_or_else(|| "too long (at most a year)".to_string())?;
+    Ok(std::time::Duration::from_millis(millis))
+}
+
+/// A duration as `parse_duration` reads it back: `10s`, `500ms`, `2m`.
+pub fn format_duration(duration: std::time::Duration) -> String {
+    let millis = duration.as_millis();
+    match millis {
+        0 => "0s".to_string(),
+        m if m % 60_000 == 0 => format!("{}m", m / 60_000),
+        m if m % 1000 == 0 => format!("{}s", m / 1000),
+        m => format!("{m}ms"),
+    }
+}
+
 /// The shortest exact spelling of a size that `parse_size` reads back: `1G`, `1536M`, `100`.
 pub fn format_size(bytes: u64) -> String {
     for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
@@ -324,6 +368,38 @@ mod tests {
             assert_eq!(parse_cpus(text), Err(want.to_string()), "{text:?}");
         }
     }
+    #[test]
+    fn durations() {
+        use std::time::Duration;
+        let ms = Duration::from_millis;
+        for (text, want) in [
+            ("500ms", ms(500)),
+            ("10s", ms(10_000)),
+            ("10", ms(10_000)),
+            ("1.5", ms(1500)),
+            ("2m", ms(120_000)),
+            ("1.5m", ms(90_000)),
+            ("2h", ms(7_200_000)),
+            ("0", ms(0)),
+            ("0.0001s", ms(0)),
+            (".25s", ms(250)),
+        ] {
+            assert_eq!(parse_duration(text), Ok(want), "{text}");
+        }
+        for bad in [
+            "", "s", "-1s", "1x", "1 s", "1S", "1.s", "1e3", "10sec", "inf",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert!(parse_duration("367d").is_err());
+        assert!(parse_duration("8785h").is_err());
+        assert!(parse_duration("99999999999999999999").is_err());
+        for text in ["10s", "500ms", "2m", "0s", "1500ms"] {
+            let duration = parse_duration(text).unwrap_or_default();
+            assert_eq!(format_duration(duration), text);
+        }
+    }
+
     #[test]
     fn formats_read_back() {
         assert_eq!(format_size(1 << 30), "1G");

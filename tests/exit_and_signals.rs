@@ -177,6 +177,119 @@ fn sigterm_stops_a_command_without_handler() {
     );
 }
 
+/// A command that stopped itself ends on SIGTERM: microbox continues the
+/// sandbox after passing the signal on (issue 8, item 4). It used to hang.
+#[test]
+fn a_stopped_command_ends_on_sigterm() {
+    let Some(env) = require_root_and_rootfs() else {
+        return;
+    };
+    let mut run = env
+        .microbox()
+        .args(env.fs_args())
+        .args([
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo ready; kill -STOP $$; echo continued",
+        ])
+        .timeout(Duration::from_secs(15))
+        .spawn();
+    assert!(run.wait_for_line("ready", env.timeout), "never started");
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = Instant::now();
+    run.signal(libc::SIGTERM);
+    let out = run.finish();
+    out.assert_code(128 + libc::SIGTERM);
+    assert!(!out.stdout.contains("continued"), "{out}");
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        sent.elapsed()
+    );
+}
+
+/// A sandbox that ignores SIGTERM is killed when `--stop-timeout` runs out,
+/// with the status of the signal; a second SIGTERM kills it at once.
+#[test]
+fn a_command_ignoring_sigterm_is_killed_after_the_stop_timeout() {
+    let Some(env) = require_root_and_rootfs() else {
+        return;
+    };
+    let ignoring = [
+        "--",
+        "/bin/sh",
+        "-c",
+        "trap '' TERM; echo ready; sleep 60; echo slept",
+    ];
+    for (opts, second, within) in [
+        (
+            &["--stop-timeout", "1s", "--log-level", "warn"][..],
+            false,
+            1..5,
+        ),
+        (&["--log-level", "warn"][..], true, 0..4),
+    ] {
+        let mut run = env
+            .microbox()
+            .args(env.fs_args())
+            .args(opts)
+            .args(ignoring)
+            .timeout(Duration::from_secs(20))
+            .spawn();
+        assert!(run.wait_for_line("ready", env.timeout), "never started");
+        std::thread::sleep(Duration::from_millis(200));
+        let sent = Instant::now();
+        run.signal(libc::SIGTERM);
+        if second {
+            std::thread::sleep(Duration::from_millis(300));
+            assert_eq!(run.state(), 'S', "microbox ended on the first SIGTERM");
+            run.signal(libc::SIGTERM);
+        }
+        let out = run.finish();
+        let took = sent.elapsed().as_secs();
+        out.assert_code(128 + libc::SIGTERM);
+        assert!(
+            within.contains(&took),
+            "{opts:?}: ended after {took} s\n{out}"
+        );
+        assert!(!out.stdout.contains("slept"), "{out}");
+        assert!(out.stderr.contains("killing the sandbox"), "{out}");
+    }
+}
+
+/// SIGTSTP stops the whole sandbox and microbox itself, so the caller's
+/// shell sees its job stop; SIGCONT resumes both and the command finishes.
+#[test]
+fn sigtstp_stops_the_sandbox_and_sigcont_resumes_it() {
+    let Some(env) = require_root_and_rootfs() else {
+        return;
+    };
+    let ticker = "echo ready; i=0; while [ $i -lt 15 ]; do echo tick; sleep 0.1; i=$((i+1)); done";
+    let mut run = env
+        .microbox()
+        .args(env.fs_args())
+        .args(["--", "/bin/sh", "-c", ticker])
+        .timeout(Duration::from_secs(20))
+        .spawn();
+    assert!(run.wait_for_line("ready", env.timeout), "never started");
+    std::thread::sleep(Duration::from_millis(250));
+    run.signal(libc::SIGTSTP);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(run.state(), 'T', "microbox did not stop");
+    let ticks = run.lines_now().len();
+    std::thread::sleep(Duration::from_millis(800));
+    let later = run.lines_now().len();
+    assert!(
+        later <= ticks + 1,
+        "the sandbox kept running: {ticks} -> {later} lines"
+    );
+    run.signal(libc::SIGCONT);
+    let out = run.finish();
+    out.assert_success();
+    assert_eq!(out.stdout.matches("tick").count(), 15, "{out}");
+}
+
 #[test]
 fn orphaned_grandchildren_are_reaped() {
     let Some(env) = require_root_and_rootfs() else {

@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use rustix::process::{kill_process, wait, Pid, Signal, WaitOptions};
 
 use super::channel::{Channel, Message};
-use super::{Launch, FORWARDED_SIGNALS};
+use super::{Launch, FORWARDED_SIGNALS, TERMINATING_SIGNALS};
 use crate::error::{Error, Result};
 use crate::sys::clone::fork;
 use crate::sys::exec::{close_from, close_range, execve, exit_now};
@@ -27,7 +27,9 @@ pub fn start(launch: &Launch, chan: Channel) -> ! {
         Ok(command) => {
             // Closed here so that EOF reaches the parent when the command execs.
             drop(chan);
-            if let Err(err) = crate::security::caps::apply_none() {
+            // KILL only: the command may have changed its uid, and init must still
+            // be able to pass signals on (and SIGCONT to every process).
+            if let Err(err) = crate::security::caps::apply(1 << crate::security::caps::KILL) {
                 // The command runs already; init cannot report through the channel any
                 // more, and must not supervise with more privilege than it should.
                 crate::log::error(&err.to_string(), &[]);
@@ -80,9 +82,7 @@ fn supervise(command: i32, waited: &SigSet) -> ! {
             exit_now(125)
         };
         if sig != libc::SIGCHLD {
-            if let Some(sig) = Signal::from_named_raw(sig) {
-                let _ = kill_process(command_pid, sig);
-            }
+            pass_on(command_pid, sig);
             continue;
         }
         while let Ok(Some((pid, status))) = wait(WaitOptions::NOHANG) {
@@ -94,6 +94,31 @@ fn supervise(command: i32, waited: &SigSet) -> ! {
             }
             if let Some(sig) = status.terminating_signal() {
                 exit_now(128 + sig);
+            }
+        }
+    }
+}
+
+/// One forwarded signal, into the sandbox. Failures are ignored: the target
+/// may have exited already, and init has nobody to tell.
+fn pass_on(command: Pid, sig: i32) {
+    match sig {
+        // The command's process group has no parent in its session (init is
+        // in another), so the kernel would discard a SIGTSTP with the default
+        // action: stop everything with SIGSTOP instead.
+        libc::SIGTSTP => {
+            let _ = signal::kill_all(libc::SIGSTOP);
+        }
+        libc::SIGCONT => {
+            let _ = signal::kill_all(libc::SIGCONT);
+        }
+        _ => {
+            if let Some(signal) = Signal::from_named_raw(sig) {
+                let _ = kill_process(command, signal);
+            }
+            // A stopped process keeps a terminating signal pending until continued.
+            if TERMINATING_SIGNALS.contains(&sig) {
+                let _ = signal::kill_all(libc::SIGCONT);
             }
         }
     }

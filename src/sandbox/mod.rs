@@ -19,8 +19,8 @@ use crate::spec::Spec;
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Signals the supervisor and init pass on to the command.
-pub(crate) const FORWARDED_SIGNALS: [i32; 7] = [
+/// Signals the supervisor passes on to init, and init to the sandbox.
+pub(crate) const FORWARDED_SIGNALS: [i32; 9] = [
     libc::SIGINT,
     libc::SIGTERM,
     libc::SIGHUP,
@@ -28,7 +28,15 @@ pub(crate) const FORWARDED_SIGNALS: [i32; 7] = [
     libc::SIGUSR1,
     libc::SIGUSR2,
     libc::SIGWINCH,
+    libc::SIGTSTP,
+    libc::SIGCONT,
 ];
+
+/// The forwarded signals that ask the sandbox to end: after one, the whole
+/// sandbox is continued (a stopped process would keep it pending forever), and
+/// the supervisor kills the sandbox if it has not ended after the grace period.
+pub(crate) const TERMINATING_SIGNALS: [i32; 4] =
+    [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
 
 /// What the command is started with, built before the clone so the child only
 /// performs syscalls.

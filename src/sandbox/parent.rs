@@ -4,12 +4,13 @@
 #![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::process::{pidfd_send_signal, waitid, Signal, WaitId, WaitIdOptions};
 
 use super::channel::{self, Message};
-use super::{child, names, Launch, FORWARDED_SIGNALS};
+use super::{child, names, Launch, FORWARDED_SIGNALS, TERMINATING_SIGNALS};
 use crate::cgroup::{collect_stale, Cgroup, Limits};
 use crate::error::{Error, Result};
 use crate::log;
@@ -77,11 +78,13 @@ pub fn supervise(spec: &Spec, launch: &Launch) -> Result<i32> {
         // The child waits for Go: killing it is all the cleanup there is. If its
         // own setup failed first, that is the cause.
         let _ = pidfd_send_signal(&pidfd, Signal::KILL);
-        return Err(wait_for_exit(&ours, &pidfd, &sigfd).err().unwrap_or(err));
+        return Err(wait_for_exit(&ours, &pidfd, &sigfd, spec.stop_timeout)
+            .err()
+            .unwrap_or(err));
     }
     // A failed send means the child is gone already; its status tells why.
     let _ = ours.send(&Message::Go);
-    let status = wait_for_exit(&ours, &pidfd, &sigfd);
+    let status = wait_for_exit(&ours, &pidfd, &sigfd, spec.stop_timeout);
     if matches!(status, Ok(137)) && cgroup.oom_killed() {
         let peak = cgroup
             .memory_peak()
@@ -127,11 +130,77 @@ fn write_id_maps(spec: &Spec, pid: i32) -> Result<()> {
     Ok(())
 }
 
+/// A terminating signal has been passed on; the sandbox has until `deadline`.
+struct Stopping {
+    signal: i32,
+    deadline: Instant,
+    killed: bool,
+}
+
+impl Stopping {
+    /// Kills the whole sandbox: SIGKILL to its init ends every process of its
+    /// pid namespace, which are all the processes of its cgroup.
+    fn kill(&mut self, pidfd: &OwnedFd, why: &str) {
+        if self.killed {
+            return;
+        }
+        self.killed = true;
+        log::warn(&format!("{why}: killing the sandbox"), &[]);
+        let _ = pidfd_send_signal(pidfd, Signal::KILL);
+    }
+}
+
+/// What the supervisor does with one signal it received.
+fn on_signal(sig: i32, pidfd: &OwnedFd, stopping: &mut Option<Stopping>, grace: Duration) {
+    let name = signal_name(sig);
+    if TERMINATING_SIGNALS.contains(&sig) {
+        if let Some(stopping) = stopping {
+            stopping.kill(pidfd, &format!("a second terminating signal ({name})"));
+            return;
+        }
+        let mut first = Stopping {
+            signal: sig,
+            deadline: Instant::now() + grace,
+            killed: false,
+        };
+        if grace.is_zero() {
+            first.kill(pidfd, &format!("{name} with --stop-timeout 0"));
+        }
+        *stopping = Some(first);
+    }
+    if let Some(signal) = Signal::from_named_raw(sig) {
+        let _ = pidfd_send_signal(pidfd, signal);
+    }
+    if sig == libc::SIGTSTP {
+        // Job control: the sandbox is stopping; so does microbox, so that the
+        // caller's shell sees its job stop. SIGCONT resumes both.
+        let _ = signal::stop_self();
+    }
+}
+
+fn signal_name(sig: i32) -> String {
+    match sig {
+        libc::SIGINT => "SIGINT".to_string(),
+        libc::SIGTERM => "SIGTERM".to_string(),
+        libc::SIGHUP => "SIGHUP".to_string(),
+        libc::SIGQUIT => "SIGQUIT".to_string(),
+        other => format!("signal {other}"),
+    }
+}
+
 /// Relays channel records until EOF, forwards signals, and returns the child's
-/// status once it exits: its exit code, or 128+N if signal N killed it.
-fn wait_for_exit(chan: &channel::Channel, pidfd: &OwnedFd, sigfd: &OwnedFd) -> Result<i32> {
+/// status once it exits: its exit code, or 128+N if signal N killed it. If
+/// microbox had to kill the sandbox after a terminating signal N (a second one,
+/// or none within `grace`), the status is 128+N, as if N had ended it.
+fn wait_for_exit(
+    chan: &channel::Channel,
+    pidfd: &OwnedFd,
+    sigfd: &OwnedFd,
+    grace: Duration,
+) -> Result<i32> {
     let mut chan_open = true;
     let mut setup_error: Option<String> = None;
+    let mut stopping: Option<Stopping> = None;
     loop {
         let mut fds = vec![
             PollFd::new(pidfd, PollFlags::IN),
@@ -140,7 +209,11 @@ fn wait_for_exit(chan: &channel::Channel, pidfd: &OwnedFd, sigfd: &OwnedFd) -> R
         if chan_open {
             fds.push(PollFd::new(chan.fd(), PollFlags::IN));
         }
-        match poll(&mut fds, None) {
+        let timeout = stopping
+            .as_ref()
+            .filter(|stopping| !stopping.killed)
+            .map(|stopping| timespec(stopping.deadline.saturating_duration_since(Instant::now())));
+        match poll(&mut fds, timeout.as_ref()) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(Error::os("wait for the sandbox", e)),
         }
@@ -150,9 +223,17 @@ fn wait_for_exit(chan: &channel::Channel, pidfd: &OwnedFd, sigfd: &OwnedFd) -> R
 
         if signalled {
             if let Ok(sig) = signal::read_signalfd(sigfd) {
-                if let Some(sig) = Signal::from_named_raw(sig) {
-                    let _ = pidfd_send_signal(pidfd, sig);
-                }
+                on_signal(sig, pidfd, &mut stopping, grace);
+            }
+        }
+        if let Some(stopping) = stopping.as_mut() {
+            if !stopping.killed && Instant::now() >= stopping.deadline {
+                let why = format!(
+                    "the sandbox did not end within {} of {}",
+                    crate::units::format_duration(grace),
+                    signal_name(stopping.signal)
+                );
+                stopping.kill(pidfd, &why);
             }
         }
         if chan_ready || child_done {
@@ -180,9 +261,22 @@ fn wait_for_exit(chan: &channel::Channel, pidfd: &OwnedFd, sigfd: &OwnedFd) -> R
                 return Ok(code);
             }
             if let Some(sig) = status.terminating_signal() {
-                return Ok(128 + sig);
+                return match stopping {
+                    Some(stopping) if stopping.killed && sig == libc::SIGKILL => {
+                        Ok(128 + stopping.signal)
+                    }
+                    _ => Ok(128 + sig),
+                };
             }
             return Err(Error::runtime("the sandbox ended in an unknown state"));
         }
     }
+}
+
+fn timespec(duration: Duration) -> rustix::event::Timespec {
+    // Under a year (parse_duration's bound): always representable.
+    rustix::event::Timespec::try_from(duration).unwrap_or(rustix::event::Timespec {
+        tv_sec: i64::MAX,
+        tv_nsec: 0,
+    })
 }

@@ -198,11 +198,6 @@ pub fn apply(keep: u64) -> Result<()> {
     .map_err(|e| Error::os("set the sandbox's capability sets (capset)", e))
 }
 
-/// Drop every capability from every set: what init runs with.
-pub fn apply_none() -> Result<()> {
-    apply(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,7 +309,7 @@ mod tests {
     }
 
     #[test]
-    fn apply_none_clears_everything() {
+    fn apply_of_nothing_clears_everything() {
         let Some(result) = status_after_apply(0) else {
             return;
         };

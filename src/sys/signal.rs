@@ -99,3 +99,23 @@ pub fn wait(set: &SigSet) -> io::Result<i32> {
         }
     }
 }
+
+/// Sends `sig` to every process the caller may signal except itself: from a
+/// pid namespace's init, every other process of the sandbox.
+pub fn kill_all(sig: i32) -> io::Result<()> {
+    // SAFETY: kill takes no pointers; pid -1 means every permitted process.
+    if unsafe { libc::kill(-1, sig) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Stops the calling process (SIGSTOP, which cannot be blocked) until a
+/// SIGCONT arrives: job control for a process that keeps SIGTSTP blocked.
+pub fn stop_self() -> io::Result<()> {
+    // SAFETY: kill takes no pointers; getpid cannot fail.
+    if unsafe { libc::kill(libc::getpid(), libc::SIGSTOP) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

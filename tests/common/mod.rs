@@ -392,6 +392,24 @@ impl Running {
         }
     }
 
+    /// The stdout lines that arrived so far, without waiting.
+    pub fn lines_now(&mut self) -> &[String] {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        &self.seen
+    }
+
+    /// The process state letter of microbox itself (`S`, `R`, `T` for stopped).
+    pub fn state(&self) -> char {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        stat.rsplit(')')
+            .next()
+            .and_then(|rest| rest.trim_start().chars().next())
+            .unwrap_or('?')
+    }
+
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill takes no pointers; the pid is our own unreaped child.
         let r = unsafe { libc::kill(self.pid(), sig) };
