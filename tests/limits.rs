@@ -542,6 +542,38 @@ fn memory_limit_kills_with_137_and_one_clear_line() {
     env.probe(&[], &["exit", "0"]).assert_success();
 }
 
+/// TCP buffers count against `--memory` on both cgroup versions (issue 8,
+/// item 3): trying to queue 200 MiB in loopback connections nobody reads under
+/// `--memory 64M` either ends the sandbox (OOM, 137) or is throttled inside the
+/// limit, and the machine's TCP memory (/proc/net/sockstat, host-wide) grows
+/// by no more than the limit and some slack. On v1 without
+/// memory.kmem.tcp.limit_in_bytes, all 200 MiB were queued.
+#[test]
+fn tcp_buffers_are_held_inside_the_memory_limit() {
+    let Some(env) = require_root_and_rootfs() else {
+        return;
+    };
+    const MIB: u64 = 1 << 20;
+    let out = env.probe(&["--memory", "64M"], &["tcp-hold", "200", "64"]);
+    if out.code == Some(137) {
+        return;
+    }
+    out.assert_success();
+    let number = |key: &str| out.value(key).parse::<u64>().unwrap();
+    let queued = number("queued");
+    let grown = number("tcp_during").saturating_sub(number("tcp_before"));
+    assert!(
+        queued <= 80 * MIB,
+        "{} MiB queued in TCP buffers under --memory 64M\n{out}",
+        queued / MIB
+    );
+    assert!(
+        grown <= 96 * MIB,
+        "the machine's TCP memory grew by {} MiB\n{out}",
+        grown / MIB
+    );
+}
+
 #[test]
 fn memory_below_the_limit_is_not_killed() {
     let Some(env) = require_root_and_rootfs() else {

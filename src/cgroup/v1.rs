@@ -36,7 +36,7 @@ pub(super) struct V1Cgroup {
 /// memsw >= memory at every moment; set equal, no swap can be charged. It is absent
 /// without swap accounting (`swapaccount=0`), and then swappiness 0 is what keeps
 /// the sandbox's pages in memory.
-fn plan(limits: &Limits) -> [(usize, Setting); 5] {
+fn plan(limits: &Limits) -> [(usize, Setting); 6] {
     [
         (
             CPU,
@@ -51,6 +51,14 @@ fn plan(limits: &Limits) -> [(usize, Setting); 5] {
             Setting::optional("memory.memsw.limit_in_bytes", limits.memory),
         ),
         (MEMORY, Setting::optional("memory.swappiness", 0)),
+        // v1 charges TCP buffers to a cgroup only once this limit is set (it
+        // switches memcg's socket accounting on); without it a sandbox could hold
+        // the host's whole tcp_mem in loopback buffers under any --memory. Absent
+        // on kernels without v1 kmem accounting.
+        (
+            MEMORY,
+            Setting::optional("memory.kmem.tcp.limit_in_bytes", limits.memory),
+        ),
         (PIDS, Setting::required("pids.max", limits.pids_value())),
     ]
 }
@@ -242,6 +250,12 @@ mod tests {
                 ("memory", "memory.limit_in_bytes", "1073741824", false),
                 ("memory", "memory.memsw.limit_in_bytes", "1073741824", true),
                 ("memory", "memory.swappiness", "0", true),
+                (
+                    "memory",
+                    "memory.kmem.tcp.limit_in_bytes",
+                    "1073741824",
+                    true
+                ),
                 ("pids", "pids.max", "max", false),
             ]
         );

@@ -1,13 +1,16 @@
-//! The user's bind mounts (`--mount-ro`, `--mount-rw`): cloned with open_tree,
-//! given nosuid/nodev (and rdonly) with mount_setattr while still detached, then
-//! attached with move_mount onto a destination resolved inside the root. The
-//! flags hold before the mount is visible, and the destination cannot lead out.
+//! The user's bind mounts (`--mount-ro`, `--mount-rw`): each source is opened
+//! once, by the supervisor before the clone (following symlinks once); the tree
+//! at that fd is cloned with open_tree and given nosuid/nodev (and rdonly) with
+//! mount_setattr while still detached, and the child attaches it with
+//! move_mount onto a destination resolved inside the root. A swap of the source
+//! path after that one open changes nothing, the flags hold before the mount is
+//! visible, and the destination cannot lead out.
 #![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
-use rustix::fs::CWD;
+use rustix::fs::{open, Mode, OFlags};
 use rustix::mount::{move_mount, open_tree, MoveMountFlags, OpenTreeFlags};
 
 use super::resolve::{self, Kind};
@@ -21,13 +24,47 @@ pub struct Prepared<'a> {
     spec: &'a BindMount,
 }
 
-/// Clones the source tree (recursively) and sets its flags, detached.
-pub fn prepare(bind: &BindMount) -> Result<Prepared<'_>> {
+/// Opens the source of `bind` (O_PATH, symlinks followed this once) and says
+/// where it led: the path every later step uses, by fd, whatever the path
+/// names by then. Sources inside microbox's own state directory are refused.
+pub fn open_source(bind: &BindMount) -> Result<(OwnedFd, PathBuf)> {
+    let option = if bind.writable {
+        "--mount-rw"
+    } else {
+        "--mount-ro"
+    };
+    let shown = format!(
+        "{option} '{}:{}'",
+        bind.source.display(),
+        bind.dest.display()
+    );
+    let fd = open(&bind.source, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).map_err(|e| {
+        Error::usage(format!(
+            "{shown}: source {}: {}",
+            bind.source.display(),
+            crate::error::describe(&std::io::Error::from(e))
+        ))
+    })?;
+    let resolved = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(|e| Error::os("read the path of a mount source", e))?;
+    if resolved.starts_with(crate::RUN_DIR) {
+        return Err(Error::usage(format!(
+            "{shown}: the source resolves to {}, inside microbox's own state directory {}",
+            resolved.display(),
+            crate::RUN_DIR
+        )));
+    }
+    Ok((fd, resolved))
+}
+
+/// Clones the tree at `source` (recursively) and sets its flags, detached.
+pub fn prepare<'a>(bind: &'a BindMount, source: &OwnedFd) -> Result<Prepared<'a>> {
     let src = bind.source.display();
     let flags = OpenTreeFlags::OPEN_TREE_CLONE
         | OpenTreeFlags::OPEN_TREE_CLOEXEC
-        | OpenTreeFlags::AT_RECURSIVE;
-    let tree = open_tree(CWD, &bind.source, flags)
+        | OpenTreeFlags::AT_RECURSIVE
+        | OpenTreeFlags::AT_EMPTY_PATH;
+    let tree = open_tree(source.as_fd(), "", flags)
         .map_err(|e| Error::os(format_args!("clone mount source {src}"), e))?;
     let mut attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
     if !bind.writable {

@@ -8,7 +8,9 @@
 #![forbid(unsafe_code)]
 
 mod bind;
-pub use bind::reserved_destination;
+pub use bind::{
+    open_source, prepare as prepare_bind, reserved_destination, Prepared as PreparedBind,
+};
 mod dev;
 mod etc;
 mod proc;
@@ -55,19 +57,15 @@ pub(crate) fn mount_fs(
 }
 
 /// Builds the whole filesystem and enters it (cwd `/`).
-pub fn setup(spec: &Spec, hostname: &str) -> Result<()> {
+/// `binds` are the user's bind mounts, cloned by the supervisor before the
+/// clone, in the order of `spec.mounts`.
+pub fn setup(spec: &Spec, hostname: &str, binds: &[bind::Prepared]) -> Result<()> {
     // Nothing done from here on may propagate back to the host's mounts.
     mount_change(
         "/",
         MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
     )
     .map_err(|e| Error::os("make / private in the sandbox's mount namespace", e))?;
-    // Clone the user's bind sources before anything is mounted over host paths.
-    let binds = spec
-        .mounts
-        .iter()
-        .map(bind::prepare)
-        .collect::<Result<Vec<_>>>()?;
     let null = dev::open_host_null()?;
 
     match &spec.fs {
@@ -78,21 +76,21 @@ pub fn setup(spec: &Spec, hostname: &str) -> Result<()> {
             }
             hide_host_control_files()?;
             proc::mount_proc("/", root.as_fd(), &null)?;
-            for prepared in &binds {
+            for prepared in binds {
                 bind::attach(root.as_fd(), prepared, false)?;
             }
             rustix::process::chdir("/").map_err(|e| Error::os("change directory to /", e))
         }
         FsMode::Tmpfs => {
             mount_tmpfs(STAGING, spec.storage, "0755")?;
-            build_root(spec, STAGING, &binds, &null, hostname)?;
+            build_root(spec, STAGING, binds, &null, hostname)?;
             enter(STAGING)
         }
         FsMode::Dir(image) => {
             mount_tmpfs(STAGING, spec.storage, "0755")?;
             let root = format!("{STAGING}/root");
             mount_overlay(image, &root)?;
-            build_root(spec, &root, &binds, &null, hostname)?;
+            build_root(spec, &root, binds, &null, hostname)?;
             enter(&root)
         }
     }

@@ -47,7 +47,7 @@ fn setup(spec: &Spec, launch: &Launch, chan: &Channel, tasks_files: Vec<OwnedFd>
     // Rooted at the cgroup it is in now: the sandbox sees itself at `/`.
     crate::sys::ns::unshare_cgroup().map_err(|e| Error::os("create the cgroup namespace", e))?;
     wait_for(chan, &Message::Go);
-    crate::fs::setup(spec, &launch.hostname)?;
+    crate::fs::setup(spec, &launch.hostname, &launch.binds)?;
     rustix::system::sethostname(launch.hostname.as_bytes())
         .map_err(|e| Error::os(format_args!("set hostname {}", launch.hostname), e))?;
     if spec.net != NetMode::Host {

@@ -40,7 +40,7 @@ pub(crate) const TERMINATING_SIGNALS: [i32; 4] =
 
 /// What the command is started with, built before the clone so the child only
 /// performs syscalls.
-pub(crate) struct Launch {
+pub(crate) struct Launch<'a> {
     pub hostname: String,
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
@@ -50,6 +50,8 @@ pub(crate) struct Launch {
     pub caps: u64,
     /// Compiled before the clone; loaded last, by init and by the command.
     pub seccomp: Vec<seccompiler::BpfProgram>,
+    /// The user's bind mounts, cloned from sources opened once, here.
+    pub binds: Vec<crate::fs::PreparedBind<'a>>,
 }
 
 /// Runs the sandbox and returns microbox's exit status.
@@ -59,7 +61,27 @@ pub fn run(spec: &Spec) -> Result<i32> {
     parent::supervise(spec, &launch)
 }
 
-fn prepare(spec: &Spec) -> Result<Launch> {
+/// Each bind source opened once and its tree cloned, before the clone: the
+/// child never looks the source path up again (issue 8: a symlink swapped in
+/// between the two lookups bound another host path).
+fn prepare_binds(spec: &Spec) -> Result<Vec<crate::fs::PreparedBind<'_>>> {
+    let mut binds = Vec::with_capacity(spec.mounts.len());
+    for bind in &spec.mounts {
+        let (source, resolved) = crate::fs::open_source(bind)?;
+        crate::log::info(
+            "bind source",
+            &[
+                ("source", &bind.source.display().to_string()),
+                ("resolved", &resolved.display().to_string()),
+                ("dest", &bind.dest.display().to_string()),
+            ],
+        );
+        binds.push(crate::fs::prepare_bind(bind, &source)?);
+    }
+    Ok(binds)
+}
+
+fn prepare(spec: &Spec) -> Result<Launch<'_>> {
     let argv = spec
         .command
         .iter()
@@ -88,7 +110,9 @@ fn prepare(spec: &Spec) -> Result<Launch> {
     let caps = sandbox_caps(spec, guard);
     let profile = seccomp::profile(&spec.allow_syscalls, &spec.deny_syscalls, guard)?;
     let seccomp = seccomp::compile(&profile)?;
+    let binds = prepare_binds(spec)?;
     Ok(Launch {
+        binds,
         hostname,
         argv,
         envp,

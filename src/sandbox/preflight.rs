@@ -30,22 +30,6 @@ pub fn check(spec: &Spec) -> Result<()> {
             }
         }
     }
-    for bind in &spec.mounts {
-        if let Err(err) = std::fs::symlink_metadata(&bind.source) {
-            let option = if bind.writable {
-                "--mount-rw"
-            } else {
-                "--mount-ro"
-            };
-            return Err(Error::usage(format!(
-                "{option} '{}:{}': source {}: {}",
-                bind.source.display(),
-                bind.dest.display(),
-                bind.source.display(),
-                crate::error::describe(&err)
-            )));
-        }
-    }
     if !rustix::process::geteuid().is_root() {
         return Err(Error::runtime(
             "microbox must run as root (rootless mode is not supported yet)",

@@ -34,7 +34,7 @@ const USAGE: &str = "usage: probe SUBCOMMAND [ARGS]
   pty | lsdev DIR | cgroup-mount DIR CONTROLLER
   unix-connect PATH|@ABSTRACT | proc-writable | vsock | inotify N SECS
   setid-create DIR | numbers LO HI | proc-routes DIR | proc-root-only
-  ptys MAX";
+  ptys MAX | tcp-hold MIB CONNS";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -108,6 +108,9 @@ fn run(args: &[String]) -> i32 {
         ("proc-routes", Some(dir), _) => proc_routes(dir),
         ("proc-root-only", _, _) => proc_root_only(),
         ("ptys", Some(max), _) => with_number(max, ptys),
+        ("tcp-hold", Some(mib), Some(conns)) => {
+            with_number(mib, |m| with_number(conns, |c| tcp_hold(m, c)))
+        }
         ("numbers", Some(lo), Some(hi)) => {
             with_number(lo, |lo| with_number(hi, |hi| numbers(lo, hi)))
         }
@@ -1867,6 +1870,67 @@ fn ptys(max: u64) -> i32 {
     }
     out("opened", opened);
     out("error", error);
+    0
+}
+
+/// TCP memory of the machine in bytes, from /proc/net/sockstat's `TCP: ... mem
+/// PAGES` (host-wide: TCP memory is not per network namespace).
+fn tcp_mem_bytes() -> u64 {
+    let text = std::fs::read_to_string("/proc/net/sockstat").unwrap_or_default();
+    let pages = text
+        .lines()
+        .find(|l| l.starts_with("TCP:"))
+        .and_then(|l| l.split_whitespace().skip_while(|w| *w != "mem").nth(1))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// Opens CONNS loopback TCP connections whose receivers never read, and
+/// writes into them without blocking until MIB MiB are queued in all or every
+/// one says EAGAIN. Prints `queued=BYTES`, and the machine's TCP memory before
+/// and while holding (`tcp_before=`, `tcp_during=`), then exits (the kernel
+/// frees it all).
+fn tcp_hold(mib: u64, conns: u64) -> i32 {
+    use std::io::Write as _;
+    use std::net::{TcpListener, TcpStream};
+    let before = tcp_mem_bytes();
+    let Ok(listener) = TcpListener::bind("127.0.0.1:0") else {
+        out("listen", errno_name(errno()));
+        return 1;
+    };
+    let Ok(addr) = listener.local_addr() else {
+        return 1;
+    };
+    let mut streams = Vec::new();
+    for _ in 0..conns {
+        let Ok(client) = TcpStream::connect(addr) else {
+            out("connect", errno_name(errno()));
+            return 1;
+        };
+        let Ok((server, _)) = listener.accept() else {
+            return 1;
+        };
+        let _ = client.set_nonblocking(true);
+        streams.push((client, server));
+    }
+    let target = mib << 20;
+    let chunk = vec![0x5au8; 64 << 10];
+    let mut queued = 0u64;
+    'all: for (client, _) in &mut streams {
+        loop {
+            if queued >= target {
+                break 'all;
+            }
+            match client.write(&chunk) {
+                Ok(n) => queued += n as u64,
+                Err(_) => break,
+            }
+        }
+    }
+    out("queued", queued);
+    out("tcp_before", before);
+    out("tcp_during", tcp_mem_bytes());
     0
 }
 
