@@ -15,9 +15,11 @@ use common::{require_root_and_rootfs, TempDir};
 
 /// `renameat2(a, b, RENAME_EXCHANGE)`: swaps two names atomically.
 fn exchange(a: &CString, b: &CString) {
-    // SAFETY: both are live NUL-terminated paths; the call takes no other pointer.
+    // SAFETY: both are live NUL-terminated paths; the call takes no other
+    // pointer. Raw: the musl the tests link for the VM has no renameat2 wrapper.
     unsafe {
-        libc::renameat2(
+        libc::syscall(
+            libc::SYS_renameat2,
             libc::AT_FDCWD,
             a.as_ptr(),
             libc::AT_FDCWD,

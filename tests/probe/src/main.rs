@@ -898,7 +898,40 @@ fn leak_at(proc_dir: &str) -> String {
 /// this process can open and read a byte of; `checked=N` at the end. /proc/kmsg
 /// is only opened: a read would take a message from the host's log.
 fn proc_root_only() -> i32 {
-    fn walk(dir: &std::path::Path, depth: u32, checked: &mut u32) {
+    let mut checked = 0u32;
+    walk_proc(&mut |path, meta| {
+        let mode = meta.mode();
+        if !meta.is_file() || meta.uid() != 0 || mode & 0o077 != 0 || mode & 0o400 == 0 {
+            return;
+        }
+        checked += 1;
+        let Ok(mut file) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+        else {
+            return;
+        };
+        let mut byte = [0u8; 1];
+        if path == std::path::Path::new("/proc/kmsg")
+            || std::io::Read::read(&mut file, &mut byte).is_ok()
+        {
+            out("readable", path.display());
+        }
+    });
+    out("checked", checked);
+    0
+}
+
+/// Calls `visit` for every entry of /proc that is not a directory, outside the
+/// pid directories, descending at most 8 levels. symlink_metadata: /proc/net
+/// and /proc/mounts lead into /proc/self.
+fn walk_proc(visit: &mut dyn FnMut(&std::path::Path, &std::fs::Metadata)) {
+    fn walk(
+        dir: &std::path::Path,
+        depth: u32,
+        visit: &mut dyn FnMut(&std::path::Path, &std::fs::Metadata),
+    ) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };
@@ -916,38 +949,14 @@ fn proc_root_only() -> i32 {
             let Ok(meta) = std::fs::symlink_metadata(&path) else {
                 continue;
             };
-            if meta.is_dir() {
-                if depth < 8 {
-                    walk(&path, depth + 1, checked);
-                }
-                continue;
-            }
-            let mode = meta.mode();
-            if !meta.is_file() || meta.uid() != 0 || mode & 0o077 != 0 || mode & 0o400 == 0 {
-                continue;
-            }
-            *checked += 1;
-            let Ok(mut file) = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(&path)
-            else {
-                continue;
-            };
-            if path == std::path::Path::new("/proc/kmsg") {
-                out("readable", path.display());
-                continue;
-            }
-            let mut byte = [0u8; 1];
-            if std::io::Read::read(&mut file, &mut byte).is_ok() {
-                out("readable", path.display());
+            if !meta.is_dir() {
+                visit(&path, &meta);
+            } else if depth < 8 {
+                walk(&path, depth + 1, visit);
             }
         }
     }
-    let mut checked = 0;
-    walk(std::path::Path::new("/proc"), 0, &mut checked);
-    out("checked", checked);
-    0
+    walk(std::path::Path::new("/proc"), 0, visit);
 }
 
 /// Calls every syscall number in `lo..=hi` with zero arguments (for numbers the
@@ -2131,55 +2140,29 @@ fn unix_connect(addr: &str) -> i32 {
 /// DAC_OVERRIDE opens them, but procfs gives them no write handler. Only open(2)
 /// is tried, nothing is ever written.
 fn proc_writable() -> i32 {
-    fn walk(dir: &std::path::Path, depth: u32, checked: &mut u32) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
+    let mut checked = 0u32;
+    walk_proc(&mut |path, meta| {
+        if !meta.is_file() || meta.mode() & 0o222 == 0 {
+            return;
+        }
+        checked += 1;
+        let Some(c) = path.to_str().and_then(cstring) else {
             return;
         };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if depth == 0
-                && (name.bytes().all(|b| b.is_ascii_digit())
-                    || name == "self"
-                    || name == "thread-self")
-            {
-                continue;
-            }
-            // symlink_metadata: /proc/net and /proc/mounts lead into /proc/self.
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                continue;
-            };
-            if meta.is_dir() {
-                if depth < 8 {
-                    walk(&path, depth + 1, checked);
-                }
-                continue;
-            }
-            if !meta.is_file() || meta.mode() & 0o222 == 0 {
-                continue;
-            }
-            *checked += 1;
-            let Some(c) = path.to_str().and_then(cstring) else {
-                continue;
-            };
-            // SAFETY: c is a live NUL-terminated string; the fd is closed at once and
-            // nothing is written through it.
-            let fd = unsafe {
-                libc::open(
-                    c.as_ptr(),
-                    libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK,
-                )
-            };
-            if fd >= 0 {
-                out("writable", path.display());
-                // SAFETY: fd is ours and closed once.
-                unsafe { libc::close(fd) };
-            }
+        // SAFETY: c is a live NUL-terminated string; the fd is closed at once and
+        // nothing is written through it.
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK,
+            )
+        };
+        if fd >= 0 {
+            out("writable", path.display());
+            // SAFETY: fd is ours and closed once.
+            unsafe { libc::close(fd) };
         }
-    }
-    let mut checked = 0;
-    walk(std::path::Path::new("/proc"), 0, &mut checked);
+    });
     out("checked", checked);
     0
 }
