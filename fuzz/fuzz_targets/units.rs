@@ -1,4 +1,4 @@
-//! Arbitrary text for the size and CPU parsers: no panic, and whatever they
+//! Arbitrary text for the size, CPU and duration parsers: no panic, and whatever they
 //! accept reads back unchanged through the matching formatter.
 #![no_main]
 
@@ -22,6 +22,14 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(
             units::parse_cpus(&units::format_cpus(millis)),
             Ok(millis),
+            "{text:?}"
+        );
+    }
+    if let Ok(duration) = units::parse_duration(text) {
+        assert!(duration.as_millis() <= 366 * 24 * 3600 * 1000, "{text:?}");
+        assert_eq!(
+            units::parse_duration(&units::format_duration(duration)),
+            Ok(duration),
             "{text:?}"
         );
     }
