@@ -117,3 +117,65 @@ fn a_source_in_microbox_state_is_refused() {
         assert!(line.contains("microbox's own state directory"), "{out}");
     }
 }
+
+fn mount(source: &str, target: &std::path::Path, fstype: &str, flags: libc::c_ulong) {
+    let c = |s: &str| CString::new(s).unwrap();
+    let (source, fstype) = (c(source), c(fstype));
+    let target = CString::new(target.as_os_str().as_bytes()).unwrap();
+    // SAFETY: live NUL-terminated strings; no data argument.
+    let ret = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            flags,
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(
+        ret,
+        0,
+        "mount {target:?}: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+fn unmount(target: &std::path::Path) {
+    let target = CString::new(target.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a live NUL-terminated path.
+    unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+}
+
+/// The source's tree is cloned in the host's mount namespace, where a shared
+/// mount (systemd makes / shared) would put the clone in its peer group: the
+/// clone is made private, so a host mount below the source does not appear in
+/// the running sandbox (and nothing the sandbox did would reach the host).
+#[test]
+fn a_bind_of_a_shared_host_mount_is_private_in_the_sandbox() {
+    let Some(env) = require_root_and_rootfs() else {
+        return;
+    };
+    let tmp = TempDir::new("bind-shared");
+    let dir = tmp.join("shared");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    mount(dir.to_str().unwrap(), &dir, "none", libc::MS_BIND);
+    mount("none", &dir, "none", libc::MS_SHARED);
+    let bind = format!("{}:/data", dir.display());
+    let script = "echo ready; sleep 1; \
+                  if [ -e /data/sub/marker ]; then echo propagated; else echo private; fi";
+    let mut run = env
+        .microbox()
+        .args(env.fs_args())
+        .args(["--mount-ro", &bind, "--", "/bin/sh", "-c", script])
+        .spawn();
+    let ready = run.wait_for_line("ready", env.timeout);
+    mount("tmpfs", &dir.join("sub"), "tmpfs", 0);
+    std::fs::write(dir.join("sub/marker"), "x").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    unmount(&dir.join("sub"));
+    unmount(&dir);
+    assert!(ready, "the sandbox never started");
+    let out = run.finish();
+    out.assert_success();
+    assert!(out.stdout.contains("private"), "{out}");
+}

@@ -16,7 +16,9 @@ use rustix::mount::{move_mount, open_tree, MoveMountFlags, OpenTreeFlags};
 use super::resolve::{self, Kind};
 use crate::error::{Error, Result};
 use crate::spec::BindMount;
-use crate::sys::mount::{set_attr, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+use crate::sys::mount::{
+    set_attr, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, PROPAGATION_PRIVATE,
+};
 
 pub struct Prepared<'a> {
     tree: OwnedFd,
@@ -70,7 +72,10 @@ pub fn prepare<'a>(bind: &'a BindMount, source: &OwnedFd) -> Result<Prepared<'a>
     if !bind.writable {
         attrs |= MOUNT_ATTR_RDONLY;
     }
-    set_attr(tree.as_fd(), attrs, true)
+    // Private: the clone is made in the host's mount namespace, where it joins
+    // the source's peer group if that mount is shared (systemd makes / shared);
+    // no mount event may pass between the sandbox's bind and the host's mount.
+    set_attr(tree.as_fd(), attrs, PROPAGATION_PRIVATE, true)
         .map_err(|e| Error::os(format_args!("set mount flags on {src}"), e))?;
     let kind =
         resolve::kind_of(tree.as_fd()).map_err(|e| Error::os(format_args!("stat {src}"), e))?;

@@ -100,7 +100,7 @@ pub fn setup(spec: &Spec, hostname: &str, binds: &[bind::Prepared]) -> Result<()
 /// in this mount namespace (the host's own mounts are untouched), and /tmp and
 /// /dev/shm get fresh private tmpfs so that programs still have scratch space.
 fn read_only_host_tree(root: BorrowedFd<'_>, storage: u64) -> Result<()> {
-    crate::sys::mount::set_attr(root, crate::sys::mount::MOUNT_ATTR_RDONLY, true)
+    crate::sys::mount::set_attr(root, crate::sys::mount::MOUNT_ATTR_RDONLY, 0, true)
         .map_err(|e| Error::os("make the host tree read-only in the sandbox", e))?;
     let tmp = format!("mode=1777,size={storage}");
     for (dir, data) in [
@@ -126,7 +126,7 @@ fn hide_host_control_files() -> Result<()> {
         Mode::empty(),
     ) {
         Ok(sys) => {
-            crate::sys::mount::set_attr(sys.as_fd(), crate::sys::mount::MOUNT_ATTR_RDONLY, true)
+            crate::sys::mount::set_attr(sys.as_fd(), crate::sys::mount::MOUNT_ATTR_RDONLY, 0, true)
                 .map_err(|e| Error::os("make /sys read-only in the sandbox", e))?
         }
         Err(rustix::io::Errno::NOENT) => {}

@@ -16,13 +16,21 @@ pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
 pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
 pub const MOUNT_ATTR_NODEV: u64 = 0x4;
 
+/// `propagation` value that makes a mount private (`MS_PRIVATE`).
+pub const PROPAGATION_PRIVATE: u64 = libc::MS_PRIVATE;
+
 /// Sets `attr_set` on the mount `fd` refers to (an `open_tree` fd), and on every
-/// mount below it when `recursive`.
-pub fn set_attr(fd: BorrowedFd<'_>, attr_set: u64, recursive: bool) -> io::Result<()> {
+/// mount below it when `recursive`; `propagation` 0 keeps the propagation type.
+pub fn set_attr(
+    fd: BorrowedFd<'_>,
+    attr_set: u64,
+    propagation: u64,
+    recursive: bool,
+) -> io::Result<()> {
     let attr = MountAttr {
         attr_set,
         attr_clr: 0,
-        propagation: 0,
+        propagation,
         userns_fd: 0,
     };
     let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
