@@ -652,6 +652,23 @@ fn proc_routes(dir: &str) -> i32 {
     let attr_ptr = &rdonly_off as *const MountAttr as u64;
     let attr_size = std::mem::size_of::<MountAttr>() as u64;
 
+    // A new procfs on the scratch directory, then what it shows.
+    let new_proc = || {
+        let ret = raw(
+            libc::SYS_mount as u64,
+            &[
+                c"proc".as_ptr() as u64,
+                target_c.as_ptr() as u64,
+                c"proc".as_ptr() as u64,
+                0,
+                0,
+            ],
+        );
+        if ret < 0 {
+            return format!("mount:{}", errno_name(-ret as i32));
+        }
+        leak_at(&target)
+    };
     // Each route in a forked child: an unshare or mount must not change the
     // probe's own view for the routes after it.
     type Route<'a> = (&'a str, Box<dyn Fn() -> String + 'a>);
@@ -696,25 +713,7 @@ fn proc_routes(dir: &str) -> i32 {
                 leak_through(raw(432, &[fs as u64, 0, 0]), "fsmount")
             }),
         ),
-        (
-            "mount",
-            Box::new(|| {
-                let ret = raw(
-                    libc::SYS_mount as u64,
-                    &[
-                        c"proc".as_ptr() as u64,
-                        target_c.as_ptr() as u64,
-                        c"proc".as_ptr() as u64,
-                        0,
-                        0,
-                    ],
-                );
-                if ret < 0 {
-                    return format!("mount:{}", errno_name(-ret as i32));
-                }
-                leak_at(&target)
-            }),
-        ),
+        ("mount", Box::new(&new_proc)),
         (
             "mount_setattr",
             Box::new(|| {
@@ -768,20 +767,7 @@ fn proc_routes(dir: &str) -> i32 {
                 if ret < 0 {
                     return format!("unshare:{}", errno_name(-ret as i32));
                 }
-                let ret = raw(
-                    libc::SYS_mount as u64,
-                    &[
-                        c"proc".as_ptr() as u64,
-                        target_c.as_ptr() as u64,
-                        c"proc".as_ptr() as u64,
-                        0,
-                        0,
-                    ],
-                );
-                if ret < 0 {
-                    return format!("mount:{}", errno_name(-ret as i32));
-                }
-                leak_at(&target)
+                new_proc()
             }),
         ),
     ];
