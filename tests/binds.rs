@@ -158,13 +158,15 @@ fn a_bind_of_a_shared_host_mount_is_private_in_the_sandbox() {
     let tmp = TempDir::new("bind-shared");
     let dir = tmp.join("shared");
     std::fs::create_dir_all(dir.join("sub")).unwrap();
-    mount(dir.to_str().unwrap(), &dir, "none", libc::MS_BIND);
-    mount("none", &dir, "none", libc::MS_SHARED);
     let bind = format!("{}:/data", dir.display());
     let script = "echo ready; sleep 1; \
                   if [ -e /data/sub/marker ]; then echo propagated; else echo private; fi";
     let mut run = env
         .microbox()
+        .host_setup(|| {
+            mount(dir.to_str().unwrap(), &dir, "none", libc::MS_BIND);
+            mount("none", &dir, "none", libc::MS_SHARED);
+        })
         .args(env.fs_args())
         .args(["--mount-ro", &bind, "--", "/bin/sh", "-c", script])
         .spawn();

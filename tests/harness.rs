@@ -8,7 +8,7 @@ mod common;
 use std::ffi::CString;
 use std::time::Duration;
 
-use common::{kv_all, require_root_and_rootfs, HostSnapshot, TempDir, MARKER_PREFIX};
+use common::{kv_all, require_root_and_rootfs, run_lock, HostSnapshot, TempDir, MARKER_PREFIX};
 
 #[test]
 fn probe_output_parsing() {
@@ -24,6 +24,8 @@ fn snapshot_sees_a_new_mount() {
         return;
     };
     let dir = TempDir::new("harness-mount");
+    // Each test's host changes are the other's leftovers unless they take turns.
+    let _guard = run_lock();
     let before = HostSnapshot::take();
     let target = CString::new(dir.path.to_string_lossy().as_bytes()).unwrap();
     // SAFETY: all pointers are live NUL-terminated strings; data may be null.
@@ -47,7 +49,6 @@ fn snapshot_sees_a_new_mount() {
             .any(|a| a.starts_with("mount: ") && a.contains("mbx-harness")),
         "{added:?}"
     );
-    // Only mounts: the other test of this file may have its marked process running.
     let after = before.added(&HostSnapshot::take());
     assert!(!after.iter().any(|a| a.starts_with("mount: ")), "{after:?}");
 }
@@ -57,6 +58,7 @@ fn snapshot_sees_a_marked_process() {
     let Some(env) = require_root_and_rootfs() else {
         return;
     };
+    let _guard = run_lock();
     let before = HostSnapshot::take();
     let marker = format!("{MARKER_PREFIX}{}", common::unique_token());
     let mut child = std::process::Command::new(env.rootfs().join("bin/probe"))

@@ -158,6 +158,7 @@ impl Env {
             ctty: None,
             timeout: self.timeout,
             check_leftovers: true,
+            host_setup: None,
         }
     }
 
@@ -211,6 +212,7 @@ pub struct Run<'a> {
     ctty: Option<OwnedFd>,
     timeout: Duration,
     check_leftovers: bool,
+    host_setup: Option<Box<dyn FnOnce() + 'a>>,
 }
 
 impl<'a> Run<'a> {
@@ -263,12 +265,23 @@ impl<'a> Run<'a> {
         self
     }
 
+    /// Changes the host (mounts, say) under the run lock, before the leftover
+    /// snapshot: a test's own host state made outside the lock would show up
+    /// as a leftover of whichever run is in flight on another thread.
+    pub fn host_setup(mut self, f: impl FnOnce() + 'a) -> Self {
+        self.host_setup = Some(Box::new(f));
+        self
+    }
+
     pub fn output(self) -> Outcome {
         self.spawn().finish()
     }
 
-    pub fn spawn(self) -> Running {
+    pub fn spawn(mut self) -> Running {
         let guard = run_lock();
+        if let Some(setup) = self.host_setup.take() {
+            setup();
+        }
         let before = self.check_leftovers.then(HostSnapshot::take);
         let mut cmd = Command::new(&self.env.bin);
         cmd.args(&self.args)
