@@ -45,6 +45,11 @@ const MASKED_FILES: &[&str] = &[
     // Not a mainline file: an accounting module on this project's CI machines
     // (0400) that lists every host program's name and CPU time.
     "program_cpu",
+    // Not mainline either, and seen on the same machines: host-wide pipe and
+    // scheduler counters (0600). Any root-only sysctl is readable while sandbox
+    // root is host root; an id-shifted sandbox root (issue 11) closes the class.
+    "sys/fs/pipe-keep",
+    "sys/kernel/sched_vcpu_pack",
 ];
 /// Directories hidden by an empty read-only tmpfs.
 /// `dynamic_debug` (Debian's kernels): its `control` file checks no capability,
@@ -72,6 +77,23 @@ pub fn mount_proc(root: &str, root_fd: BorrowedFd<'_>, null: &OwnedFd) -> Result
         .map_err(|e| Error::os("mount proc on /proc", e))?;
     let proc = format!("{}/proc", root.trim_end_matches('/'));
 
+    // Read-only binds first: they are not recursive, so a mask below one
+    // (sys/fs/...) made before it would be covered by it.
+    for name in READ_ONLY {
+        let path = format!("{proc}/{name}");
+        match mount_bind(path.as_str(), path.as_str()) {
+            Ok(()) => {}
+            Err(Errno::NOENT) => continue,
+            Err(e) => return Err(Error::os(format_args!("make /proc/{name} read-only"), e)),
+        }
+        // The first bind ignores MS_RDONLY; only a remount of the bind sets it.
+        mount_remount(
+            path.as_str(),
+            MountFlags::BIND | MountFlags::RDONLY | PROC_FLAGS,
+            "",
+        )
+        .map_err(|e| Error::os(format_args!("make /proc/{name} read-only"), e))?;
+    }
     for name in MASKED_FILES {
         let path = format!("{proc}/{name}");
         match mount_bind(fd_path(null).as_str(), path.as_str()) {
@@ -90,21 +112,6 @@ pub fn mount_proc(root: &str, root_fd: BorrowedFd<'_>, null: &OwnedFd) -> Result
             Ok(()) | Err(Errno::NOENT) => {}
             Err(e) => return Err(Error::os(format_args!("mask /proc/{name}"), e)),
         }
-    }
-    for name in READ_ONLY {
-        let path = format!("{proc}/{name}");
-        match mount_bind(path.as_str(), path.as_str()) {
-            Ok(()) => {}
-            Err(Errno::NOENT) => continue,
-            Err(e) => return Err(Error::os(format_args!("make /proc/{name} read-only"), e)),
-        }
-        // The first bind ignores MS_RDONLY; only a remount of the bind sets it.
-        mount_remount(
-            path.as_str(),
-            MountFlags::BIND | MountFlags::RDONLY | PROC_FLAGS,
-            "",
-        )
-        .map_err(|e| Error::os(format_args!("make /proc/{name} read-only"), e))?;
     }
     Ok(())
 }
