@@ -11,14 +11,12 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{open, Mode, OFlags};
-use rustix::mount::{move_mount, open_tree, MoveMountFlags, OpenTreeFlags};
+use rustix::mount::{move_mount, open_tree, MountAttrFlags, MoveMountFlags, OpenTreeFlags};
 
 use super::resolve::{self, Kind};
 use crate::error::{Error, Result};
 use crate::spec::BindMount;
-use crate::sys::mount::{
-    set_attr, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, PROPAGATION_PRIVATE,
-};
+use crate::sys::mount::{set_attr, PROPAGATION_PRIVATE};
 
 pub struct Prepared<'a> {
     tree: OwnedFd,
@@ -68,9 +66,9 @@ pub fn prepare<'a>(bind: &'a BindMount, source: &OwnedFd) -> Result<Prepared<'a>
         | OpenTreeFlags::AT_EMPTY_PATH;
     let tree = open_tree(source.as_fd(), "", flags)
         .map_err(|e| Error::os(format_args!("clone mount source {src}"), e))?;
-    let mut attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    let mut attrs = MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV;
     if !bind.writable {
-        attrs |= MOUNT_ATTR_RDONLY;
+        attrs |= MountAttrFlags::MOUNT_ATTR_RDONLY;
     }
     // Private: the clone is made in the host's mount namespace, where it joins
     // the source's peer group if that mount is shared (systemd makes / shared);

@@ -3,22 +3,27 @@
 //! and the usual links. Nothing from the image's /dev is used.
 #![forbid(unsafe_code)]
 
-use std::os::fd::{BorrowedFd, OwnedFd};
-use std::path::Path;
+use std::os::fd::OwnedFd;
 
-use rustix::fs::{fstat, major, minor, open, symlink, FileType, Mode, OFlags};
-use rustix::mount::{mount_bind, MountFlags};
+use rustix::fs::{fstat, major, minor, open, FileType, Mode, OFlags};
+use rustix::mount::MountAttrFlags;
 
-use super::{fd_path, mount_fs, resolve};
+use super::plan::{At, Base, Fs, Lookup, Source, Step, Value};
+use super::resolve::Kind;
 use crate::error::{Error, Result};
 
-/// name, major, minor: what every program expects and nothing that reaches hardware.
 /// The sandbox's own pty instance. `max=1024`: without a limit one sandbox
 /// could take every pty up to kernel.pty.max less the host's reserve and make
 /// pty allocation fail in every other sandbox; 1024 is more than any terminal
 /// multiplexer or test harness opens.
-const DEVPTS_OPTIONS: &str = "newinstance,ptmxmode=0666,mode=0620,gid=5,max=1024";
+const DEVPTS_OPTIONS: [(&str, &str); 4] = [
+    ("ptmxmode", "0666"),
+    ("mode", "0620"),
+    ("gid", "5"),
+    ("max", "1024"),
+];
 
+/// name, major, minor: what every program expects and nothing that reaches hardware.
 const DEVICES: &[(&str, u32, u32)] = &[
     ("null", 1, 3),
     ("zero", 1, 5),
@@ -38,7 +43,7 @@ const LINKS: &[(&str, &str)] = &[
 
 /// Opens a host device node by path and checks that it is the character device
 /// it claims to be, so a replaced node is never bound into a sandbox.
-fn open_host_device(name: &str, want_major: u32, want_minor: u32) -> Result<OwnedFd> {
+pub fn open_host_device(name: &str, want_major: u32, want_minor: u32) -> Result<OwnedFd> {
     let path = format!("/dev/{name}");
     let fd = open(
         path.as_str(),
@@ -56,58 +61,66 @@ fn open_host_device(name: &str, want_major: u32, want_minor: u32) -> Result<Owne
     Ok(fd)
 }
 
-pub fn open_host_null() -> Result<OwnedFd> {
-    open_host_device("null", 1, 3)
+fn in_dev(name: &str, create: Option<Kind>) -> At {
+    At {
+        base: Base::Dev,
+        path: name.to_string(),
+        lookup: Lookup::NoSymlinks,
+        create,
+    }
 }
 
-pub fn build(root: &str, root_fd: BorrowedFd<'_>) -> Result<()> {
-    let target = resolve::open_no_symlinks(root_fd, Path::new("/dev"), Some(resolve::Kind::Dir))
-        .map_err(|e| {
-            Error::os(
-                "prepare /dev in the sandbox (is /dev a symlink in the image?)",
-                e,
-            )
-        })?;
-    mount_fs(
-        "tmpfs",
-        fd_path(&target).as_str(),
+pub fn steps() -> Vec<Step> {
+    let text = |v: &str| Value::Text(v.to_string());
+    let nosuid = MountAttrFlags::MOUNT_ATTR_NOSUID;
+    let noexec = MountAttrFlags::MOUNT_ATTR_NOEXEC;
+    let nodev = MountAttrFlags::MOUNT_ATTR_NODEV;
+    let mut steps = vec![Step::Mount {
+        fs: Fs::Tmpfs,
+        target: At {
+            base: Base::Root,
+            path: "dev".to_string(),
+            lookup: Lookup::NoSymlinks,
+            create: Some(Kind::Dir),
+        },
         // nodev: a node made here with CAP_MKNOD (kept under --userns host) cannot
         // be opened. The six devices below are bind mounts with their own flags.
-        MountFlags::NOSUID | MountFlags::NODEV,
-        "mode=0755,size=65536k",
-    )
-    .map_err(|e| Error::os("mount tmpfs on /dev", e))?;
-    let dev = format!("{}/dev", root.trim_end_matches('/'));
-
-    for &(name, maj, min) in DEVICES {
-        let host = open_host_device(name, maj, min)?;
-        let path = format!("{dev}/{name}");
-        std::fs::File::create(&path)
-            .map_err(|e| Error::os(format_args!("create /dev/{name}"), e))?;
-        mount_bind(fd_path(&host).as_str(), path.as_str())
-            .map_err(|e| Error::os(format_args!("bind host /dev/{name} into the sandbox"), e))?;
-    }
-    let private = MountFlags::NOSUID | MountFlags::NOEXEC;
-    for (name, fstype, data, flags) in [
+        attrs: nosuid | nodev,
+        options: vec![("mode", text("0755")), ("size", text("65536k"))],
+        becomes: Some(Base::Dev),
+        missing_ok: false,
+    }];
+    steps.extend(DEVICES.iter().map(|&(name, major, minor)| Step::Bind {
+        source: Source::HostDevice { name, major, minor },
+        target: in_dev(name, Some(Kind::File)),
+        attrs: MountAttrFlags::empty(),
+        missing_ok: false,
+    }));
+    let mut pts = vec![("newinstance", Value::Flag)];
+    pts.extend(DEVPTS_OPTIONS.iter().map(|&(k, v)| (k, text(v))));
+    for (name, fs, attrs, options) in [
         // Not nodev: the ptys are device nodes of this devpts instance.
-        ("pts", "devpts", DEVPTS_OPTIONS, private),
+        ("pts", Fs::Devpts, nosuid | noexec, pts),
         (
             "shm",
-            "tmpfs",
-            "mode=1777,size=65536k",
-            private | MountFlags::NODEV,
+            Fs::Tmpfs,
+            nosuid | noexec | nodev,
+            vec![("mode", text("1777")), ("size", text("65536k"))],
         ),
-        ("mqueue", "mqueue", "", private | MountFlags::NODEV),
+        ("mqueue", Fs::Mqueue, nosuid | noexec | nodev, Vec::new()),
     ] {
-        let path = format!("{dev}/{name}");
-        std::fs::create_dir(&path).map_err(|e| Error::os(format_args!("create /dev/{name}"), e))?;
-        mount_fs(fstype, path.as_str(), flags, data)
-            .map_err(|e| Error::os(format_args!("mount {fstype} on /dev/{name}"), e))?;
+        steps.push(Step::Mount {
+            fs,
+            target: in_dev(name, Some(Kind::Dir)),
+            attrs,
+            options,
+            becomes: None,
+            missing_ok: false,
+        });
     }
-    for &(name, target) in LINKS {
-        let path = format!("{dev}/{name}");
-        symlink(target, path.as_str())
-            .map_err(|e| Error::os(format_args!("create /dev/{name}"), e))?;
-    }
-    Ok(())
+    steps.extend(LINKS.iter().map(|&(name, points_to)| Step::Symlink {
+        target: in_dev(name, None),
+        points_to,
+    }));
+    steps
 }

@@ -3,17 +3,13 @@
 //! empty read-only tmpfs, and the kernel's knobs (sys, sysrq-trigger) read-only.
 #![forbid(unsafe_code)]
 
-use std::os::fd::{BorrowedFd, OwnedFd};
-use std::path::Path;
+use rustix::mount::MountAttrFlags;
 
-use rustix::io::Errno;
-use rustix::mount::{mount_bind, mount_remount, MountFlags};
-
-use super::{fd_path, mount_fs, resolve};
-use crate::error::{Error, Result};
+use super::plan::{At, Base, Fs, Lookup, Source, Step, Value};
+use super::resolve::Kind;
 
 /// Files hidden by binding /dev/null over them.
-const MASKED_FILES: &[&str] = &[
+pub(super) const MASKED_FILES: &[&str] = &[
     "kcore",
     "keys",
     "latency_stats",
@@ -54,64 +50,64 @@ const MASKED_FILES: &[&str] = &[
 /// Directories hidden by an empty read-only tmpfs.
 /// `dynamic_debug` (Debian's kernels): its `control` file checks no capability,
 /// so a sandbox could switch on every debug message of the host kernel.
-const MASKED_DIRS: &[&str] = &["acpi", "asound", "scsi", "dynamic_debug"];
+pub(super) const MASKED_DIRS: &[&str] = &["acpi", "asound", "scsi", "dynamic_debug"];
 /// Made read-only by a bind of themselves.
-const READ_ONLY: &[&str] = &["bus", "fs", "irq", "sys", "sysrq-trigger"];
+pub(super) const READ_ONLY: &[&str] = &["bus", "fs", "irq", "sys", "sysrq-trigger"];
 
-const PROC_FLAGS: MountFlags = MountFlags::NOSUID
-    .union(MountFlags::NODEV)
-    .union(MountFlags::NOEXEC);
+const PROC_ATTRS: MountAttrFlags = MountAttrFlags::MOUNT_ATTR_NOSUID
+    .union(MountAttrFlags::MOUNT_ATTR_NODEV)
+    .union(MountAttrFlags::MOUNT_ATTR_NOEXEC);
+const READ_ONLY_ATTRS: MountAttrFlags = PROC_ATTRS.union(MountAttrFlags::MOUNT_ATTR_RDONLY);
 
-/// Mounts proc on `<root>/proc` and masks it. `null` is the host's /dev/null,
-/// opened and verified by microbox (never the sandbox's own /dev/null, which
-/// an image could replace: CVE-2025-31133).
-pub fn mount_proc(root: &str, root_fd: BorrowedFd<'_>, null: &OwnedFd) -> Result<()> {
-    let target = resolve::open_no_symlinks(root_fd, Path::new("/proc"), Some(resolve::Kind::Dir))
-        .map_err(|e| {
-        Error::os(
-            "prepare /proc in the sandbox (is /proc a symlink in the image?)",
-            e,
-        )
-    })?;
-    mount_fs("proc", fd_path(&target).as_str(), PROC_FLAGS, "")
-        .map_err(|e| Error::os("mount proc on /proc", e))?;
-    let proc = format!("{}/proc", root.trim_end_matches('/'));
-
+/// proc on `/proc` below `parent` (the new root, or the host tree with
+/// `--fs host`), then its read-only parts and its masks. Files and
+/// directories a kernel does not have are skipped.
+pub fn steps(parent: Base) -> Vec<Step> {
+    let at = |name: &str| At {
+        base: Base::Proc,
+        path: name.to_string(),
+        lookup: Lookup::NoSymlinks,
+        create: None,
+    };
+    let mut steps = vec![Step::Mount {
+        fs: Fs::Proc,
+        target: At {
+            base: parent,
+            path: "proc".to_string(),
+            lookup: Lookup::NoSymlinks,
+            // An image may lack /proc; the host has one, and nothing is made there.
+            create: (parent != Base::Host).then_some(Kind::Dir),
+        },
+        attrs: PROC_ATTRS,
+        options: Vec::new(),
+        becomes: Some(Base::Proc),
+        missing_ok: false,
+    }];
     // Read-only binds first: they are not recursive, so a mask below one
     // (sys/fs/...) made before it would be covered by it.
-    for name in READ_ONLY {
-        let path = format!("{proc}/{name}");
-        match mount_bind(path.as_str(), path.as_str()) {
-            Ok(()) => {}
-            Err(Errno::NOENT) => continue,
-            Err(e) => return Err(Error::os(format_args!("make /proc/{name} read-only"), e)),
-        }
-        // The first bind ignores MS_RDONLY; only a remount of the bind sets it.
-        mount_remount(
-            path.as_str(),
-            MountFlags::BIND | MountFlags::RDONLY | PROC_FLAGS,
-            "",
-        )
-        .map_err(|e| Error::os(format_args!("make /proc/{name} read-only"), e))?;
-    }
-    for name in MASKED_FILES {
-        let path = format!("{proc}/{name}");
-        match mount_bind(fd_path(null).as_str(), path.as_str()) {
-            Ok(()) | Err(Errno::NOENT) => {}
-            Err(e) => return Err(Error::os(format_args!("mask /proc/{name}"), e)),
-        }
-    }
-    for name in MASKED_DIRS {
-        let path = format!("{proc}/{name}");
-        match mount_fs(
-            "tmpfs",
-            path.as_str(),
-            PROC_FLAGS | MountFlags::RDONLY,
-            "size=0",
-        ) {
-            Ok(()) | Err(Errno::NOENT) => {}
-            Err(e) => return Err(Error::os(format_args!("mask /proc/{name}"), e)),
-        }
-    }
-    Ok(())
+    steps.extend(READ_ONLY.iter().map(|name| Step::Bind {
+        source: Source::Itself,
+        target: at(name),
+        attrs: READ_ONLY_ATTRS,
+        missing_ok: true,
+    }));
+    steps.extend(MASKED_FILES.iter().map(|name| Step::Bind {
+        source: Source::HostDevice {
+            name: "null",
+            major: 1,
+            minor: 3,
+        },
+        target: at(name),
+        attrs: MountAttrFlags::empty(),
+        missing_ok: true,
+    }));
+    steps.extend(MASKED_DIRS.iter().map(|name| Step::Mount {
+        fs: Fs::Tmpfs,
+        target: at(name),
+        attrs: READ_ONLY_ATTRS,
+        options: vec![("size", Value::Text("0".to_string()))],
+        becomes: None,
+        missing_ok: true,
+    }));
+    steps
 }

@@ -1,7 +1,9 @@
 //! mount_setattr(2), which rustix lacks.
 
-use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
+
+use rustix::io::Errno;
+use rustix::mount::MountAttrFlags;
 
 /// `struct mount_attr` from `<linux/mount.h>`.
 #[repr(C)]
@@ -12,10 +14,6 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
-pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
-pub const MOUNT_ATTR_NODEV: u64 = 0x4;
-
 /// `propagation` value that makes a mount private (`MS_PRIVATE`).
 pub const PROPAGATION_PRIVATE: u64 = libc::MS_PRIVATE;
 
@@ -23,12 +21,12 @@ pub const PROPAGATION_PRIVATE: u64 = libc::MS_PRIVATE;
 /// mount below it when `recursive`; `propagation` 0 keeps the propagation type.
 pub fn set_attr(
     fd: BorrowedFd<'_>,
-    attr_set: u64,
+    attr_set: MountAttrFlags,
     propagation: u64,
     recursive: bool,
-) -> io::Result<()> {
+) -> rustix::io::Result<()> {
     let attr = MountAttr {
-        attr_set,
+        attr_set: attr_set.bits().into(),
         attr_clr: 0,
         propagation,
         userns_fd: 0,
@@ -50,7 +48,7 @@ pub fn set_attr(
         )
     };
     if ret == -1 {
-        Err(io::Error::last_os_error())
+        Err(Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::INVAL))
     } else {
         Ok(())
     }

@@ -1,0 +1,307 @@
+//! The executor of a mount plan: each [`Step`] becomes its syscalls, all of
+//! them the new mount API (fsopen/fsconfig/fsmount, open_tree, mount_setattr,
+//! move_mount). No decisions are made here: what to mount, where and with
+//! which flags is the plan's; this file only finds targets by fd and keeps
+//! the fds of the bases and host devices the steps name.
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{open, openat, symlinkat, Mode, OFlags};
+use rustix::io::Errno;
+use rustix::mount::{
+    fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
+    open_tree, FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags,
+};
+
+use super::bind;
+use super::plan::{At, Base, Lookup, Source, Step, Value};
+use super::resolve;
+use crate::error::{Error, Result};
+use crate::sys::mount::{set_attr, PROPAGATION_PRIVATE};
+
+/// What the steps refer to that the plan cannot hold: the image directory and
+/// the user's bind trees, prepared by the parent before the clone.
+pub struct Inputs<'a, 'b> {
+    pub image: Option<&'a Path>,
+    pub binds: &'a [bind::Prepared<'b>],
+}
+
+struct Executor<'a, 'b> {
+    inputs: Inputs<'a, 'b>,
+    bases: BTreeMap<Base, OwnedFd>,
+    /// Host device nodes, opened and checked once each.
+    devices: Vec<(&'static str, OwnedFd)>,
+    image: Option<OwnedFd>,
+}
+
+/// Runs `steps` in order; the first failure ends it, named by its step.
+pub fn apply(steps: &[Step], inputs: Inputs<'_, '_>) -> Result<()> {
+    let host = open(
+        "/",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::os("open / of the sandbox's mount namespace", e))?;
+    let mut ex = Executor {
+        inputs,
+        bases: BTreeMap::from([(Base::Host, host)]),
+        devices: Vec::new(),
+        image: None,
+    };
+    for step in steps {
+        ex.run(step)?;
+    }
+    Ok(())
+}
+
+impl Executor<'_, '_> {
+    fn run(&mut self, step: &Step) -> Result<()> {
+        let failed = |e: Errno| step_error(step, e);
+        match step {
+            Step::MakePrivate => {
+                let host = self.base(Base::Host)?;
+                set_attr(host, MountAttrFlags::empty(), PROPAGATION_PRIVATE, true)
+                    .map_err(|e| Error::os("make / private in the sandbox's mount namespace", e))?;
+            }
+            Step::Mount {
+                fs,
+                target,
+                attrs,
+                options,
+                becomes,
+                missing_ok,
+            } => {
+                let Some(target_fd) = self.target(target, *missing_ok).map_err(failed)? else {
+                    return Ok(());
+                };
+                let fs_fd = fsopen(fs.name(), FsOpenFlags::FSOPEN_CLOEXEC).map_err(failed)?;
+                // The source mount(2) was given: mountinfo reads as before.
+                fsconfig_set_string(fs_fd.as_fd(), "source", fs.name()).map_err(failed)?;
+                for (key, value) in options {
+                    match value {
+                        Value::Flag => fsconfig_set_flag(fs_fd.as_fd(), *key),
+                        Value::Text(text) => {
+                            fsconfig_set_string(fs_fd.as_fd(), *key, text.as_str())
+                        }
+                        Value::ImageDir => {
+                            let image = self.image()?;
+                            fsconfig_set_string(fs_fd.as_fd(), *key, fd_path(image).as_str())
+                        }
+                    }
+                    .map_err(failed)?;
+                }
+                fsconfig_create(fs_fd.as_fd()).map_err(failed)?;
+                let mnt = fsmount(fs_fd.as_fd(), FsMountFlags::FSMOUNT_CLOEXEC, *attrs)
+                    .map_err(failed)?;
+                attach(&mnt, &target_fd).map_err(failed)?;
+                if let Some(base) = becomes {
+                    self.bases.insert(*base, mnt);
+                }
+            }
+            Step::Bind {
+                source,
+                target,
+                attrs,
+                missing_ok,
+            } => {
+                let Some(target_fd) = self.target(target, *missing_ok).map_err(failed)? else {
+                    return Ok(());
+                };
+                let from = match source {
+                    Source::HostDevice { name, major, minor } => {
+                        self.host_device(name, *major, *minor)?
+                    }
+                    Source::Itself => target_fd.as_fd(),
+                };
+                // Not recursive: a single file, or one procfs directory.
+                let flags = OpenTreeFlags::OPEN_TREE_CLONE
+                    | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                    | OpenTreeFlags::AT_EMPTY_PATH;
+                let tree = open_tree(from, "", flags).map_err(failed)?;
+                if !attrs.is_empty() {
+                    set_attr(tree.as_fd(), *attrs, 0, false).map_err(failed)?;
+                }
+                attach(&tree, &target_fd).map_err(failed)?;
+            }
+            Step::AttachBind {
+                index,
+                target,
+                create_missing,
+                ..
+            } => {
+                let prepared = self.inputs.binds.get(*index).ok_or_else(|| {
+                    Error::runtime(format!("internal error: no prepared bind #{index}"))
+                })?;
+                bind::attach(self.base(target.base)?, prepared, *create_missing)?;
+            }
+            Step::SetAttr {
+                target,
+                attrs,
+                recursive,
+                missing_ok,
+            } => {
+                let Some(target_fd) = self.target(target, *missing_ok).map_err(failed)? else {
+                    return Ok(());
+                };
+                set_attr(target_fd.as_fd(), *attrs, 0, *recursive).map_err(failed)?;
+            }
+            Step::Make { target } => {
+                self.target(target, false).map_err(failed)?;
+            }
+            Step::Symlink { target, points_to } => {
+                symlinkat(*points_to, self.base(target.base)?, target.path.as_str())
+                    .map_err(failed)?;
+            }
+            Step::WriteFile { dir, name, content } => {
+                let dir_fd = self.target(dir, false).map_err(failed)?;
+                // An O_PATH fd cannot be a dirfd for creating files; reopen it.
+                let dir_fd = dir_fd
+                    .map(|fd| {
+                        openat(
+                            fd.as_fd(),
+                            ".",
+                            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                            Mode::empty(),
+                        )
+                    })
+                    .transpose()
+                    .map_err(failed)?
+                    .ok_or_else(|| failed(Errno::NOENT))?;
+                super::etc::replace_file(dir_fd.as_fd(), name, content.as_bytes())
+                    .map_err(|e| Error::os(format_args!("write /etc/{name} in the sandbox"), e))?;
+            }
+            Step::PivotIntoRoot => {
+                rustix::process::fchdir(self.base(Base::Root)?)
+                    .map_err(|e| Error::os("change directory to the new root", e))?;
+                // pivot_root(".", ".") stacks the old root on top of the new one;
+                // detaching it leaves only the new root, with no `old_root`
+                // directory needed in the image.
+                rustix::process::pivot_root(".", ".")
+                    .map_err(|e| Error::os("pivot_root into the new root", e))?;
+                rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH)
+                    .map_err(|e| Error::os("detach the old root", e))?;
+                rustix::process::chdir("/").map_err(|e| Error::os("change directory to /", e))?;
+            }
+            Step::ChdirToHostRoot => {
+                rustix::process::chdir("/").map_err(|e| Error::os("change directory to /", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn base(&self, base: Base) -> Result<BorrowedFd<'_>> {
+        self.bases.get(&base).map(AsFd::as_fd).ok_or_else(|| {
+            Error::runtime(format!(
+                "internal error: the mount plan uses {base:?} before it exists"
+            ))
+        })
+    }
+
+    /// The target's O_PATH fd; `None` when it is missing and `missing_ok`.
+    fn target(&self, at: &At, missing_ok: bool) -> std::result::Result<Option<OwnedFd>, Errno> {
+        let base = self.base(at.base).map_err(|_| Errno::BADF)?;
+        let found = if at.path.is_empty() {
+            openat(base, ".", OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).map_err(Into::into)
+        } else {
+            let path = Path::new(&at.path);
+            match at.lookup {
+                Lookup::Host => openat(base, path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+                    .map_err(Into::into),
+                Lookup::NoSymlinks => resolve::open_no_symlinks(base, path, at.create),
+                Lookup::InRoot => resolve::open_in_root(base, path, at.create),
+            }
+        };
+        match found {
+            Ok(fd) => Ok(Some(fd)),
+            Err(e) => match Errno::from_io_error(&e) {
+                Some(Errno::NOENT) if missing_ok => Ok(None),
+                Some(errno) => Err(errno),
+                None => Err(Errno::INVAL),
+            },
+        }
+    }
+
+    fn host_device(
+        &mut self,
+        name: &'static str,
+        major: u32,
+        minor: u32,
+    ) -> Result<BorrowedFd<'_>> {
+        let at = match self.devices.iter().position(|(n, _)| *n == name) {
+            Some(at) => at,
+            None => {
+                let fd = super::dev::open_host_device(name, major, minor)?;
+                self.devices.push((name, fd));
+                self.devices.len() - 1
+            }
+        };
+        Ok(self.devices[at].1.as_fd())
+    }
+
+    fn image(&mut self) -> Result<&OwnedFd> {
+        if self.image.is_none() {
+            let dir = self
+                .inputs
+                .image
+                .ok_or_else(|| Error::runtime("internal error: an overlay without an image"))?;
+            let fd = open(
+                dir,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| Error::os(format_args!("open rootfs {}", dir.display()), e))?;
+            self.image = Some(fd);
+        }
+        self.image
+            .as_ref()
+            .ok_or_else(|| Error::runtime("internal error: no image fd"))
+    }
+}
+
+/// move_mount of a detached mount onto the object `target` holds.
+fn attach(mnt: &OwnedFd, target: &OwnedFd) -> rustix::io::Result<()> {
+    move_mount(
+        mnt.as_fd(),
+        "",
+        target.as_fd(),
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+}
+
+/// The `/proc/self/fd/N` path of an fd, for the fsconfig strings that take
+/// paths: the kernel follows the magic link to exactly the object the fd holds.
+fn fd_path(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// The step's one-line description with the errno, and a hint where the
+/// errno has a known cause.
+fn step_error(step: &Step, errno: Errno) -> Error {
+    let mut err = Error::os(step.action(), errno);
+    if let Some(hint) = step_hint(step, errno) {
+        err.msg.push_str(&format!(" ({hint})"));
+    }
+    err
+}
+
+fn step_hint(step: &Step, errno: Errno) -> Option<String> {
+    match (step, errno) {
+        (
+            Step::Mount {
+                fs: super::plan::Fs::Overlay,
+                ..
+            },
+            Errno::NODEV,
+        ) => Some("is the overlay module loaded? try 'modprobe overlay'".into()),
+        (Step::Mount { target, .. } | Step::Make { target }, Errno::LOOP | Errno::NOTDIR)
+            if target.lookup == Lookup::NoSymlinks && target.base == Base::Root =>
+        {
+            Some(format!("is {target} a symlink in the image?"))
+        }
+        _ => None,
+    }
+}
