@@ -201,7 +201,7 @@ mod tests {
     }
 
     /// A regenerated table must be reviewed call by call before it is committed:
-    /// every new name is either denied or allowed with a reason in seccomp.rs
+    /// every new name is either denied or allowed with a reason in seccomp/policy.rs
     /// (`DEFAULT_EPERM`, `ALLOWED_SINCE_6_1`). Update these counts only then.
     #[test]
     fn table_sizes_are_the_reviewed_ones() {

@@ -1,0 +1,285 @@
+//! Compilation: a [`Profile`] into seccompiler's BPF programs, one per errno,
+//! each patched with the guards of `bpf_patch`; and [`load`], which installs them.
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+
+use super::bpf_patch::{check_arch_prologue, insert_after_nr_load, unnamed_guard, x32_guard};
+use super::policy::{When, CLONE_NAMESPACE_FLAGS};
+use super::profile::Profile;
+use crate::error::{Error, Result};
+use crate::security::syscalls::Arch;
+
+/// The kernel's limit on a filter's length (include/uapi/linux/bpf_common.h):
+/// a longer program would fail at load, in the child; compile refuses it first.
+const BPF_MAXINSNS: usize = 4096;
+
+/// BPF programs for `profile`, in the order [`load`] must install them.
+///
+/// Every program starts with seccompiler's arch check (any other ABI, i386
+/// `int 0x80` included, kills the process) and, on x86_64, the x32 guard right
+/// after the syscall-number load (EPERM for every number with bit 0x40000000, the
+/// same answer as the deny list: the sandbox has no business with x32, and an error
+/// rather than a kill lets a program that merely probes for x32 carry on).
+/// There is always at least one program, so an everything-allowed profile still
+/// has both checks.
+pub fn compile(profile: &Profile) -> Result<Vec<BpfProgram>> {
+    let target = match profile.arch {
+        Arch::X86_64 => TargetArch::x86_64,
+        Arch::Aarch64 => TargetArch::aarch64,
+    };
+    let mut by_errno: BTreeMap<i32, BTreeMap<i64, Vec<SeccompRule>>> = BTreeMap::new();
+    by_errno.insert(libc::EPERM, BTreeMap::new());
+    for deny in profile.denied.values() {
+        by_errno
+            .entry(deny.errno)
+            .or_default()
+            .insert(i64::from(deny.nr), rules(deny.when)?);
+    }
+    // EPERM last: see the comment of the seccomp module.
+    let mut groups: Vec<(i32, BTreeMap<i64, Vec<SeccompRule>>)> = by_errno.into_iter().collect();
+    groups.sort_by_key(|&(errno, _)| errno == libc::EPERM);
+
+    let mut programs = Vec::with_capacity(groups.len());
+    for (errno, rules) in groups {
+        if errno != libc::EPERM && rules.is_empty() {
+            continue;
+        }
+        let is_eperm = errno == libc::EPERM;
+        let errno = u32::try_from(errno)
+            .map_err(|_| Error::runtime(format!("bad errno {errno} in seccomp profile")))?;
+        let filter = SeccompFilter::new(
+            rules,
+            SeccompAction::Allow,
+            SeccompAction::Errno(errno),
+            target,
+        )
+        .map_err(|e| Error::runtime(format!("cannot build the seccomp filter: {e}")))?;
+        let mut program: BpfProgram = filter
+            .try_into()
+            .map_err(|e| Error::runtime(format!("cannot compile the seccomp filter: {e}")))?;
+        check_arch_prologue(&program, target)?;
+        let mut guards = Vec::new();
+        if profile.arch == Arch::X86_64 {
+            guards.extend(x32_guard());
+        }
+        if is_eperm {
+            guards.extend(unnamed_guard(profile.arch));
+        }
+        insert_after_nr_load(&mut program, &guards)?;
+        if program.len() > BPF_MAXINSNS {
+            return Err(Error::runtime(format!(
+                "the seccomp filter has {} instructions, more than the kernel's {BPF_MAXINSNS}",
+                program.len()
+            )));
+        }
+        programs.push(program);
+    }
+    Ok(programs)
+}
+
+/// seccompiler rules (OR of ANDs) that make a syscall's chain match when `when` holds.
+/// No rule means the syscall always matches.
+fn rules(when: When) -> Result<Vec<SeccompRule>> {
+    let backend =
+        |e: seccompiler::BackendError| Error::runtime(format!("cannot build a seccomp rule: {e}"));
+    let rule = |arg: u8, op: SeccompCmpOp, value: u64| {
+        SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value)
+            .and_then(|condition| SeccompRule::new(vec![condition]))
+            .map_err(backend)
+    };
+    match when {
+        When::Always => Ok(Vec::new()),
+        When::CloneNamespaceFlags => CLONE_NAMESPACE_FLAGS
+            .iter()
+            .map(|&flag| {
+                let flag = u64::from(flag.unsigned_abs());
+                rule(0, SeccompCmpOp::MaskedEq(flag), flag)
+            })
+            .collect(),
+        When::TerminalInjection => [libc::TIOCSTI, libc::TIOCLINUX]
+            .into_iter()
+            .map(|request| {
+                let request = u32::try_from(request).map_err(|_| {
+                    Error::runtime(format!("ioctl request {request:#x} is wider than 32 bits"))
+                })?;
+                rule(1, SeccompCmpOp::Eq, u64::from(request))
+            })
+            .collect(),
+        When::SocketFamily(family) => Ok(vec![rule(0, SeccompCmpOp::Eq, u64::from(family))?]),
+        When::SetidMode(arg) => [libc::S_ISUID, libc::S_ISGID]
+            .into_iter()
+            .map(|bit| rule(arg, SeccompCmpOp::MaskedEq(u64::from(bit)), u64::from(bit)))
+            .collect(),
+    }
+}
+
+/// Install `programs` in the calling thread, in order, with no_new_privs set
+/// (seccompiler sets it before each load; without it an unprivileged process may
+/// not load a filter, and exec of a setuid binary could shed the filter's intent).
+/// The sandbox process is single-threaded, so the calling thread is the process.
+pub fn load(programs: &[BpfProgram]) -> Result<()> {
+    if programs.is_empty() {
+        return Err(Error::runtime(
+            "cannot load seccomp filter: the profile compiled to nothing",
+        ));
+    }
+    for (index, program) in programs.iter().enumerate() {
+        let which = format!("seccomp filter {} of {}", index + 1, programs.len());
+        seccompiler::apply_filter(program).map_err(|e| match e {
+            seccompiler::Error::Prctl(err) => Error::os("set no_new_privs", err),
+            seccompiler::Error::Seccomp(err) => Error::os(format!("load {which}"), err),
+            other => Error::runtime(format!("cannot load {which}: {other}")),
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::seccomp::bpf_patch::{errno_action, X32_SYSCALL_BIT};
+    use crate::security::seccomp::interpreter::*;
+    use crate::security::seccomp::{absent_on, profile_for, DEFAULT_ENOSYS, DEFAULT_EPERM};
+
+    #[test]
+    fn eperm_program_is_loaded_last() {
+        for arch in ARCHES {
+            let programs = compiled(arch, &[], &[]);
+            assert_eq!(programs.len(), 2);
+            let ptrace = call(arch, "ptrace", NO_ARGS);
+            let io_uring = call(arch, "io_uring_setup", NO_ARGS);
+            assert_eq!(run(&programs[0], &io_uring), enosys());
+            assert_eq!(run(&programs[0], &ptrace), ALLOW);
+            assert_eq!(run(&programs[1], &ptrace), eperm());
+            assert_eq!(run(&programs[1], &io_uring), ALLOW);
+        }
+    }
+
+    #[test]
+    fn every_denied_number_gets_its_errno_and_nothing_else_is_denied() {
+        for arch in ARCHES {
+            let profile = profile_for(arch, &[], &[], false).expect("profile");
+            let programs = compile(&profile).expect("compile");
+            for &(name, number) in arch.table() {
+                let expected = match profile.lookup(name) {
+                    Some(deny) if deny.when == When::Always => errno_action(deny.errno),
+                    // Conditional rules do not fire on zero arguments.
+                    _ => ALLOW,
+                };
+                let got = verdict(
+                    &programs,
+                    &Call {
+                        nr: number,
+                        arch: audit_arch(arch),
+                        args: NO_ARGS,
+                    },
+                );
+                assert_eq!(got, expected, "{arch} {name} ({number})");
+            }
+            for name in DEFAULT_EPERM
+                .iter()
+                .filter(|name| !absent_on(arch).contains(name))
+            {
+                assert_eq!(
+                    ask(&programs, arch, name, NO_ARGS),
+                    eperm(),
+                    "{arch} {name}"
+                );
+            }
+            for name in DEFAULT_ENOSYS {
+                assert_eq!(
+                    ask(&programs, arch, name, NO_ARGS),
+                    enosys(),
+                    "{arch} {name}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn everything_allowed_still_checks_arch_and_x32() {
+        let everything: Vec<&str> = DEFAULT_EPERM
+            .iter()
+            .chain(DEFAULT_ENOSYS)
+            .chain(&["clone", "ioctl"])
+            .copied()
+            .filter(|name| !absent_on(Arch::X86_64).contains(name))
+            .collect();
+        let p = compiled(Arch::X86_64, &everything, &[]);
+        assert_eq!(p.len(), 1);
+        assert_eq!(ask(&p, Arch::X86_64, "ptrace", NO_ARGS), ALLOW);
+        let getpid = nr(Arch::X86_64, "getpid");
+        let x32 = Call {
+            nr: X32_SYSCALL_BIT | getpid,
+            arch: AUDIT_ARCH_X86_64,
+            args: NO_ARGS,
+        };
+        assert_eq!(verdict(&p, &x32), eperm());
+        assert_eq!(
+            verdict(
+                &p,
+                &Call {
+                    nr: 20,
+                    arch: AUDIT_ARCH_I386,
+                    args: NO_ARGS
+                }
+            ),
+            KILL
+        );
+    }
+
+    /// Set in the re-executed test binary that loads the filter for real.
+    const LOAD_CHILD: &str = "MICROBOX_TEST_SECCOMP_LOAD_CHILD";
+
+    /// Loads the profile in a fresh process (a re-exec of this test binary running
+    /// only this test) and makes real denied and allowed calls. Needs no privilege:
+    /// no_new_privs makes seccomp available to anyone. The filter binds the test's
+    /// thread only, hence /proc/thread-self.
+    #[test]
+    fn loads_and_denies_for_real() {
+        if std::env::var_os(LOAD_CHILD).is_some() {
+            let programs = compiled(Arch::NATIVE, &[], &["getcwd"]);
+            load(&programs).expect("load");
+            let status = std::fs::read_to_string("/proc/thread-self/status").expect("status");
+            assert!(status.lines().any(|l| l == "Seccomp:\t2"), "{status}");
+            assert!(status
+                .lines()
+                .any(|l| l == format!("Seccomp_filters:\t{}", programs.len())));
+            assert!(rustix::process::getpid().as_raw_nonzero().get() > 0);
+            let fsopen =
+                rustix::mount::fsopen("microbox-no-such-fs", rustix::mount::FsOpenFlags::empty());
+            assert_eq!(fsopen.err(), Some(rustix::io::Errno::PERM), "fsopen");
+            let getcwd = rustix::process::getcwd(Vec::new());
+            assert_eq!(
+                getcwd.err(),
+                Some(rustix::io::Errno::PERM),
+                "getcwd (--deny-syscall)"
+            );
+            println!("seccomp load child: ok");
+            return;
+        }
+        let exe = std::env::current_exe().expect("current_exe");
+        let output = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "security::seccomp::compile::tests::loads_and_denies_for_real",
+            ])
+            .args(["--nocapture", "--test-threads=1"])
+            .env(LOAD_CHILD, "1")
+            .output()
+            .expect("run the test binary again");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success() && stdout.contains("seccomp load child: ok"),
+            "child failed: {}\n{stdout}\n{stderr}",
+            output.status
+        );
+    }
+}
