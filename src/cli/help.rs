@@ -1,0 +1,141 @@
+//! The `--help` text, rendered from the option table.
+#![forbid(unsafe_code)]
+
+use super::options::{CliOption, OPTIONS};
+
+/// The right edge the help was written to: two columns of slack on a terminal of 80.
+const WIDTH: usize = 78;
+/// Where descriptions start: two spaces, the synopsis, and at least two more.
+const COLUMN: usize = 24;
+
+/// Marks the end of a line in the pieces `wrap` is given.
+const LINE_BREAK: &str = "\n";
+
+const INTRO: &str = "\
+Usage: microbox [OPTIONS] [--] COMMAND [ARG]...
+
+The command starts after '--' or at the first word that is not an option;
+none of its words is read as a microbox option. An option's value is the
+next word or follows '=': --memory 512M, --memory=512M.
+";
+
+const NOTES: &str = "
+SIZE is a number with an optional unit K, M, G or T (also KB, MB, GB, TB, any
+case), in powers of 1024, e.g. 512M, 1.5G; without a unit it counts bytes.
+DURATION is a number with a unit ms, s, m or h, e.g. 500ms, 10s, 2m; without
+a unit it counts seconds.
+
+Signals: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH go
+to the command; after the first four, every process of the sandbox is also
+sent SIGCONT, so a stopped one ends too. SIGTSTP stops the whole sandbox
+(SIGSTOP) and then microbox itself; SIGCONT resumes both.
+
+Exit status:
+  125     microbox itself failed, a bad command line included
+  126     the command was found but could not be executed
+  127     the command was not found
+  128+N   the command was killed by signal N
+  other   the command's own exit status
+";
+
+/// The `--help` text: every option with its default, grouped as the README groups them.
+pub fn help_text() -> String {
+    let mut out = format!(
+        "microbox {}: run a command in an ephemeral, isolated Linux sandbox\n\n{INTRO}",
+        env!("CARGO_PKG_VERSION")
+    );
+    let mut group = None;
+    for option in OPTIONS {
+        if group != Some(option.group) {
+            group = Some(option.group);
+            out.push('\n');
+            out.push_str(option.group.heading());
+            out.push('\n');
+        }
+        write_option(&mut out, option);
+    }
+    out.push_str(NOTES);
+    out
+}
+
+fn write_option(out: &mut String, option: &CliOption) {
+    let head = format!("  {}", option.synopsis());
+    let lines = wrap(&description(option), WIDTH - COLUMN);
+    let mut lines = lines.iter();
+    // A synopsis too wide for the column gets a line of its own.
+    match lines.next() {
+        Some(first) if head.chars().count() + 2 <= COLUMN => {
+            out.push_str(&format!("{head:<COLUMN$}{first}\n"));
+        }
+        Some(first) => {
+            out.push_str(&format!("{head}\n{:COLUMN$}{first}\n", ""));
+        }
+        None => out.push_str(&format!("{head}\n")),
+    }
+    for line in lines {
+        out.push_str(&format!("{:COLUMN$}{line}\n", ""));
+    }
+}
+
+/// The help text, then in parentheses whether the option repeats, its default
+/// and its note; the words as `wrap` takes them.
+fn description(option: &CliOption) -> Vec<String> {
+    let mut pieces = words(option.help);
+    let mut aside = Vec::new();
+    if option.repeatable {
+        aside.push("repeatable".to_string());
+    }
+    if let Some(default) = &option.default {
+        aside.push(format!("default: {}", default.text()));
+    }
+    if let Some(note) = option.note {
+        aside.push(note.to_string());
+    }
+    if !aside.is_empty() {
+        let aside = format!("({})", aside.join("; "));
+        // Kept on one line when it fits, so "(default: 1G)" is never split.
+        if aside.chars().count() <= WIDTH - COLUMN && !aside.contains(LINE_BREAK) {
+            pieces.push(aside);
+        } else {
+            pieces.extend(words(&aside));
+        }
+    }
+    pieces
+}
+
+/// The words of `text`, with `LINE_BREAK` where it has a line break.
+fn words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, line) in text.split(LINE_BREAK).enumerate() {
+        if i > 0 {
+            out.push(LINE_BREAK.to_string());
+        }
+        out.extend(line.split(' ').filter(|w| !w.is_empty()).map(String::from));
+    }
+    out
+}
+
+/// Fills lines of at most `width` characters with `pieces`, each kept whole
+/// (one longer than `width` gets a line to itself); `LINE_BREAK` ends a line.
+pub(super) fn wrap(pieces: &[String], width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for piece in pieces {
+        if piece == LINE_BREAK {
+            lines.push(std::mem::take(&mut line));
+            continue;
+        }
+        let len = line.chars().count();
+        if len > 0 && len + 1 + piece.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(piece);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
