@@ -15,8 +15,8 @@
 //! printed before and after. Nothing here is asserted: this is a report.
 
 use crate::{build_static, is_root, rootfs, Ctx};
+use serde_json::json;
 use std::ffi::OsString;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -346,91 +346,63 @@ fn write_bundle(dir: &Path, image: &Path, payload: Payload) -> Result<(), String
     std::fs::write(&path, config).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn json_list(items: &[&str]) -> String {
-    let quoted: Vec<String> = items.iter().map(|s| json_str(s)).collect();
-    format!("[{}]", quoted.join(","))
-}
-
 /// An OCI config as close to microbox's defaults as crun allows: the same
 /// namespaces (user with microbox's identity map 0-65535), a read-only image
 /// (crun has no overlay root), the same limits (1 CPU, 1 GiB without swap,
 /// 1024 pids), capabilities and EPERM deny list. Mounts are `crun spec`'s
 /// defaults plus a /tmp tmpfs.
 fn crun_config(image: &str, args: &[&str], cgroup_parent: &str) -> String {
-    let caps = json_list(&caps());
-    format!(
-        r#"{{
-  "ociVersion": "1.0.0",
-  "process": {{
-    "terminal": false,
-    "user": {{ "uid": 0, "gid": 0 }},
-    "args": {args},
-    "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
-    "cwd": "/",
-    "capabilities": {{ "bounding": {caps}, "effective": {caps}, "permitted": {caps} }},
-    "noNewPrivileges": true
-  }},
-  "root": {{ "path": {image}, "readonly": true }},
-  "hostname": "bench",
-  "mounts": [
-    {{ "destination": "/proc", "type": "proc", "source": "proc" }},
-    {{ "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-      "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] }},
-    {{ "destination": "/dev/pts", "type": "devpts", "source": "devpts",
-      "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"] }},
-    {{ "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-      "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] }},
-    {{ "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-      "options": ["nosuid", "noexec", "nodev"] }},
-    {{ "destination": "/sys", "type": "sysfs", "source": "sysfs",
-      "options": ["nosuid", "noexec", "nodev", "ro"] }},
-    {{ "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-      "options": ["nosuid", "noexec", "nodev", "relatime", "ro"] }},
-    {{ "destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"] }}
-  ],
-  "linux": {{
-    "uidMappings": [{{ "containerID": 0, "hostID": 0, "size": 65536 }}],
-    "gidMappings": [{{ "containerID": 0, "hostID": 0, "size": 65536 }}],
-    "cgroupsPath": {cgroup},
-    "resources": {{
-      "memory": {{ "limit": 1073741824, "swap": 1073741824 }},
-      "pids": {{ "limit": 1024 }},
-      "cpu": {{ "quota": 100000, "period": 100000 }}
-    }},
-    "namespaces": [
-      {{ "type": "pid" }}, {{ "type": "network" }}, {{ "type": "ipc" }}, {{ "type": "uts" }},
-      {{ "type": "mount" }}, {{ "type": "cgroup" }}, {{ "type": "user" }}
-    ],
-    "seccomp": {{
-      "defaultAction": "SCMP_ACT_ALLOW",
-      "architectures": ["SCMP_ARCH_X86_64"],
-      "syscalls": [{{ "names": {denied}, "action": "SCMP_ACT_ERRNO", "errnoRet": 1 }}]
-    }}
-  }}
-}}
-"#,
-        args = json_list(args),
-        image = json_str(image),
-        cgroup = json_str(&format!("/{cgroup_parent}/crun")),
-        denied = json_list(&denied()),
-    )
+    let caps = caps();
+    let config = json!({
+        "ociVersion": "1.0.0",
+        "process": {
+            "terminal": false,
+            "user": { "uid": 0, "gid": 0 },
+            "args": args,
+            "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
+            "cwd": "/",
+            "capabilities": { "bounding": caps, "effective": caps, "permitted": caps },
+            "noNewPrivileges": true
+        },
+        "root": { "path": image, "readonly": true },
+        "hostname": "bench",
+        "mounts": [
+            { "destination": "/proc", "type": "proc", "source": "proc" },
+            { "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+              "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+            { "destination": "/dev/pts", "type": "devpts", "source": "devpts",
+              "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"] },
+            { "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+              "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+            { "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+              "options": ["nosuid", "noexec", "nodev"] },
+            { "destination": "/sys", "type": "sysfs", "source": "sysfs",
+              "options": ["nosuid", "noexec", "nodev", "ro"] },
+            { "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+              "options": ["nosuid", "noexec", "nodev", "relatime", "ro"] },
+            { "destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"] }
+        ],
+        "linux": {
+            "uidMappings": [{ "containerID": 0, "hostID": 0, "size": 65536 }],
+            "gidMappings": [{ "containerID": 0, "hostID": 0, "size": 65536 }],
+            "cgroupsPath": format!("/{cgroup_parent}/crun"),
+            "resources": {
+                "memory": { "limit": 1_073_741_824, "swap": 1_073_741_824 },
+                "pids": { "limit": 1024 },
+                "cpu": { "quota": 100_000, "period": 100_000 }
+            },
+            "namespaces": [
+                { "type": "pid" }, { "type": "network" }, { "type": "ipc" }, { "type": "uts" },
+                { "type": "mount" }, { "type": "cgroup" }, { "type": "user" }
+            ],
+            "seccomp": {
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": ["SCMP_ARCH_X86_64"],
+                "syscalls": [{ "names": denied(), "action": "SCMP_ACT_ERRNO", "errnoRet": 1 }]
+            }
+        }
+    });
+    format!("{config:#}\n")
 }
 
 /// crun removes each container's own cgroup but not the parent it created in
@@ -912,7 +884,7 @@ fn print_ratios(rep: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::json::{self, Json};
+    use serde_json::Value;
 
     fn v(s: &[&str]) -> Vec<String> {
         s.iter().map(|s| s.to_string()).collect()
@@ -952,60 +924,28 @@ mod tests {
 
     #[test]
     fn crun_config_is_valid_json_with_the_asked_fields() {
-        let text = crun_config("/r/\"odd\\path", &["/bin/true"], "microbox-bench-1");
-        let cfg = json::parse(&text).unwrap();
-        assert_eq!(
-            cfg.get(&["root", "path"]).and_then(Json::as_str),
-            Some("/r/\"odd\\path")
-        );
-        assert_eq!(
-            cfg.get(&["root", "readonly"]).and_then(Json::as_bool),
-            Some(true)
-        );
-        assert_eq!(
-            cfg.get(&["process", "terminal"]).and_then(Json::as_bool),
-            Some(false)
-        );
-        let args: Vec<_> = cfg
-            .get(&["process", "args"])
-            .unwrap()
+        let text = crun_config("/r/\"odd\\path\n", &["/bin/true"], "microbox-bench-1");
+        let cfg: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(cfg["root"]["path"], "/r/\"odd\\path\n");
+        assert_eq!(cfg["root"]["readonly"], true);
+        assert_eq!(cfg["process"]["terminal"], false);
+        assert_eq!(cfg["process"]["args"], json!(["/bin/true"]));
+        assert_eq!(cfg["process"]["capabilities"]["bounding"], json!(caps()));
+        let namespaces: Vec<_> = cfg["linux"]["namespaces"]
             .as_array()
-            .iter()
-            .filter_map(Json::as_str)
-            .collect();
-        assert_eq!(args, ["/bin/true"]);
-        let namespaces: Vec<_> = cfg
-            .get(&["linux", "namespaces"])
             .unwrap()
-            .as_array()
             .iter()
-            .filter_map(|n| n.get(&["type"]).and_then(Json::as_str))
+            .filter_map(|n| n["type"].as_str())
             .collect();
         for ns in ["pid", "network", "ipc", "uts", "mount", "cgroup", "user"] {
             assert!(namespaces.contains(&ns), "{ns} missing");
         }
-        assert_eq!(
-            cfg.get(&["linux", "cgroupsPath"]).and_then(Json::as_str),
-            Some("/microbox-bench-1/crun")
-        );
-        let denied = cfg
-            .get(&["linux", "seccomp", "syscalls"])
-            .unwrap()
-            .as_array()[0]
-            .get(&["names"])
-            .unwrap()
-            .as_array()
-            .len();
-        assert_eq!(denied, super::denied().len());
-    }
-
-    #[test]
-    fn json_strings_escape_controls() {
-        assert_eq!(json_str("a\nb"), "\"a\\u000ab\"");
-        assert_eq!(
-            json::parse(&json_str("t\u{1}\"\\")).unwrap(),
-            Json::Str("t\u{1}\"\\".into())
-        );
+        assert_eq!(cfg["linux"]["cgroupsPath"], "/microbox-bench-1/crun");
+        assert_eq!(cfg["linux"]["resources"]["memory"]["limit"], 1 << 30);
+        assert_eq!(cfg["linux"]["resources"]["pids"]["limit"], 1024);
+        let rule = &cfg["linux"]["seccomp"]["syscalls"][0];
+        assert_eq!(rule["names"], json!(super::denied()));
+        assert_eq!(rule["action"], "SCMP_ACT_ERRNO");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Driving cargo: static release builds and test executables, found through
 //! cargo's JSON messages (never by globbing target/, which holds stale builds).
 
-use crate::json::{self, Json};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -107,27 +107,25 @@ pub fn parse_artifact(line: &str) -> Option<Artifact> {
     if !line.starts_with('{') {
         return None;
     }
-    let msg = json::parse(line).ok()?;
-    if msg.get(&["reason"])?.as_str()? != "compiler-artifact" {
+    let msg: Value = serde_json::from_str(line).ok()?;
+    if msg["reason"] != "compiler-artifact" {
         return None;
     }
     Some(Artifact {
-        target_name: msg.get(&["target", "name"])?.as_str()?.to_string(),
-        kinds: msg
-            .get(&["target", "kind"])?
-            .as_array()
-            .iter()
-            .filter_map(|k| k.as_str().map(str::to_string))
-            .collect(),
-        profile_test: msg
-            .get(&["profile", "test"])
-            .and_then(Json::as_bool)
-            .unwrap_or(false),
-        executable: msg
-            .get(&["executable"])
-            .and_then(Json::as_str)
-            .map(PathBuf::from),
+        target_name: msg["target"]["name"].as_str()?.to_string(),
+        kinds: strings(msg["target"].get("kind")?),
+        profile_test: msg["profile"]["test"].as_bool().unwrap_or(false),
+        executable: msg["executable"].as_str().map(PathBuf::from),
     })
+}
+
+/// The strings of a JSON array (nothing for anything else).
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect()
 }
 
 /// Runs a cargo command whose stdout carries JSON messages; diagnostics are
@@ -194,28 +192,20 @@ pub fn integration_test_targets(repo: &Path, package: &str) -> Result<Vec<String
     if !out.status.success() {
         return Err(format!("cargo metadata failed ({})", out.status));
     }
-    let meta = json::parse(&String::from_utf8_lossy(&out.stdout))
+    let meta: Value = serde_json::from_slice(&out.stdout)
         .map_err(|e| format!("cannot parse cargo metadata: {e}"))?;
-    let pkg = meta
-        .get(&["packages"])
-        .map(Json::as_array)
-        .unwrap_or_default()
-        .iter()
-        .find(|p| p.get(&["name"]).and_then(Json::as_str) == Some(package))
+    let pkg = meta["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == package)
         .ok_or_else(|| format!("package {package:?} not in cargo metadata"))?;
-    Ok(pkg
-        .get(&["targets"])
-        .map(Json::as_array)
-        .unwrap_or_default()
-        .iter()
-        .filter(|t| {
-            t.get(&["kind"])
-                .map(Json::as_array)
-                .unwrap_or_default()
-                .iter()
-                .any(|k| k.as_str() == Some("test"))
-        })
-        .filter_map(|t| t.get(&["name"]).and_then(Json::as_str).map(str::to_string))
+    Ok(pkg["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| strings(&t["kind"]).iter().any(|k| k == "test"))
+        .filter_map(|t| t["name"].as_str().map(str::to_string))
         .collect())
 }
 

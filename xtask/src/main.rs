@@ -10,7 +10,6 @@ mod cargo;
 mod cpio;
 mod elf;
 mod gen_syscalls;
-mod json;
 mod kernel;
 mod results;
 mod rootfs;
