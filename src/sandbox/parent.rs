@@ -22,19 +22,22 @@ use crate::sys::signal::{self, SigSet};
 const ID_MAP: &str = "0 0 65536\n";
 
 fn clone_flags(spec: &Spec) -> u64 {
-    let mut flags = libc::CLONE_NEWPID
-        | libc::CLONE_NEWUTS
-        | libc::CLONE_NEWIPC
-        | libc::CLONE_NEWNS
-        | libc::CLONE_NEWTIME;
+    // Each CLONE_NEW* is one positive bit below 2^31: the conversion is exact
+    // and can never come out as zero flags (no namespaces at all).
+    let flag = |f: libc::c_int| u64::from(f.unsigned_abs());
+    let mut flags = flag(libc::CLONE_NEWPID)
+        | flag(libc::CLONE_NEWUTS)
+        | flag(libc::CLONE_NEWIPC)
+        | flag(libc::CLONE_NEWNS)
+        | flag(libc::CLONE_NEWTIME);
     if spec.net != NetMode::Host {
-        flags |= libc::CLONE_NEWNET;
+        flags |= flag(libc::CLONE_NEWNET);
     }
     if spec.userns == UsernsMode::Isolated {
-        flags |= libc::CLONE_NEWUSER;
+        flags |= flag(libc::CLONE_NEWUSER);
     }
     // The cgroup namespace is made by the child after it was placed in its cgroup.
-    u64::try_from(flags).unwrap_or_default()
+    flags
 }
 
 pub fn supervise(spec: &Spec, launch: &Launch) -> Result<i32> {
@@ -279,4 +282,31 @@ fn timespec(duration: Duration) -> rustix::event::Timespec {
         tv_sec: i64::MAX,
         tv_nsec: 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clone_flags_name_every_namespace_the_spec_asks_for() {
+        let all = [
+            libc::CLONE_NEWPID,
+            libc::CLONE_NEWUTS,
+            libc::CLONE_NEWIPC,
+            libc::CLONE_NEWNS,
+            libc::CLONE_NEWTIME,
+            libc::CLONE_NEWNET,
+            libc::CLONE_NEWUSER,
+        ];
+        let want: u64 = all.iter().map(|f| u64::from(f.unsigned_abs())).sum();
+        assert_eq!(clone_flags(&Spec::default()), want);
+        let shared = Spec {
+            net: NetMode::Host,
+            userns: UsernsMode::Host,
+            ..Spec::default()
+        };
+        let without = u64::from((libc::CLONE_NEWNET | libc::CLONE_NEWUSER).unsigned_abs());
+        assert_eq!(clone_flags(&shared), want & !without);
+    }
 }
