@@ -3,11 +3,10 @@
 //! Lifecycle, as the sandbox drives it:
 //!
 //! 1. [`collect_stale`] removes what dead runs left behind (cheap when nothing is).
-//! 2. [`Cgroup::create`] takes the sandbox's lock file, creates its cgroup(s) and
-//!    writes every limit, all before any process exists.
-//! 3. The child is placed: on v2 by `clone3(CLONE_INTO_CGROUP)` with
-//!    [`Cgroup::v2_dir_fd`]; on v1 the child moves itself with
-//!    [`join_current_thread`] through the files of [`Cgroup::v1_tasks_files`].
+//! 2. [`Cgroup::create`] takes the sandbox's lock (`state::SandboxLock`), creates
+//!    its cgroup(s) and writes every limit, all before any process exists.
+//! 3. The child is placed as [`Cgroup::placement`] says: on v2 born inside by
+//!    `clone3(CLONE_INTO_CGROUP)`; on v1 it moves itself in through `tasks` files.
 //! 4. After the command ends, [`Cgroup::oom_killed`] tells an OOM kill apart from
 //!    any other SIGKILL, and [`Cgroup::destroy`] kills what is left and removes the
 //!    cgroup(s). Dropping a `Cgroup` does the same as a safety net, errors ignored.
@@ -32,6 +31,7 @@ use rustix::process::{Pid, Signal};
 
 use crate::error::{Error, Result};
 use crate::spec::{PidsLimit, Spec};
+use crate::state::SandboxLock;
 
 pub use detect::{detect, Hierarchy, CGROUP_ROOT};
 
@@ -141,7 +141,7 @@ enum Backend {
 pub struct Cgroup {
     backend: Backend,
     /// Held (flock) for the sandbox's lifetime: it tells `collect_stale` we are alive.
-    lock: Option<stale::SandboxLock>,
+    lock: Option<SandboxLock>,
     /// The process that created it. A fork-like clone3 child holds a byte copy of
     /// this value; `Drop` checks the pid so that copy can never tear anything down.
     owner: Pid,
@@ -149,29 +149,25 @@ pub struct Cgroup {
 }
 
 impl Cgroup {
-    /// Creates the sandbox's cgroup(s) with every limit written. `id` names the
-    /// sandbox: 1-64 of `[A-Za-z0-9_-]`, unique among live sandboxes.
-    pub fn create(id: &str, limits: &Limits) -> Result<Cgroup> {
-        Self::create_in(&detect()?, Path::new(crate::RUN_DIR), id, limits)
+    /// Creates the sandbox's cgroup(s) with every limit written, named by the id of
+    /// `lock`, which the cgroup keeps until it is gone: a cgroup that exists always
+    /// has a lock file, so the collector never mistakes a sandbox being created
+    /// for a dead one.
+    pub fn create(lock: SandboxLock, limits: &Limits) -> Result<Cgroup> {
+        Self::create_in(&detect()?, lock, limits)
     }
 
-    fn create_in(
-        hierarchy: &Hierarchy,
-        run_dir: &Path,
-        id: &str,
-        limits: &Limits,
-    ) -> Result<Cgroup> {
-        check_id(id)?;
-        limits.validate()?;
-        // The lock comes first: a cgroup that exists always has a lock file, so the
-        // collector can never mistake a sandbox being created for a dead one.
-        let lock = stale::SandboxLock::acquire(run_dir, id)?;
-        let created = match hierarchy {
-            Hierarchy::V2 { root } => v2::V2Cgroup::create(root, id, limits).map(Backend::V2),
-            Hierarchy::V1 { cpu, memory, pids } => {
-                v1::V1Cgroup::create([cpu, memory, pids], id, limits).map(Backend::V1)
-            }
-        };
+    fn create_in(hierarchy: &Hierarchy, lock: SandboxLock, limits: &Limits) -> Result<Cgroup> {
+        let created = check_id(lock.id())
+            .and_then(|()| limits.validate())
+            .and_then(|()| match hierarchy {
+                Hierarchy::V2 { root } => {
+                    v2::V2Cgroup::create(root, lock.id(), limits).map(Backend::V2)
+                }
+                Hierarchy::V1 { cpu, memory, pids } => {
+                    v1::V1Cgroup::create([cpu, memory, pids], lock.id(), limits).map(Backend::V1)
+                }
+            });
         match created {
             Ok(backend) => Ok(Cgroup {
                 backend,
@@ -187,20 +183,12 @@ impl Cgroup {
         }
     }
 
-    /// An `O_DIRECTORY` fd of the v2 cgroup for `clone3(CLONE_INTO_CGROUP)`; None on v1.
-    pub fn v2_dir_fd(&self) -> Option<BorrowedFd<'_>> {
+    /// How the child gets into this cgroup: opened here, in the parent, because the
+    /// kernel checks the opener's credentials.
+    pub fn placement(&self) -> Result<Placement<'_>> {
         match &self.backend {
-            Backend::V2(cgroup) => Some(cgroup.dir_fd()),
-            Backend::V1(_) => None,
-        }
-    }
-
-    /// On v1, the `tasks` file of each hierarchy, opened for writing here (the
-    /// kernel checks the opener's credentials) for the child; empty on v2.
-    pub fn v1_tasks_files(&self) -> Result<Vec<OwnedFd>> {
-        match &self.backend {
-            Backend::V1(cgroup) => cgroup.tasks_files(),
-            Backend::V2(_) => Ok(Vec::new()),
+            Backend::V2(cgroup) => Ok(Placement::BornInside(cgroup.dir_fd())),
+            Backend::V1(cgroup) => cgroup.tasks_files().map(Placement::JoinsItself),
         }
     }
 
@@ -259,17 +247,39 @@ impl Drop for Cgroup {
     }
 }
 
-/// Moves the calling thread into the cgroups whose `tasks` files are given, by
-/// writing "0" (the caller itself). Migrating the current thread by itself skips
-/// the kernel's global threadgroup lock, whose first write lock after idle waits
-/// for an RCU grace period (10-20 ms on cgroup v1, where `cgroup.procs` writes by
-/// the parent always take it). The caller must be single-threaded, so that the
-/// thread is the whole process.
-pub fn join_current_thread(tasks_files: &[OwnedFd]) -> io::Result<()> {
-    for file in tasks_files {
-        write_all_once(file, "0")?;
+/// How the sandbox's first process enters its cgroup.
+pub enum Placement<'a> {
+    /// v2: `clone3(CLONE_INTO_CGROUP)` with this `O_DIRECTORY` fd; the child is born inside.
+    BornInside(BorrowedFd<'a>),
+    /// v1 (no placement at clone time): the `tasks` file of each hierarchy, for
+    /// [`Placement::join_current_thread`] in the child.
+    JoinsItself(Vec<OwnedFd>),
+}
+
+impl Placement<'_> {
+    /// The fd `clone3` takes, if the child is born inside.
+    pub fn clone_into(&self) -> Option<BorrowedFd<'_>> {
+        match self {
+            Placement::BornInside(fd) => Some(*fd),
+            Placement::JoinsItself(_) => None,
+        }
     }
-    Ok(())
+
+    /// In the child: moves the calling thread in, by writing "0" (the caller
+    /// itself) to each `tasks` file; nothing to do when born inside. Migrating the
+    /// current thread by itself skips the kernel's global threadgroup lock, whose
+    /// first write lock after idle waits for an RCU grace period (10-20 ms on
+    /// cgroup v1, where `cgroup.procs` writes by the parent always take it). The
+    /// caller must be single-threaded, so that the thread is the whole process.
+    /// Consumes the files: nothing of the host's cgroup tree stays open.
+    pub fn join_current_thread(self) -> io::Result<()> {
+        if let Placement::JoinsItself(files) = self {
+            for file in &files {
+                write_all_once(file, "0")?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Removes the cgroups of dead runs: those whose lock file is not held. Returns how
@@ -277,7 +287,7 @@ pub fn join_current_thread(tasks_files: &[OwnedFd]) -> io::Result<()> {
 /// of each `microbox` parent; the collector's lock is taken only when there is
 /// something to look at, and when another run holds it that run does the work.
 pub fn collect_stale() -> Result<usize> {
-    stale::collect(&detect()?, Path::new(crate::RUN_DIR))
+    stale::collect(&detect()?, Path::new(crate::state::RUN_DIR))
 }
 
 /// A sandbox id becomes a path component in two places, so it must be a plain name.
@@ -436,17 +446,10 @@ fn remove_dir_retrying(dir: &Path, mut evict: impl FnMut() -> io::Result<()>) ->
     }
 }
 
-/// A fresh directory under the system temp dir for fake cgroup trees.
+/// A fresh directory for fake cgroup trees.
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 fn test_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "microbox-cgroup-{name}-{}",
-        rustix::process::getpid().as_raw_nonzero()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    crate::test_dir(&format!("cgroup-{name}"))
 }
 
 #[cfg(test)]

@@ -151,7 +151,7 @@ impl V1Cgroup {
 
     /// The `tasks` file of every distinct hierarchy, opened for writing by the
     /// parent (the kernel checks the opener's credentials), for the child to move
-    /// itself with [`super::join_current_thread`].
+    /// itself with [`super::Placement::join_current_thread`].
     pub(super) fn tasks_files(&self) -> Result<Vec<OwnedFd>> {
         self.distinct()
             .into_iter()

@@ -196,7 +196,7 @@ pub enum Step {
 
 /// Where the child mounts its staging tmpfs, in its own mount namespace only.
 /// The parent makes sure the directory exists; nothing is created on the host.
-pub const STAGING: &str = crate::RUN_DIR;
+pub const STAGING: &str = crate::state::RUN_DIR;
 
 const NOSUID_NODEV: MountAttrFlags =
     MountAttrFlags::MOUNT_ATTR_NOSUID.union(MountAttrFlags::MOUNT_ATTR_NODEV);

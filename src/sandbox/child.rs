@@ -4,13 +4,13 @@
 //! code: every path ends in `execve` or `_exit`.
 #![forbid(unsafe_code)]
 
-use std::os::fd::OwnedFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use rustix::process::{set_parent_process_death_signal, Signal};
 
 use super::channel::{Channel, Message};
 use super::{init, Launch};
+use crate::cgroup::Placement;
 use crate::error::{Error, Result};
 use crate::spec::{NetMode, Spec};
 use crate::sys::exec::exit_now;
@@ -18,8 +18,8 @@ use crate::sys::exec::exit_now;
 /// microbox's own failure (DESIGN.md section 3).
 const EXIT_SETUP_FAILED: i32 = 125;
 
-pub fn main(spec: &Spec, launch: &Launch, chan: Channel, tasks_files: Vec<OwnedFd>) -> ! {
-    let outcome = catch_unwind(AssertUnwindSafe(|| setup(spec, launch, &chan, tasks_files)));
+pub fn main(spec: &Spec, launch: &Launch, chan: Channel, placement: Placement<'_>) -> ! {
+    let outcome = catch_unwind(AssertUnwindSafe(|| setup(spec, launch, &chan, placement)));
     let msg = match outcome {
         Ok(Ok(())) => init::start(launch, chan),
         Ok(Err(err)) => err.to_string(),
@@ -29,7 +29,7 @@ pub fn main(spec: &Spec, launch: &Launch, chan: Channel, tasks_files: Vec<OwnedF
     exit_now(EXIT_SETUP_FAILED)
 }
 
-fn setup(spec: &Spec, launch: &Launch, chan: &Channel, tasks_files: Vec<OwnedFd>) -> Result<()> {
+fn setup(spec: &Spec, launch: &Launch, chan: &Channel, placement: Placement<'_>) -> Result<()> {
     // If microbox dies from here on, so does the sandbox. Set before waiting for
     // Go: a parent that died earlier shows up as EOF on the channel.
     set_parent_process_death_signal(Some(Signal::KILL))
@@ -41,11 +41,11 @@ fn setup(spec: &Spec, launch: &Launch, chan: &Channel, tasks_files: Vec<OwnedFd>
     // Into the sandbox's cgroup before anything else, so that all of the set-up
     // is charged there and nothing of the user's can run outside it. On v2 the
     // child was born inside (CLONE_INTO_CGROUP) and there are no files.
-    crate::cgroup::join_current_thread(&tasks_files)
+    placement
+        .join_current_thread()
         .map_err(|e| Error::os("move the sandbox into its cgroup", e))?;
-    drop(tasks_files);
     // Rooted at the cgroup it is in now: the sandbox sees itself at `/`.
-    crate::sys::ns::unshare_cgroup().map_err(|e| Error::os("create the cgroup namespace", e))?;
+    crate::ns::enter_cgroup_namespace()?;
     wait_for(chan, &Message::Go);
     crate::fs::setup(spec, &launch.hostname, &launch.binds)?;
     rustix::system::sethostname(launch.hostname.as_bytes())

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags};
@@ -14,35 +15,13 @@ use super::{child, names, Launch, FORWARDED_SIGNALS, TERMINATING_SIGNALS};
 use crate::cgroup::{collect_stale, Cgroup, Limits};
 use crate::error::{Error, Result};
 use crate::log;
-use crate::spec::{NetMode, Spec, UsernsMode};
+use crate::ns;
+use crate::spec::Spec;
+use crate::state::{SandboxLock, RUN_DIR};
 use crate::sys::clone::{clone3, Forked};
 use crate::sys::signal::{self, SigSet};
 
-/// Ids 0-65535 of the sandbox map to the same host ids (DESIGN.md section 4).
-const ID_MAP: &str = "0 0 65536\n";
-
-fn clone_flags(spec: &Spec) -> u64 {
-    // Each CLONE_NEW* is one positive bit below 2^31: the conversion is exact
-    // and can never come out as zero flags (no namespaces at all).
-    let flag = |f: libc::c_int| u64::from(f.unsigned_abs());
-    let mut flags = flag(libc::CLONE_NEWPID)
-        | flag(libc::CLONE_NEWUTS)
-        | flag(libc::CLONE_NEWIPC)
-        | flag(libc::CLONE_NEWNS)
-        | flag(libc::CLONE_NEWTIME);
-    if spec.net != NetMode::Host {
-        flags |= flag(libc::CLONE_NEWNET);
-    }
-    if spec.userns == UsernsMode::Isolated {
-        flags |= flag(libc::CLONE_NEWUSER);
-    }
-    // The cgroup namespace is made by the child after it was placed in its cgroup.
-    flags
-}
-
 pub fn supervise(spec: &Spec, launch: &Launch) -> Result<i32> {
-    std::fs::create_dir_all(crate::RUN_DIR)
-        .map_err(|e| Error::os(format_args!("create {}", crate::RUN_DIR), e))?;
     // Blocked before the clone, so no signal is lost between clone and poll; init
     // inherits the mask and waits for the same signals synchronously.
     let forwarded = SigSet::new(&FORWARDED_SIGNALS);
@@ -56,16 +35,17 @@ pub fn supervise(spec: &Spec, launch: &Launch) -> Result<i32> {
             &[],
         );
     }
-    // Limits are written before any process exists; on v2 the child is born inside.
-    let cgroup = Cgroup::create(&names::random_id(), &Limits::from(spec))?;
-    // On v1 the child moves itself in through these (see join_current_thread).
-    let tasks_files = cgroup.v1_tasks_files()?;
+    // The lock comes before anything it guards; limits are written before any
+    // process exists.
+    let lock = SandboxLock::acquire(Path::new(RUN_DIR), &names::random_id())?;
+    let cgroup = Cgroup::create(lock, &Limits::from(spec))?;
+    let placement = cgroup.placement()?;
 
-    let (pid, pidfd) = match clone3(clone_flags(spec), cgroup.v2_dir_fd()) {
+    let (pid, pidfd) = match clone3(ns::clone_flags(spec), placement.clone_into()) {
         Ok(Forked::Child) => {
             drop(ours);
             drop(sigfd);
-            child::main(spec, launch, theirs, tasks_files)
+            child::main(spec, launch, theirs, placement)
         }
         Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
         Err(e) => return Err(clone_error(e)),
@@ -76,8 +56,8 @@ pub fn supervise(spec: &Spec, launch: &Launch) -> Result<i32> {
         &[("pid", &pid.to_string()), ("hostname", &launch.hostname)],
     );
 
-    drop(tasks_files);
-    if let Err(err) = write_id_maps(spec, pid) {
+    drop(placement);
+    if let Err(err) = ns::id_maps(spec).map_or(Ok(()), |maps| ns::write_id_maps(pid, &maps)) {
         // The child waits for Go: killing it is all the cleanup there is. If its
         // own setup failed first, that is the cause.
         let _ = pidfd_send_signal(&pidfd, Signal::KILL);
@@ -119,18 +99,6 @@ fn clone_error(err: std::io::Error) -> Error {
             .push_str(" (are user, pid and time namespaces enabled, and under their limits?)");
     }
     error
-}
-
-/// The child's user namespace maps, written while it waits for Go.
-fn write_id_maps(spec: &Spec, pid: i32) -> Result<()> {
-    if spec.userns == UsernsMode::Isolated {
-        for file in ["uid_map", "gid_map"] {
-            let path = format!("/proc/{pid}/{file}");
-            std::fs::write(&path, ID_MAP)
-                .map_err(|e| Error::os(format_args!("write {path}"), e))?;
-        }
-    }
-    Ok(())
 }
 
 /// A terminating signal has been passed on; the sandbox has until `deadline`.
@@ -282,31 +250,4 @@ fn timespec(duration: Duration) -> rustix::event::Timespec {
         tv_sec: i64::MAX,
         tv_nsec: 0,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn clone_flags_name_every_namespace_the_spec_asks_for() {
-        let all = [
-            libc::CLONE_NEWPID,
-            libc::CLONE_NEWUTS,
-            libc::CLONE_NEWIPC,
-            libc::CLONE_NEWNS,
-            libc::CLONE_NEWTIME,
-            libc::CLONE_NEWNET,
-            libc::CLONE_NEWUSER,
-        ];
-        let want: u64 = all.iter().map(|f| u64::from(f.unsigned_abs())).sum();
-        assert_eq!(clone_flags(&Spec::default()), want);
-        let shared = Spec {
-            net: NetMode::Host,
-            userns: UsernsMode::Host,
-            ..Spec::default()
-        };
-        let without = u64::from((libc::CLONE_NEWNET | libc::CLONE_NEWUSER).unsigned_abs());
-        assert_eq!(clone_flags(&shared), want & !without);
-    }
 }
