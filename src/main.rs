@@ -8,6 +8,7 @@ use microbox::{log, sandbox};
 const EXIT_MICROBOX: i32 = 125;
 
 fn main() {
+    microbox::error::exit_125_on_panic();
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let code = match cli::parse(args.clone()) {
         Ok(Command::Help) => {

@@ -91,7 +91,7 @@ pub(super) fn detect_with(
         Ok(false) => {}
         // No /sys/fs/cgroup at all: maybe v1 controllers are mounted elsewhere.
         Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-        Err(err) => return Err(Error::os(format!("statfs {}", root.display()), err)),
+        Err(err) => return Err(Error::os("statfs", err).on(root.display())),
     }
     let text = mountinfo().map_err(|err| Error::os("read /proc/self/mountinfo", err))?;
     v1_from_mountinfo(&text)
@@ -275,9 +275,9 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            err.msg.contains("cpu, memory, pids controllers"),
+            err.to_string().contains("cpu, memory, pids controllers"),
             "{}",
-            err.msg
+            err.to_string(),
         );
     }
 
@@ -289,7 +289,11 @@ mod tests {
             .map(|line| format!("{line}\n"))
             .collect();
         let err = v1_from_mountinfo(&no_pids).unwrap_err();
-        assert!(err.msg.contains("of the pids controller ("), "{}", err.msg);
+        assert!(
+            err.to_string().contains("of the pids controller ("),
+            "{}",
+            err
+        );
     }
 
     #[test]

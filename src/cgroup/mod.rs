@@ -335,18 +335,16 @@ fn write_all_once(fd: &rustix::fd::OwnedFd, value: &str) -> io::Result<()> {
 fn write_error(value: &str, path: &Path, err: io::Error, hint: Option<&str>) -> Error {
     let hint = hint.or_else(|| common_hint(&err));
     with_hint(
-        Error::os(format!("write {value} to {}", path.display()), err),
+        Error::os("write", err).on(format_args!("{value} to {}", path.display())),
         hint,
     )
 }
 
-fn with_hint(mut err: Error, hint: Option<&str>) -> Error {
-    if let Some(hint) = hint {
-        err.msg.push_str(" (");
-        err.msg.push_str(hint);
-        err.msg.push(')');
+fn with_hint(err: Error, hint: Option<&str>) -> Error {
+    match hint {
+        Some(hint) => err.hint(hint),
+        None => err,
     }
-    err
 }
 
 /// Hints that hold for any cgroupfs operation.
@@ -371,7 +369,7 @@ fn make_dir(path: &Path) -> Result<bool> {
             let err = io::Error::from(err);
             let hint = common_hint(&err);
             Err(with_hint(
-                Error::os(format!("create cgroup {}", path.display()), err),
+                Error::os("create cgroup", err).on(path.display()),
                 hint,
             ))
         }
@@ -425,9 +423,7 @@ fn remove_dir_retrying(dir: &Path, mut evict: impl FnMut() -> io::Result<()>) ->
             Err(err) => err,
         };
         if err == rustix::io::Errno::BUSY && Instant::now() < deadline {
-            evict().map_err(|err| {
-                Error::os(format!("kill the processes in {}", dir.display()), err)
-            })?;
+            evict().map_err(|err| Error::os("kill the processes in", err).on(dir.display()))?;
             sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(20));
             continue;
@@ -440,7 +436,7 @@ fn remove_dir_retrying(dir: &Path, mut evict: impl FnMut() -> io::Result<()>) ->
         let err = io::Error::from(err);
         let hint = hint.or_else(|| common_hint(&err));
         return Err(with_hint(
-            Error::os(format!("remove cgroup {}", dir.display()), err),
+            Error::os("remove cgroup", err).on(dir.display()),
             hint,
         ));
     }
@@ -485,7 +481,7 @@ mod tests {
     #[test]
     fn kernel_bounds_are_enforced() {
         let ok = Limits::from(&Spec::default());
-        assert_eq!(ok.validate().map_err(|e| e.msg), Ok(()));
+        assert_eq!(ok.validate().map_err(|e| e.to_string()), Ok(()));
         assert!(limits(9, 1 << 20, PidsLimit::Max).validate().is_err());
         assert!(limits(1000, 0, PidsLimit::Max).validate().is_err());
         assert!(limits(1000, 1, PidsLimit::Limit(0)).validate().is_err());
@@ -536,7 +532,7 @@ mod tests {
             None,
         );
         assert_eq!(
-            err.msg,
+            err.to_string(),
             "cannot write 64 to /x/pids.max: Permission denied \
              (microbox needs root to manage cgroups; is it running as root?)"
         );

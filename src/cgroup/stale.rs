@@ -28,7 +28,7 @@ fn candidates(parents: &[PathBuf]) -> Result<Vec<String>> {
         let entries = match std::fs::read_dir(parent) {
             Ok(entries) => entries,
             Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-            Err(err) => return Err(Error::os(format!("read {}", parent.display()), err)),
+            Err(err) => return Err(Error::os("read", err).on(parent.display())),
         };
         for entry in entries.flatten() {
             if !entry.file_type().is_ok_and(|kind| kind.is_dir()) {
@@ -71,7 +71,7 @@ mod tests {
         let live = SandboxLock::acquire(&run, "live").unwrap();
         SandboxLock::acquire(&run, "dead").unwrap().release(false);
 
-        assert_eq!(collect(&hierarchy, &run).map_err(|e| e.msg), Ok(2));
+        assert_eq!(collect(&hierarchy, &run).map_err(|e| e.to_string()), Ok(2));
         assert!(parent.join("live").exists());
         assert!(run.join("sandboxes/live.lock").exists());
         assert!(!parent.join("dead").exists());
@@ -81,7 +81,7 @@ mod tests {
 
         // Once the owner is gone, the next collection takes it too.
         drop(live);
-        assert_eq!(collect(&hierarchy, &run).map_err(|e| e.msg), Ok(1));
+        assert_eq!(collect(&hierarchy, &run).map_err(|e| e.to_string()), Ok(1));
         assert!(!parent.join("live").exists());
         std::fs::remove_dir_all(&base).unwrap();
     }
@@ -101,7 +101,7 @@ mod tests {
         mkdirs(&[parents[0].join("half")]);
         SandboxLock::acquire(&run, "half").unwrap().release(false);
 
-        assert_eq!(collect(&hierarchy, &run).map_err(|e| e.msg), Ok(2));
+        assert_eq!(collect(&hierarchy, &run).map_err(|e| e.to_string()), Ok(2));
         for parent in &parents {
             assert_eq!(std::fs::read_dir(parent).unwrap().count(), 0);
         }

@@ -107,16 +107,15 @@ impl V1Cgroup {
                     let err = io::Error::from(err);
                     let hint = common_hint(&err);
                     return Err(with_hint(
-                        Error::os(format!("create cgroup {}", dir.display()), err),
+                        Error::os("create cgroup", err).on(dir.display()),
                         hint,
                     ));
                 }
             };
             if !made {
-                return Err(Error::runtime(format!(
-                    "cannot create cgroup {}: it already exists (sandbox id in use?)",
-                    dir.display()
-                )));
+                return Err(Error::failed("create cgroup", "it already exists")
+                    .on(dir.display())
+                    .hint("sandbox id in use?"));
             }
             created.push(dir);
         }
@@ -158,7 +157,7 @@ impl V1Cgroup {
             .map(|dir| {
                 let path = dir.join("tasks");
                 rustix::fs::open(&path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
-                    .map_err(|e| Error::os(format_args!("open {}", path.display()), e))
+                    .map_err(|e| Error::os("open", e).on(path.display()))
             })
             .collect()
     }
@@ -203,10 +202,7 @@ pub(super) fn remove_dirs<P: AsRef<Path>>(dirs: &[P]) -> Result<()> {
     for dir in dirs {
         let dir = dir.as_ref();
         if let Err(err) = kill_members(dir) {
-            first_error.get_or_insert(Error::os(
-                format!("kill the processes in {}", dir.display()),
-                err,
-            ));
+            first_error.get_or_insert(Error::os("kill the processes in", err).on(dir.display()));
         }
     }
     for dir in dirs {
@@ -291,7 +287,7 @@ mod tests {
         let err = V1Cgroup::create([&mounts[0], &mounts[1], &mounts[2]], "box", &limits)
             .err()
             .unwrap();
-        assert!(err.msg.contains("already exists"), "{}", err.msg);
+        assert!(err.to_string().contains("already exists"), "{}", err);
         // The cpu cgroup made before the clash is gone; the clashing one stays.
         assert!(!mounts[CPU].join(PARENT).join("box").exists());
         assert!(mounts[MEMORY].join(PARENT).join("box").exists());
@@ -311,8 +307,8 @@ mod tests {
         let err = V1Cgroup::create([&mounts[0], &mounts[1], &mounts[2]], "box", &limits)
             .err()
             .unwrap();
-        assert!(err.msg.contains("cpu.cfs_quota_us"), "{}", err.msg);
-        assert!(err.msg.contains("a cpu hierarchy?"), "{}", err.msg);
+        assert!(err.to_string().contains("cpu.cfs_quota_us"), "{}", err);
+        assert!(err.to_string().contains("a cpu hierarchy?"), "{}", err);
         for mount in &mounts {
             assert!(mount.join(PARENT).exists());
             assert!(!mount.join(PARENT).join("box").exists());

@@ -58,7 +58,7 @@ impl V2Cgroup {
                 let err = io::Error::from(err);
                 let hint = common_hint(&err);
                 return Err(with_hint(
-                    Error::os(format!("create cgroup {}", dir.display()), err),
+                    Error::os("create cgroup", err).on(dir.display()),
                     hint,
                 ));
             }
@@ -68,7 +68,7 @@ impl V2Cgroup {
             Ok(fd) => fd,
             Err(err) => {
                 let _ = remove_dir_retrying(&dir, || Ok(()));
-                return Err(Error::os(format!("open cgroup {}", dir.display()), err));
+                return Err(Error::os("open cgroup", err).on(dir.display()));
             }
         };
         let cgroup = V2Cgroup { dir, fd };
@@ -150,9 +150,8 @@ pub(super) fn remove(dir: &Path) -> Result<()> {
         Ok(()) => remove_dir_retrying(dir, || Ok(())),
         // Before Linux 5.14 there is no cgroup.kill; kill by pid, again on each retry.
         Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            kill_members(dir).map_err(|err| {
-                Error::os(format!("kill the processes in {}", dir.display()), err)
-            })?;
+            kill_members(dir)
+                .map_err(|err| Error::os("kill the processes in", err).on(dir.display()))?;
             remove_dir_retrying(dir, || kill_members(dir).map(drop))
         }
         Err(err) => Err(write_error("1", &dir.join("cgroup.kill"), err, None)),
@@ -167,7 +166,7 @@ fn prepare_parent(root: &Path) -> Result<()> {
     // missing avoids a needless failure where the root is not ours to change.
     let root_control = root.join("cgroup.subtree_control");
     let enabled = std::fs::read_to_string(&root_control)
-        .map_err(|err| Error::os(format!("read {}", root_control.display()), err))?;
+        .map_err(|err| Error::os("read", err).on(root_control.display()))?;
     let missing: Vec<&str> = CONTROLLERS
         .into_iter()
         .filter(|name| !enabled.split_whitespace().any(|on| on == *name))
@@ -227,10 +226,9 @@ fn unavailable_hint(root: &Path, controllers: &[&str]) -> String {
 }
 
 fn exists(dir: &Path) -> Error {
-    Error::runtime(format!(
-        "cannot create cgroup {}: it already exists (sandbox id in use?)",
-        dir.display()
-    ))
+    Error::failed("create cgroup", "it already exists")
+        .on(dir.display())
+        .hint("sandbox id in use?")
 }
 
 /// The `oom_kill` count of a memory.events file.

@@ -46,7 +46,7 @@ fn fail_exact(all: Vec<OsString>) -> String {
             let line = err.to_string();
             assert!(!line.contains('\n'), "{shown}: not one line: {line:?}");
             assert!(line.ends_with("; try 'microbox --help'"), "{line}");
-            err.msg
+            err.detail.unwrap_or_default()
         }
         Ok(other) => panic!("{shown}: expected an error, got {other:?}"),
     }
@@ -583,7 +583,7 @@ fn values_are_shown_on_one_bounded_line() {
         OsString::from(OsStr::from_bytes(b"\xff")),
         OsString::from("x"),
     ]) {
-        Err(err) => err.msg,
+        Err(err) => err.detail.unwrap_or_default(),
         other => panic!("{other:?}"),
     };
     assert_eq!(msg, "--net '\u{fffd}': not valid UTF-8");

@@ -170,8 +170,9 @@ impl Executor<'_, '_> {
                     .transpose()
                     .map_err(failed)?
                     .ok_or_else(|| failed(Errno::NOENT))?;
-                super::etc::replace_file(dir_fd.as_fd(), name, content.as_bytes())
-                    .map_err(|e| Error::os(format_args!("write /etc/{name} in the sandbox"), e))?;
+                super::etc::replace_file(dir_fd.as_fd(), name, content.as_bytes()).map_err(
+                    |e| Error::os("write", e).on(format_args!("/etc/{name} in the sandbox")),
+                )?;
             }
             Step::PivotIntoRoot => {
                 rustix::process::fchdir(self.base(Base::Root)?)
@@ -252,7 +253,7 @@ impl Executor<'_, '_> {
                 OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
                 Mode::empty(),
             )
-            .map_err(|e| Error::os(format_args!("open rootfs {}", dir.display()), e))?;
+            .map_err(|e| Error::os("open rootfs", e).on(dir.display()))?;
             self.image = Some(fd);
         }
         self.image
@@ -281,22 +282,19 @@ fn fd_path(fd: &OwnedFd) -> String {
 /// The step's one-line description with the errno, and a hint where the
 /// errno has a known cause.
 fn step_error(step: &Step, errno: Errno) -> Error {
-    let mut err = Error::os(step.action(), errno);
-    if let Some(hint) = step_hint(step, errno) {
-        err.msg.push_str(&format!(" ({hint})"));
+    let (op, object) = step.action();
+    let mut err = Error::os(op, errno);
+    if let Some(object) = object {
+        err = err.on(object);
     }
-    err
+    match step_hint(step, errno) {
+        Some(hint) => err.hint(hint),
+        None => err,
+    }
 }
 
 fn step_hint(step: &Step, errno: Errno) -> Option<String> {
     match (step, errno) {
-        (
-            Step::Mount {
-                fs: super::plan::Fs::Overlay,
-                ..
-            },
-            Errno::NODEV,
-        ) => Some("is the overlay module loaded? try 'modprobe overlay'".into()),
         (Step::Mount { target, .. } | Step::Make { target }, Errno::LOOP | Errno::NOTDIR)
             if target.lookup == Lookup::NoSymlinks && target.base == Base::Root =>
         {

@@ -65,7 +65,7 @@ pub fn prepare<'a>(bind: &'a BindMount, source: &OwnedFd) -> Result<Prepared<'a>
         | OpenTreeFlags::AT_RECURSIVE
         | OpenTreeFlags::AT_EMPTY_PATH;
     let tree = open_tree(source.as_fd(), "", flags)
-        .map_err(|e| Error::os(format_args!("clone mount source {src}"), e))?;
+        .map_err(|e| Error::os("clone mount source", e).on(&src))?;
     let mut attrs = MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV;
     if !bind.writable {
         attrs |= MountAttrFlags::MOUNT_ATTR_RDONLY;
@@ -74,9 +74,8 @@ pub fn prepare<'a>(bind: &'a BindMount, source: &OwnedFd) -> Result<Prepared<'a>
     // the source's peer group if that mount is shared (systemd makes / shared);
     // no mount event may pass between the sandbox's bind and the host's mount.
     set_attr(tree.as_fd(), attrs, PROPAGATION_PRIVATE, true)
-        .map_err(|e| Error::os(format_args!("set mount flags on {src}"), e))?;
-    let kind =
-        resolve::kind_of(tree.as_fd()).map_err(|e| Error::os(format_args!("stat {src}"), e))?;
+        .map_err(|e| Error::os("set mount flags on", e).on(&src))?;
+    let kind = resolve::kind_of(tree.as_fd()).map_err(|e| Error::os("stat", e).on(&src))?;
     Ok(Prepared {
         tree,
         kind,
@@ -124,26 +123,24 @@ pub fn attach(root: BorrowedFd<'_>, prepared: &Prepared<'_>, create: bool) -> Re
     let dest = prepared.spec.dest.display();
     let target = resolve::open_in_root(root, &prepared.spec.dest, create.then_some(prepared.kind))
         .map_err(|e| {
-            Error::os(
-                format_args!("resolve mount destination {dest} in the sandbox"),
-                e,
-            )
+            Error::os("resolve mount destination", e).on(format_args!("{dest} in the sandbox"))
         })?;
     let target_kind =
-        resolve::kind_of(target.as_fd()).map_err(|e| Error::os(format_args!("stat {dest}"), e))?;
+        resolve::kind_of(target.as_fd()).map_err(|e| Error::os("stat", e).on(&dest))?;
     // The CLI refused reserved destinations by name; an image symlink
     // (`/data -> /proc`) can still lead there, so check where the path ended up.
     let landed = landed_at(root, &target)?;
     if let Some(reserved) = reserved_destination(&landed) {
-        return Err(Error::runtime(format!(
-            "cannot mount {} on {dest}: it resolves to {}, which microbox sets up itself",
-            prepared.spec.source.display(),
-            if reserved == "/proc" {
-                landed.display().to_string()
-            } else {
-                reserved.to_string()
-            },
-        )));
+        let landed = if reserved == "/proc" {
+            landed.display().to_string()
+        } else {
+            reserved.to_string()
+        };
+        return Err(Error::failed(
+            "mount",
+            format!("it resolves to {landed}, which microbox sets up itself"),
+        )
+        .on(format_args!("{} on {dest}", prepared.spec.source.display())));
     }
     if target_kind != prepared.kind {
         let what = if prepared.kind == Kind::Dir {
@@ -151,10 +148,11 @@ pub fn attach(root: BorrowedFd<'_>, prepared: &Prepared<'_>, create: bool) -> Re
         } else {
             "a file"
         };
-        return Err(Error::runtime(format!(
-            "cannot mount {} on {dest}: the source is {what} and the destination is not",
-            prepared.spec.source.display()
-        )));
+        return Err(Error::failed(
+            "mount",
+            format!("the source is {what} and the destination is not"),
+        )
+        .on(format_args!("{} on {dest}", prepared.spec.source.display())));
     }
     move_mount(
         prepared.tree.as_fd(),
@@ -164,9 +162,6 @@ pub fn attach(root: BorrowedFd<'_>, prepared: &Prepared<'_>, create: bool) -> Re
         MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
     )
     .map_err(|e| {
-        Error::os(
-            format_args!("mount {} on {dest}", prepared.spec.source.display()),
-            e,
-        )
+        Error::os("mount", e).on(format_args!("{} on {dest}", prepared.spec.source.display()))
     })
 }

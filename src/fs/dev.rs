@@ -50,8 +50,8 @@ pub fn open_host_device(name: &str, want_major: u32, want_minor: u32) -> Result<
         OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| Error::os(format_args!("open host {path}"), e))?;
-    let st = fstat(&fd).map_err(|e| Error::os(format_args!("stat host {path}"), e))?;
+    .map_err(|e| Error::os("open host", e).on(&path))?;
+    let st = fstat(&fd).map_err(|e| Error::os("stat host", e).on(&path))?;
     let is_char = FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice;
     if !is_char || major(st.st_rdev) != want_major || minor(st.st_rdev) != want_minor {
         return Err(Error::runtime(format!(

@@ -507,41 +507,63 @@ impl fmt::Display for Step {
 }
 
 impl Step {
-    /// What the step does, in the words of an error message (`cannot ...`).
-    pub fn action(&self) -> String {
-        match self {
-            Step::MakePrivate => "make / private in the sandbox's mount namespace".into(),
-            Step::Mount { fs, target, .. } if target.base == Base::Proc => {
-                format!("mask {target} with an empty {}", fs.name())
+    /// What the step does, in the words of an error message (`cannot ...`):
+    /// the operation (a verb phrase, the key of the hint table) and its object,
+    /// for the error a failed step reports: `mount overlay on` `/`.
+    pub fn action(&self) -> (String, Option<String>) {
+        let (op, object) = match self {
+            Step::MakePrivate => (
+                "make / private in the sandbox's mount namespace".into(),
+                None,
+            ),
+            Step::Mount { fs, target, .. } if target.base == Base::Proc => (
+                "mask".into(),
+                Some(format!("{target} with an empty {}", fs.name())),
+            ),
+            Step::Mount { fs, target, .. } => {
+                (format!("mount {} on", fs.name()), Some(target.to_string()))
             }
-            Step::Mount { fs, target, .. } => format!("mount {} on {target}", fs.name()),
             Step::Bind {
                 source: Source::HostDevice { name, .. },
                 target,
                 ..
-            } if target.base == Base::Proc => format!("mask {target} with host /dev/{name}"),
+            } if target.base == Base::Proc => (
+                "mask".into(),
+                Some(format!("{target} with host /dev/{name}")),
+            ),
             Step::Bind {
                 source: Source::HostDevice { name, .. },
                 target,
                 ..
-            } => format!("bind host /dev/{name} on {target}"),
+            } => (
+                format!("bind host /dev/{name} on"),
+                Some(target.to_string()),
+            ),
             Step::Bind {
                 source: Source::Itself,
                 target,
                 attrs,
                 ..
-            } => format!("bind {target} onto itself {}", attr_names(*attrs)),
-            Step::AttachBind { source, target, .. } => {
-                format!("mount {} on {target}", source.display())
+            } => (
+                "bind".into(),
+                Some(format!("{target} onto itself {}", attr_names(*attrs))),
+            ),
+            Step::AttachBind { source, target, .. } => (
+                format!("mount {} on", source.display()),
+                Some(target.to_string()),
+            ),
+            Step::SetAttr { target, attrs, .. } => (
+                format!("set {} on", attr_names(*attrs)),
+                Some(target.to_string()),
+            ),
+            Step::Make { target } | Step::Symlink { target, .. } => {
+                ("create".into(), Some(target.to_string()))
             }
-            Step::SetAttr { target, attrs, .. } => {
-                format!("set {} on {target}", attr_names(*attrs))
-            }
-            Step::Make { target } | Step::Symlink { target, .. } => format!("create {target}"),
-            Step::WriteFile { dir, name, .. } => format!("write {dir}/{name}"),
-            Step::PivotIntoRoot => "pivot_root into the new root".into(),
-            Step::ChdirToHostRoot => "change directory to /".into(),
-        }
+            Step::WriteFile { dir, name, .. } => ("write".into(), Some(format!("{dir}/{name}"))),
+            Step::PivotIntoRoot => ("pivot_root into the new root".into(), None),
+            Step::ChdirToHostRoot => ("change directory to /".into(), None),
+        };
+        (op, object)
     }
 }
 

@@ -73,8 +73,7 @@ fn render(ranges: &[IdRange]) -> String {
 pub fn write_id_maps(pid: i32, maps: &IdMaps) -> Result<()> {
     for (file, ranges) in [("uid_map", &maps.uids), ("gid_map", &maps.gids)] {
         let path = format!("/proc/{pid}/{file}");
-        std::fs::write(&path, render(ranges))
-            .map_err(|e| Error::os(format_args!("write {path}"), e))?;
+        std::fs::write(&path, render(ranges)).map_err(|e| Error::os("write", e).on(&path))?;
     }
     Ok(())
 }

@@ -10,8 +10,13 @@ use rustix::net::{
     recv, send, socketpair, AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType,
 };
 
-/// Longest error text a child sends; the rest is cut.
-const MAX_DETAIL: usize = 480;
+use crate::error::{Error, Kind};
+
+/// Longest text of one error field a child sends; the rest is cut. Four
+/// fields and the header fit one SEQPACKET record well below a page.
+const MAX_FIELD: usize = 480;
+/// tag, status, kind, errno, and four (length, text) fields.
+const MAX_RECORD: usize = 1 + 4 + 1 + 4 + 4 * (2 + MAX_FIELD);
 
 const TAG_GO: u8 = 1;
 const TAG_SETUP_FAILED: u8 = 2;
@@ -22,9 +27,9 @@ pub enum Message {
     /// Parent to child: the id maps are written; build the sandbox.
     Go,
     /// Child to parent: sandbox setup failed; the child exits 125.
-    SetupFailed(String),
+    SetupFailed(Error),
     /// Command process to parent: execve failed; it exits with `status` (126/127).
-    ExecFailed { status: i32, detail: String },
+    ExecFailed { status: i32, error: Error },
 }
 
 pub struct Channel(OwnedFd);
@@ -52,7 +57,7 @@ impl Channel {
 
     /// The next record, or `None` at EOF.
     pub fn recv(&self) -> io::Result<Option<Message>> {
-        let mut buf = [0u8; 1 + 4 + MAX_DETAIL];
+        let mut buf = [0u8; MAX_RECORD];
         let n = loop {
             match recv(&self.0, &mut buf, RecvFlags::empty()) {
                 Ok((n, _)) => break n,
@@ -69,61 +74,140 @@ impl Channel {
     }
 }
 
+/// A record: tag (u8), status (i32 LE), then for errors the error's fields as
+/// data, never as a composed line: kind (u8), errno (i32 LE, 0 for none), and
+/// op, object, detail, hint, each a u16 LE length (0xFFFF for none) and UTF-8.
 fn encode(msg: &Message) -> Vec<u8> {
-    let (tag, status, detail) = match msg {
-        Message::Go => (TAG_GO, 0, ""),
-        Message::SetupFailed(detail) => (TAG_SETUP_FAILED, 0, detail.as_str()),
-        Message::ExecFailed { status, detail } => (TAG_EXEC_FAILED, *status, detail.as_str()),
+    let (tag, status, error) = match msg {
+        Message::Go => (TAG_GO, 0, None),
+        Message::SetupFailed(error) => (TAG_SETUP_FAILED, 0, Some(error)),
+        Message::ExecFailed { status, error } => (TAG_EXEC_FAILED, *status, Some(error)),
     };
-    let mut out = Vec::with_capacity(5 + detail.len().min(MAX_DETAIL));
+    let mut out = Vec::with_capacity(MAX_RECORD);
     out.push(tag);
     out.extend_from_slice(&status.to_le_bytes());
-    let mut cut = detail.len().min(MAX_DETAIL);
-    while !detail.is_char_boundary(cut) {
+    if let Some(error) = error {
+        out.push(match error.kind {
+            Kind::Usage => 1,
+            Kind::Runtime => 2,
+        });
+        out.extend_from_slice(&error.errno.unwrap_or(0).to_le_bytes());
+        for field in [&error.op, &error.object, &error.detail, &error.hint] {
+            push_field(&mut out, field.as_deref());
+        }
+    }
+    out
+}
+
+fn push_field(out: &mut Vec<u8>, field: Option<&str>) {
+    let Some(text) = field else {
+        out.extend_from_slice(&u16::MAX.to_le_bytes());
+        return;
+    };
+    let mut cut = text.len().min(MAX_FIELD);
+    while !text.is_char_boundary(cut) {
         cut -= 1;
     }
-    out.extend_from_slice(&detail.as_bytes()[..cut]);
-    out
+    // MAX_FIELD < u16::MAX: exact.
+    out.extend_from_slice(&u16::try_from(cut).unwrap_or(0).to_le_bytes());
+    out.extend_from_slice(&text.as_bytes()[..cut]);
 }
 
 fn decode(buf: &[u8]) -> Option<Message> {
     let (&tag, rest) = buf.split_first()?;
     let status = i32::from_le_bytes(rest.get(..4)?.try_into().ok()?);
-    let detail = String::from_utf8_lossy(&rest[4..]).into_owned();
+    let rest = &rest[4..];
     match tag {
-        TAG_GO => Some(Message::Go),
-        TAG_SETUP_FAILED => Some(Message::SetupFailed(detail)),
-        TAG_EXEC_FAILED => Some(Message::ExecFailed { status, detail }),
+        TAG_GO if rest.is_empty() => Some(Message::Go),
+        TAG_SETUP_FAILED => Some(Message::SetupFailed(decode_error(rest)?)),
+        TAG_EXEC_FAILED => Some(Message::ExecFailed {
+            status,
+            error: decode_error(rest)?,
+        }),
         _ => None,
     }
+}
+
+fn decode_error(buf: &[u8]) -> Option<Error> {
+    let (&kind, rest) = buf.split_first()?;
+    let kind = match kind {
+        1 => Kind::Usage,
+        2 => Kind::Runtime,
+        _ => return None,
+    };
+    let errno = i32::from_le_bytes(rest.get(..4)?.try_into().ok()?);
+    let mut rest = &rest[4..];
+    let mut fields = [None, None, None, None];
+    for field in &mut fields {
+        let len = u16::from_le_bytes(rest.get(..2)?.try_into().ok()?);
+        rest = &rest[2..];
+        if len == u16::MAX {
+            continue;
+        }
+        let text = rest.get(..usize::from(len))?;
+        *field = Some(String::from_utf8_lossy(text).into_owned());
+        rest = &rest[usize::from(len)..];
+    }
+    if !rest.is_empty() {
+        return None;
+    }
+    let [op, object, detail, hint] = fields;
+    Some(Error {
+        kind,
+        op,
+        object,
+        errno: (errno != 0).then_some(errno),
+        detail,
+        hint,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn mount_failed() -> Error {
+        Error::os(
+            "mount overlay on",
+            io::Error::from_raw_os_error(libc::ENODEV),
+        )
+        .on("/")
+    }
+
     #[test]
-    fn records_round_trip() {
+    fn records_round_trip_with_every_error_field() {
         for msg in [
             Message::Go,
-            Message::SetupFailed("cannot mount overlay on /: No such device".into()),
+            Message::SetupFailed(mount_failed()),
+            Message::SetupFailed(Error::runtime("plain")),
+            Message::SetupFailed(Error::failed("lock", "in use").on("/run/x").hint("wait")),
             Message::ExecFailed {
                 status: 127,
-                detail: "not found".into(),
+                error: Error::runtime("ls: command not found"),
             },
         ] {
             assert_eq!(decode(&encode(&msg)), Some(msg));
         }
+        let Some(Message::SetupFailed(err)) =
+            decode(&encode(&Message::SetupFailed(mount_failed())))
+        else {
+            panic!("not a setup failure")
+        };
+        assert_eq!(err.errno, Some(libc::ENODEV));
+        assert_eq!(err.op.as_deref(), Some("mount overlay on"));
+        assert!(err.to_string().contains("modprobe overlay"), "{err}");
     }
 
     #[test]
-    fn long_detail_is_cut_on_a_char_boundary() {
-        let msg = Message::SetupFailed("é".repeat(400));
+    fn long_fields_are_cut_on_a_char_boundary() {
+        let msg = Message::SetupFailed(Error::runtime("é".repeat(400)).on("ü".repeat(400)));
         let bytes = encode(&msg);
-        assert!(bytes.len() <= 5 + MAX_DETAIL);
-        assert!(
-            matches!(decode(&bytes), Some(Message::SetupFailed(s)) if s.chars().all(|c| c == 'é'))
-        );
+        assert!(bytes.len() <= MAX_RECORD);
+        let Some(Message::SetupFailed(err)) = decode(&bytes) else {
+            panic!("not decoded")
+        };
+        assert!(err.detail.is_some_and(|s| s.chars().all(|c| c == 'é')));
+        assert!(err.object.is_some_and(|s| s.chars().all(|c| c == 'ü')));
     }
 
     #[test]
@@ -131,6 +215,17 @@ mod tests {
         assert_eq!(decode(&[]), None);
         assert_eq!(decode(&[9, 0, 0, 0, 0]), None);
         assert_eq!(decode(&[1, 0]), None);
+        assert_eq!(decode(&[1, 0, 0, 0, 0, 7]), None);
+        // A setup failure cut short, and one with bytes after its fields.
+        let whole = encode(&Message::SetupFailed(mount_failed()));
+        assert_eq!(decode(&whole[..whole.len() - 1]), None);
+        let mut longer = whole.clone();
+        longer.push(0);
+        assert_eq!(decode(&longer), None);
+        // An unknown kind.
+        let mut kind = whole;
+        kind[5] = 9;
+        assert_eq!(decode(&kind), None);
     }
 
     #[test]

@@ -4,8 +4,6 @@
 //! code: every path ends in `execve` or `_exit`.
 #![forbid(unsafe_code)]
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
 use rustix::process::{set_parent_process_death_signal, Signal};
 
 use super::channel::{Channel, Message};
@@ -19,14 +17,14 @@ use crate::sys::exec::exit_now;
 const EXIT_SETUP_FAILED: i32 = 125;
 
 pub fn main(spec: &Spec, launch: &Launch, chan: Channel, placement: Placement<'_>) -> ! {
-    let outcome = catch_unwind(AssertUnwindSafe(|| setup(spec, launch, &chan, placement)));
-    let msg = match outcome {
-        Ok(Ok(())) => init::start(launch, chan),
-        Ok(Err(err)) => err.to_string(),
-        Err(_) => "internal error: sandbox setup panicked".to_string(),
-    };
-    let _ = chan.send(&Message::SetupFailed(msg));
-    exit_now(EXIT_SETUP_FAILED)
+    // A panic here ends in the hook `main` installed: one line, exit 125.
+    match setup(spec, launch, &chan, placement) {
+        Ok(()) => init::start(launch, chan),
+        Err(err) => {
+            let _ = chan.send(&Message::SetupFailed(err));
+            exit_now(EXIT_SETUP_FAILED)
+        }
+    }
 }
 
 fn setup(spec: &Spec, launch: &Launch, chan: &Channel, placement: Placement<'_>) -> Result<()> {
@@ -49,7 +47,7 @@ fn setup(spec: &Spec, launch: &Launch, chan: &Channel, placement: Placement<'_>)
     wait_for(chan, &Message::Go);
     crate::fs::setup(spec, &launch.hostname, &launch.binds)?;
     rustix::system::sethostname(launch.hostname.as_bytes())
-        .map_err(|e| Error::os(format_args!("set hostname {}", launch.hostname), e))?;
+        .map_err(|e| Error::os("set hostname", e).on(&launch.hostname))?;
     if spec.net != NetMode::Host {
         crate::net::loopback_up()?;
     }

@@ -38,7 +38,7 @@ pub fn start(launch: &Launch, chan: Channel) -> ! {
             supervise(command, &init_signals())
         }
         Err(err) => {
-            let _ = chan.send(&Message::SetupFailed(err.to_string()));
+            let _ = chan.send(&Message::SetupFailed(err));
             exit_now(125)
         }
     }
@@ -134,17 +134,17 @@ fn exec_command(launch: &Launch, chan: &Channel) -> ! {
     // are allowed by it. Dropping from the bounding set needs CAP_SETPCAP, so the
     // sets are reduced in one step, bounding set first.
     if let Err(err) = crate::security::caps::apply(launch.caps) {
-        let _ = chan.send(&Message::SetupFailed(err.to_string()));
+        let _ = chan.send(&Message::SetupFailed(err));
         exit_now(125);
     }
 
     let (status, err) = exec_lookup(launch);
     let name = launch.argv[0].to_string_lossy();
-    let detail = match err.raw_os_error() {
-        Some(libc::ENOENT) => format!("{name}: command not found"),
-        _ => format!("cannot execute {name}: {}", crate::error::describe(&err)),
+    let error = match err.raw_os_error() {
+        Some(libc::ENOENT) => Error::runtime(format!("{name}: command not found")),
+        _ => Error::os("execute", err).on(name),
     };
-    let _ = chan.send(&Message::ExecFailed { status, detail });
+    let _ = chan.send(&Message::ExecFailed { status, error });
     exit_now(status)
 }
 

@@ -48,7 +48,7 @@ pub fn supervise(spec: &Spec, launch: &Launch) -> Result<i32> {
             child::main(spec, launch, theirs, placement)
         }
         Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
-        Err(e) => return Err(clone_error(e)),
+        Err(e) => return Err(Error::os(crate::error::CLONE_OP, e)),
     };
     drop(theirs);
     log::info(
@@ -85,20 +85,6 @@ pub fn supervise(spec: &Spec, launch: &Launch) -> Result<i32> {
         log::error(&format!("{err} (the next microbox run removes it)"), &[]);
     }
     status
-}
-
-fn clone_error(err: std::io::Error) -> Error {
-    let hint = matches!(
-        err.raw_os_error(),
-        Some(libc::EINVAL | libc::EPERM | libc::ENOSPC)
-    );
-    let mut error = Error::os("create the sandbox namespaces (clone3)", err);
-    if hint {
-        error
-            .msg
-            .push_str(" (are user, pid and time namespaces enabled, and under their limits?)");
-    }
-    error
 }
 
 /// A terminating signal has been passed on; the sandbox has until `deadline`.
@@ -170,7 +156,7 @@ fn wait_for_exit(
     grace: Duration,
 ) -> Result<i32> {
     let mut chan_open = true;
-    let mut setup_error: Option<String> = None;
+    let mut setup_error: Option<Error> = None;
     let mut stopping: Option<Stopping> = None;
     loop {
         let mut fds = vec![
@@ -211,8 +197,10 @@ fn wait_for_exit(
             // After the child exits, every record it sent is still queued: drain them.
             while chan_open {
                 match chan.recv() {
-                    Ok(Some(Message::SetupFailed(msg))) => setup_error = Some(msg),
-                    Ok(Some(Message::ExecFailed { detail, .. })) => log::error(&detail, &[]),
+                    Ok(Some(Message::SetupFailed(err))) => setup_error = Some(err),
+                    Ok(Some(Message::ExecFailed { error, .. })) => {
+                        log::error(&error.to_string(), &[]);
+                    }
                     Ok(Some(Message::Go)) => {}
                     Ok(None) | Err(_) => chan_open = false,
                 }
@@ -224,8 +212,8 @@ fn wait_for_exit(
         if child_done {
             let status = waitid(WaitId::PidFd(pidfd.as_fd()), WaitIdOptions::EXITED)
                 .map_err(|e| Error::os("wait for the sandbox", e))?;
-            if let Some(msg) = setup_error {
-                return Err(Error::runtime(msg));
+            if let Some(err) = setup_error {
+                return Err(err);
             }
             let Some(status) = status else { continue };
             if let Some(code) = status.exit_status() {

@@ -162,10 +162,9 @@ pub fn apply(keep: u64) -> Result<()> {
             // The kernel knows no capability with this number, nor any higher one.
             Err(Errno::INVAL) => break,
             Err(e) => {
-                return Err(Error::os(
-                    format!("drop {} from the bounding set", name(cap)),
-                    e,
-                ))
+                return Err(
+                    Error::os("drop", e).on(format_args!("{} from the bounding set", name(cap)))
+                )
             }
         }
     }
@@ -179,12 +178,14 @@ pub fn apply(keep: u64) -> Result<()> {
     let missing = keep & !current.permitted.bits();
     if missing != 0 {
         let names: Vec<&str> = members(missing).map(name).collect();
-        return Err(Error::runtime(format!(
-            "cannot keep {} in the sandbox: microbox itself does not have {} \
-             (with --userns host, microbox runs with the capabilities it was started with)",
-            names.join(", "),
-            if names.len() == 1 { "it" } else { "them" },
-        )));
+        let them = if names.len() == 1 { "it" } else { "them" };
+        return Err(
+            Error::failed("keep", format!("microbox itself does not have {them}"))
+                .on(format_args!("{} in the sandbox", names.join(", ")))
+                .hint(
+                    "with --userns host, microbox runs with the capabilities it was started with",
+                ),
+        );
     }
     let kept = CapabilitySet::from_bits_retain(keep);
     rthread::set_capabilities(

@@ -37,7 +37,7 @@ pub fn collect_dead(
     match rustix::fs::flock(&gc, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => {}
         Err(rustix::io::Errno::WOULDBLOCK) => return Ok(0),
-        Err(err) => return Err(Error::os(format!("lock {}", gc_path.display()), err)),
+        Err(err) => return Err(Error::os("lock", err).on(gc_path.display())),
     }
     let mut collected = 0;
     let mut first_error = None;
@@ -89,7 +89,7 @@ mod tests {
             removed.push(id.to_string());
             Ok(())
         });
-        assert_eq!(n.map_err(|e| e.msg), Ok(2));
+        assert_eq!(n.map_err(|e| e.to_string()), Ok(2));
         assert_eq!(removed, ["dead", "orphan"]);
         assert!(!lock_path(&run, "dead").exists());
         assert!(lock_path(&run, "live").exists());
@@ -106,7 +106,7 @@ mod tests {
         let run = test_dir("state-collect-fail");
         SandboxLock::acquire(&run, "dead").unwrap().release(false);
         let n = collect_dead(&run, &ids(&["dead"]), |_| Err(Error::runtime("busy")));
-        assert_eq!(n.map_err(|e| e.msg), Err("busy".to_string()));
+        assert_eq!(n.map_err(|e| e.to_string()), Err("busy".to_string()));
         assert!(lock_path(&run, "dead").exists());
         std::fs::remove_dir_all(&run).unwrap();
     }

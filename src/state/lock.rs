@@ -30,11 +30,12 @@ impl SandboxLock {
                 path,
                 _fd: fd,
             }),
-            Err(rustix::io::Errno::WOULDBLOCK) => Err(Error::runtime(format!(
-                "cannot lock {}: sandbox id {id} is in use by another run",
-                path.display()
-            ))),
-            Err(err) => Err(Error::os(format!("lock {}", path.display()), err)),
+            Err(rustix::io::Errno::WOULDBLOCK) => Err(Error::failed(
+                "lock",
+                format!("sandbox id {id} is in use by another run"),
+            )
+            .on(path.display())),
+            Err(err) => Err(Error::os("lock", err).on(path.display())),
         }
     }
 
@@ -71,13 +72,13 @@ pub(super) fn open_creating(path: &Path) -> Result<OwnedFd> {
                     .recursive(true)
                     .mode(0o755)
                     .create(dir)
-                    .map_err(|err| Error::os(format!("create {}", dir.display()), err))?;
+                    .map_err(|err| Error::os("create", err).on(dir.display()))?;
             }
             open()
         }
         other => other,
     }
-    .map_err(|err| Error::os(format!("open {}", path.display()), err))
+    .map_err(|err| Error::os("open", err).on(path.display()))
 }
 
 pub(super) enum Owner {
@@ -92,12 +93,12 @@ pub(super) fn probe(path: &Path) -> Result<Owner> {
     let fd = match rustix::fs::open(path, flags, Mode::empty()) {
         Ok(fd) => fd,
         Err(rustix::io::Errno::NOENT) => return Ok(Owner::Dead(None)),
-        Err(err) => return Err(Error::os(format!("open {}", path.display()), err)),
+        Err(err) => return Err(Error::os("open", err).on(path.display())),
     };
     match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(Owner::Dead(Some(fd))),
         Err(rustix::io::Errno::WOULDBLOCK) => Ok(Owner::Alive),
-        Err(err) => Err(Error::os(format!("lock {}", path.display()), err)),
+        Err(err) => Err(Error::os("lock", err).on(path.display())),
     }
 }
 
@@ -112,7 +113,7 @@ mod tests {
         let first = SandboxLock::acquire(&run, "box").unwrap();
         assert_eq!(first.id(), "box");
         let err = SandboxLock::acquire(&run, "box").err().unwrap();
-        assert!(err.msg.contains("in use by another run"), "{}", err.msg);
+        assert!(err.to_string().contains("in use by another run"), "{}", err);
         first.release(true);
         assert!(!lock_path(&run, "box").exists());
         SandboxLock::acquire(&run, "box").unwrap().release(false);

@@ -59,10 +59,11 @@ pub fn compile(profile: &Profile) -> Result<Vec<BpfProgram>> {
             SeccompAction::Errno(errno),
             target,
         )
-        .map_err(|e| Error::runtime(format!("cannot build the seccomp filter: {e}")))?;
-        let mut program: BpfProgram = filter
-            .try_into()
-            .map_err(|e| Error::runtime(format!("cannot compile the seccomp filter: {e}")))?;
+        .map_err(|e| Error::failed("build the seccomp filter", e.to_string()))?;
+        let mut program: BpfProgram =
+            filter.try_into().map_err(|e: seccompiler::BackendError| {
+                Error::failed("compile the seccomp filter", e.to_string())
+            })?;
         check_arch_prologue(&program, target)?;
         let mut guards = Vec::new();
         if profile.arch == Arch::X86_64 {
@@ -87,7 +88,7 @@ pub fn compile(profile: &Profile) -> Result<Vec<BpfProgram>> {
 /// No rule means the syscall always matches.
 fn rules(when: When) -> Result<Vec<SeccompRule>> {
     let backend =
-        |e: seccompiler::BackendError| Error::runtime(format!("cannot build a seccomp rule: {e}"));
+        |e: seccompiler::BackendError| Error::failed("build a seccomp rule", e.to_string());
     let rule = |arg: u8, op: SeccompCmpOp, value: u64| {
         SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value)
             .and_then(|condition| SeccompRule::new(vec![condition]))
@@ -125,16 +126,17 @@ fn rules(when: When) -> Result<Vec<SeccompRule>> {
 /// The sandbox process is single-threaded, so the calling thread is the process.
 pub fn load(programs: &[BpfProgram]) -> Result<()> {
     if programs.is_empty() {
-        return Err(Error::runtime(
-            "cannot load seccomp filter: the profile compiled to nothing",
+        return Err(Error::failed(
+            "load the seccomp filter",
+            "the profile compiled to nothing",
         ));
     }
     for (index, program) in programs.iter().enumerate() {
         let which = format!("seccomp filter {} of {}", index + 1, programs.len());
         seccompiler::apply_filter(program).map_err(|e| match e {
             seccompiler::Error::Prctl(err) => Error::os("set no_new_privs", err),
-            seccompiler::Error::Seccomp(err) => Error::os(format!("load {which}"), err),
-            other => Error::runtime(format!("cannot load {which}: {other}")),
+            seccompiler::Error::Seccomp(err) => Error::os("load", err).on(which),
+            other => Error::failed("load", other.to_string()).on(which),
         })?;
     }
     Ok(())

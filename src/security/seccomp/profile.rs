@@ -223,16 +223,16 @@ mod tests {
             profile_for(Arch::X86_64, &strings(&["nosuchcall"]), &[], false).expect_err("unknown");
         assert_eq!(err.kind, crate::error::Kind::Usage);
         assert!(
-            err.msg.contains("'nosuchcall'") && err.msg.contains("--allow-syscall"),
+            err.to_string().contains("'nosuchcall'") && err.to_string().contains("--allow-syscall"),
             "{}",
-            err.msg
+            err.to_string(),
         );
         let err = profile_for(Arch::Aarch64, &[], &strings(&["iopl"]), false)
             .expect_err("no iopl on arm");
         assert!(
-            err.msg.contains("'iopl'") && err.msg.contains("aarch64"),
+            err.to_string().contains("'iopl'") && err.to_string().contains("aarch64"),
             "{}",
-            err.msg
+            err.to_string(),
         );
         assert!(profile_for(Arch::X86_64, &[], &strings(&["PTRACE"]), false).is_err());
     }
