@@ -6,5 +6,6 @@ pub mod clone;
 pub mod exec;
 pub mod mount;
 pub mod netdev;
+pub mod netlink;
 pub mod ns;
 pub mod signal;
