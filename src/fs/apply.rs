@@ -74,7 +74,10 @@ impl Executor<'_, '_> {
                 becomes,
                 missing_ok,
             } => {
-                let Some(target_fd) = self.target(target, *missing_ok).map_err(failed)? else {
+                if options.iter().any(|(_, v)| matches!(v, Value::ImageDir)) {
+                    self.open_image()?;
+                }
+                let Some(target) = self.target(target, *missing_ok).map_err(failed)? else {
                     return Ok(());
                 };
                 let fs_fd = fsopen(fs.name(), FsOpenFlags::FSOPEN_CLOEXEC).map_err(failed)?;
@@ -96,7 +99,11 @@ impl Executor<'_, '_> {
                 fsconfig_create(fs_fd.as_fd()).map_err(failed)?;
                 let mnt = fsmount(fs_fd.as_fd(), FsMountFlags::FSMOUNT_CLOEXEC, *attrs)
                     .map_err(failed)?;
-                attach(&mnt, &target_fd).map_err(failed)?;
+                match attach(&mnt, &target) {
+                    Err(Errno::NOENT) if *missing_ok => return Ok(()),
+                    other => other.map_err(failed)?,
+                }
+                drop(target);
                 if let Some(base) = becomes {
                     self.bases.insert(*base, mnt);
                 }
@@ -107,24 +114,28 @@ impl Executor<'_, '_> {
                 attrs,
                 missing_ok,
             } => {
-                let Some(target_fd) = self.target(target, *missing_ok).map_err(failed)? else {
+                if let Source::HostDevice { name, major, minor } = source {
+                    self.open_host_device(name, *major, *minor)?;
+                }
+                let Some(target) = self.target(target, *missing_ok).map_err(failed)? else {
                     return Ok(());
                 };
                 let from = match source {
-                    Source::HostDevice { name, major, minor } => {
-                        self.host_device(name, *major, *minor)?
-                    }
-                    Source::Itself => target_fd.as_fd(),
+                    Source::HostDevice { name, .. } => Target::Fd(self.host_device(name)?),
+                    Source::Itself => target.borrow(),
                 };
                 // Not recursive: a single file, or one procfs directory.
-                let flags = OpenTreeFlags::OPEN_TREE_CLONE
-                    | OpenTreeFlags::OPEN_TREE_CLOEXEC
-                    | OpenTreeFlags::AT_EMPTY_PATH;
-                let tree = open_tree(from, "", flags).map_err(failed)?;
+                let tree = match clone_tree(&from) {
+                    Err(Errno::NOENT) if *missing_ok => return Ok(()),
+                    other => other.map_err(failed)?,
+                };
                 if !attrs.is_empty() {
                     set_attr(tree.as_fd(), *attrs, 0, false).map_err(failed)?;
                 }
-                attach(&tree, &target_fd).map_err(failed)?;
+                match attach(&tree, &target) {
+                    Err(Errno::NOENT) if *missing_ok => return Ok(()),
+                    other => other.map_err(failed)?,
+                }
             }
             Step::AttachBind {
                 index,
@@ -143,10 +154,10 @@ impl Executor<'_, '_> {
                 recursive,
                 missing_ok,
             } => {
-                let Some(target_fd) = self.target(target, *missing_ok).map_err(failed)? else {
+                let Some(target) = self.target(target, *missing_ok).map_err(failed)? else {
                     return Ok(());
                 };
-                set_attr(target_fd.as_fd(), *attrs, 0, *recursive).map_err(failed)?;
+                set_attr(target.fd().map_err(failed)?, *attrs, 0, *recursive).map_err(failed)?;
             }
             Step::Make { target } => {
                 self.target(target, false).map_err(failed)?;
@@ -161,7 +172,7 @@ impl Executor<'_, '_> {
                 let dir_fd = dir_fd
                     .map(|fd| {
                         openat(
-                            fd.as_fd(),
+                            fd.fd()?,
                             ".",
                             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
                             Mode::empty(),
@@ -201,22 +212,41 @@ impl Executor<'_, '_> {
         })
     }
 
-    /// The target's O_PATH fd; `None` when it is missing and `missing_ok`.
-    fn target(&self, at: &At, missing_ok: bool) -> std::result::Result<Option<OwnedFd>, Errno> {
+    /// Where the target is: its O_PATH fd, or (for [`Lookup::Fresh`]) its path
+    /// below the base, left for the mount call to resolve. `None` when it is
+    /// missing and `missing_ok` (a by-path target is found missing only then).
+    fn target<'s>(
+        &'s self,
+        at: &'s At,
+        missing_ok: bool,
+    ) -> std::result::Result<Option<Target<'s>>, Errno> {
         let base = self.base(at.base).map_err(|_| Errno::BADF)?;
+        if at.lookup == Lookup::Fresh && !at.path.is_empty() {
+            let path = at.path.as_str();
+            match at.create {
+                Some(kind) => resolve::make_by_name(base, Path::new(path), kind)?,
+                // A mount is costly to make for nothing: look first (procfs
+                // directories a kernel may lack). A bind fails at once instead.
+                None if missing_ok && !present(base, path)? => return Ok(None),
+                None => {}
+            }
+            return Ok(Some(Target::Path(base, path)));
+        }
         let found = if at.path.is_empty() {
             openat(base, ".", OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).map_err(Into::into)
         } else {
             let path = Path::new(&at.path);
             match at.lookup {
-                Lookup::Host => openat(base, path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
-                    .map_err(Into::into),
+                Lookup::Host | Lookup::Fresh => {
+                    openat(base, path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+                        .map_err(Into::into)
+                }
                 Lookup::NoSymlinks => resolve::open_no_symlinks(base, path, at.create),
                 Lookup::InRoot => resolve::open_in_root(base, path, at.create),
             }
         };
         match found {
-            Ok(fd) => Ok(Some(fd)),
+            Ok(fd) => Ok(Some(Target::Owned(fd))),
             Err(e) => match Errno::from_io_error(&e) {
                 Some(Errno::NOENT) if missing_ok => Ok(None),
                 Some(errno) => Err(errno),
@@ -225,24 +255,25 @@ impl Executor<'_, '_> {
         }
     }
 
-    fn host_device(
-        &mut self,
-        name: &'static str,
-        major: u32,
-        minor: u32,
-    ) -> Result<BorrowedFd<'_>> {
-        let at = match self.devices.iter().position(|(n, _)| *n == name) {
-            Some(at) => at,
-            None => {
-                let fd = super::dev::open_host_device(name, major, minor)?;
-                self.devices.push((name, fd));
-                self.devices.len() - 1
-            }
-        };
-        Ok(self.devices[at].1.as_fd())
+    /// Opens host `/dev/<name>` once, checked to be the device it must be.
+    fn open_host_device(&mut self, name: &'static str, major: u32, minor: u32) -> Result<()> {
+        if !self.devices.iter().any(|(n, _)| *n == name) {
+            let fd = super::dev::open_host_device(name, major, minor)?;
+            self.devices.push((name, fd));
+        }
+        Ok(())
     }
 
-    fn image(&mut self) -> Result<&OwnedFd> {
+    fn host_device(&self, name: &str) -> Result<BorrowedFd<'_>> {
+        self.devices
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, fd)| fd.as_fd())
+            .ok_or_else(|| Error::runtime(format!("internal error: /dev/{name} not opened")))
+    }
+
+    /// Opens the image directory once, for the overlay's lowerdir.
+    fn open_image(&mut self) -> Result<()> {
         if self.image.is_none() {
             let dir = self
                 .inputs
@@ -256,21 +287,81 @@ impl Executor<'_, '_> {
             .map_err(|e| Error::os("open rootfs", e).on(dir.display()))?;
             self.image = Some(fd);
         }
+        Ok(())
+    }
+
+    fn image(&self) -> Result<&OwnedFd> {
         self.image
             .as_ref()
             .ok_or_else(|| Error::runtime("internal error: no image fd"))
     }
 }
 
-/// move_mount of a detached mount onto the object `target` holds.
-fn attach(mnt: &OwnedFd, target: &OwnedFd) -> rustix::io::Result<()> {
+/// Whether `path` below `base` exists (the last component not followed).
+fn present(base: BorrowedFd<'_>, path: &str) -> std::result::Result<bool, Errno> {
+    match rustix::fs::accessat(
+        base,
+        path,
+        rustix::fs::Access::EXISTS,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    ) {
+        Ok(()) => Ok(true),
+        Err(Errno::NOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// A step's target: the object an fd holds, or a path below a base fd.
+enum Target<'a> {
+    Owned(OwnedFd),
+    Fd(BorrowedFd<'a>),
+    Path(BorrowedFd<'a>, &'a str),
+}
+
+impl Target<'_> {
+    fn borrow(&self) -> Target<'_> {
+        match self {
+            Target::Owned(fd) => Target::Fd(fd.as_fd()),
+            Target::Fd(fd) => Target::Fd(*fd),
+            Target::Path(base, path) => Target::Path(*base, path),
+        }
+    }
+
+    /// The fd, for the calls that take no path (never the case for by-path
+    /// targets: the plan's property tests keep them to mounts and binds).
+    fn fd(&self) -> std::result::Result<BorrowedFd<'_>, Errno> {
+        match self {
+            Target::Owned(fd) => Ok(fd.as_fd()),
+            Target::Fd(fd) => Ok(*fd),
+            Target::Path(..) => Err(Errno::INVAL),
+        }
+    }
+}
+
+/// move_mount of a detached mount onto the target.
+fn attach(mnt: &OwnedFd, target: &Target<'_>) -> rustix::io::Result<()> {
+    let (to, path, flags) = match target {
+        Target::Owned(fd) => (fd.as_fd(), "", MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH),
+        Target::Fd(fd) => (*fd, "", MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH),
+        Target::Path(base, path) => (*base, *path, MoveMountFlags::empty()),
+    };
     move_mount(
         mnt.as_fd(),
         "",
-        target.as_fd(),
-        "",
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+        to,
+        path,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | flags,
     )
+}
+
+/// A detached copy (not recursive) of the mount at `from`.
+fn clone_tree(from: &Target<'_>) -> rustix::io::Result<OwnedFd> {
+    let flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
+    match from {
+        Target::Owned(fd) => open_tree(fd.as_fd(), "", flags | OpenTreeFlags::AT_EMPTY_PATH),
+        Target::Fd(fd) => open_tree(*fd, "", flags | OpenTreeFlags::AT_EMPTY_PATH),
+        Target::Path(base, path) => open_tree(*base, *path, flags),
+    }
 }
 
 /// The `/proc/self/fd/N` path of an fd, for the fsconfig strings that take

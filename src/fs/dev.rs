@@ -65,7 +65,7 @@ fn in_dev(name: &str, create: Option<Kind>) -> At {
     At {
         base: Base::Dev,
         path: name.to_string(),
-        lookup: Lookup::NoSymlinks,
+        lookup: Lookup::Fresh,
         create,
     }
 }

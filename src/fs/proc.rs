@@ -66,7 +66,7 @@ pub fn steps(parent: Base) -> Vec<Step> {
     let at = |name: &str| At {
         base: Base::Proc,
         path: name.to_string(),
-        lookup: Lookup::NoSymlinks,
+        lookup: Lookup::Fresh,
         create: None,
     };
     let mut steps = vec![Step::Mount {

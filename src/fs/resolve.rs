@@ -97,23 +97,29 @@ pub fn kind_of(fd: BorrowedFd<'_>) -> io::Result<Kind> {
 }
 
 fn create_in(dir: BorrowedFd<'_>, name: &Path, kind: Kind) -> io::Result<OwnedFd> {
-    match kind {
-        Kind::Dir => match mkdirat(dir, name, Mode::from_raw_mode(0o755)) {
-            Ok(()) | Err(Errno::EXIST) => {}
-            Err(err) => return Err(err.into()),
-        },
-        Kind::File => {
-            // O_NOFOLLOW | O_CREAT: a symlink planted at the last component is not followed.
-            let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            drop(openat(dir, name, flags, Mode::from_raw_mode(0o644))?);
-        }
-    }
+    make_by_name(dir, name, kind)?;
     Ok(openat(
         dir,
         name,
         PATH_FLAGS | OFlags::NOFOLLOW,
         Mode::empty(),
     )?)
+}
+
+/// Makes `name` in `dir` as a directory (an existing one is fine) or an empty
+/// file (an existing file is kept), without following a symlink at `name`.
+pub fn make_by_name(dir: BorrowedFd<'_>, name: &Path, kind: Kind) -> Result<(), Errno> {
+    match kind {
+        Kind::Dir => match mkdirat(dir, name, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(Errno::EXIST) => Ok(()),
+            Err(err) => Err(err),
+        },
+        Kind::File => {
+            // O_NOFOLLOW | O_CREAT: a symlink planted at the last component is not followed.
+            let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            openat(dir, name, flags, Mode::from_raw_mode(0o644)).map(drop)
+        }
+    }
 }
 
 /// The normal components of an absolute or relative path; `..` is an error.
