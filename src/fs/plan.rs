@@ -829,7 +829,9 @@ mod tests {
                 .max()
                 .unwrap();
             for file in super::super::proc::MASKED_FILES {
-                let at = position(&format!("bind host /dev/null (1:3) on /proc/{file} [Proc, by path]"));
+                let at = position(&format!(
+                    "bind host /dev/null (1:3) on /proc/{file} [Proc, by path]"
+                ));
                 assert!(
                     at > last_read_only,
                     "{name}: /proc/{file} masked before the read-only binds"

@@ -7,6 +7,8 @@
 mod netlink;
 #[allow(dead_code)]
 mod nlsock;
+#[allow(dead_code)]
+mod rtnl;
 
 use std::os::fd::AsFd;
 

@@ -66,6 +66,14 @@ impl Message {
         self
     }
 
+    /// Bytes that are not an attribute, padded: a family header inside a nest
+    /// (a veth peer's ifinfomsg).
+    pub fn raw(&mut self, bytes: &[u8]) -> &mut Message {
+        self.buf.extend_from_slice(bytes);
+        self.pad();
+        self
+    }
+
     pub fn attr(&mut self, attr_type: u16, payload: &[u8]) -> &mut Message {
         let len = ATTR_HEADER_LEN + payload.len();
         self.buf.extend_from_slice(&len16(len).to_ne_bytes());
