@@ -3,7 +3,6 @@
 //! Everything that can be judged from the text alone is judged here; whether a
 //! path exists or is a directory is left to preflight, so parsing never touches
 //! the host and can be fuzzed. The options themselves are the table in `options`.
-#![forbid(unsafe_code)]
 
 mod help;
 mod options;

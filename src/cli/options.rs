@@ -1,7 +1,6 @@
 //! The option table: every option's spelling, value, help text and default,
 //! written once. The parser dispatches on it, `--help` is rendered from it, and
 //! the unit tests check the README and the fuzz dictionary against it.
-#![forbid(unsafe_code)]
 
 use std::ffi::{OsStr, OsString};
 use std::net::IpAddr;

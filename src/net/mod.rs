@@ -1,6 +1,5 @@
 //! Networking inside the sandbox's own network namespace. `--net none`: only
 //! `lo`, brought up. Bridge mode comes with its own issue.
-#![forbid(unsafe_code)]
 
 use std::os::fd::AsFd;
 

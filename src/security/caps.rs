@@ -5,7 +5,6 @@
 //! included, so neither the command nor a file-capability binary in the image
 //! can get it back at `execve` (CVE-2022-24769 and its siblings kept a non-empty
 //! inheritable set; bubblewrap's `--cap-add` fills the ambient set: we clear both).
-#![forbid(unsafe_code)]
 
 use rustix::io::Errno;
 use rustix::thread::{self as rthread, CapabilitySet, CapabilitySets};

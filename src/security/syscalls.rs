@@ -7,7 +7,6 @@
 //! A number a table does not name (above its highest, or in one of its holes)
 //! is answered with ENOSYS by the seccomp filter: a syscall a later kernel adds
 //! stays unreachable until the tables are regenerated and the call reviewed.
-#![forbid(unsafe_code)]
 
 use super::{syscalls_aarch64, syscalls_x86_64};
 

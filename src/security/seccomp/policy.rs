@@ -1,6 +1,5 @@
 //! The default policy: what the profile denies and allows, each entry with the
 //! reason it is there. Plain lists; [`super::profile_for`] applies them.
-#![forbid(unsafe_code)]
 
 use crate::security::syscalls::Arch;
 

@@ -1,7 +1,6 @@
 //! The profile builder: the default policy plus `--allow-syscall` and
 //! `--deny-syscall`, resolved against the syscall table into a plain-data
 //! [`Profile`] for compile.
-#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 
