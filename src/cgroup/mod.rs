@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::spec::{PidsLimit, Spec};
 use crate::state::SandboxLock;
 
-pub use detect::{detect, Hierarchy, CGROUP_ROOT};
+pub use detect::{detect, Hierarchy};
 
 /// The cgroup under each hierarchy root that holds one child per sandbox.
 pub const PARENT: &str = "microbox";

@@ -18,7 +18,10 @@ use crate::error::{Error, Result};
 use crate::spec::{LogFormat, Spec};
 
 pub use help::help_text;
-pub use options::{Action, CliOption, DefaultText, Group, OPTIONS};
+pub(crate) use options::Action;
+#[cfg(test)]
+use options::DefaultText;
+pub use options::{CliOption, OPTIONS};
 
 // One Command per process, returned once: boxing the Spec would buy nothing.
 #[allow(clippy::large_enum_variant)]

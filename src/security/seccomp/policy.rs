@@ -93,6 +93,7 @@ pub const DEFAULT_EPERM: &[&str] = &[
 /// Calls added after Linux 6.1 (the tables' previous kernel) that the default
 /// profile allows, each with the reason. The rest of that kernel range is denied
 /// above. A unit test checks every name in the tables is decided.
+#[cfg(test)]
 pub const ALLOWED_SINCE_6_1: &[(&str, &str)] = &[
     (
         "cachestat",

@@ -27,16 +27,8 @@ pub struct Profile {
 }
 
 impl Profile {
-    pub fn arch(&self) -> Arch {
-        self.arch
-    }
-
-    /// Every denied syscall, by number.
-    pub fn denied(&self) -> impl Iterator<Item = &Deny> {
-        self.denied.values()
-    }
-
     /// How `name` is denied, if it is.
+    #[cfg(test)]
     pub fn lookup(&self, name: &str) -> Option<&Deny> {
         self.denied.values().find(|deny| deny.name == name)
     }
