@@ -1,20 +1,38 @@
 //! microbox: run a command in an ephemeral, isolated Linux sandbox.
 //!
-//! The library exists so that `fuzz/` and unit tests can reach the pure parts
-//! (`cli`, `units`, `security` tables); the binary is `main.rs`.
+//! The binary is `main.rs`; this library is its body. Public is only what a crate
+//! outside this one calls, so that nothing else becomes an interface by accident:
+//! - `main.rs`: `cli::{parse, help_text, requested_log_format, Command}`,
+//!   `log::{configure, error}`, `sandbox::run`, `spec::LogLevel`, and
+//!   `security::syscalls::{Arch, highest}` for `--version`;
+//! - `fuzz/`: `cli::parse` with the `Spec` fields its target checks, and the
+//!   `units` parsers and formatters;
+//! - the integration tests and xtask, which check against or reuse the tables
+//!   themselves rather than copies: `cli::OPTIONS` (`long`, `takes_value`),
+//!   `security::syscalls::unnamed_ranges`, `security::caps::{DEFAULT, name}`,
+//!   `security::seccomp::{DEFAULT_EPERM, DEFAULT_ENOSYS}`;
+//! - `error::Error`, which `cli::parse` and `sandbox::run` return.
+//!
+//! Everything else is `pub(crate)` or private; unit tests live inside the crate
+//! and need nothing public. `unsafe` is denied crate-wide except in `sys`, which
+//! is private: its wrappers are safe only within this crate's process model.
 
-pub mod cgroup;
+#![deny(unsafe_code)]
+
+mod cgroup;
 pub mod cli;
 pub mod error;
-pub mod fs;
+mod fs;
 pub mod log;
-pub mod net;
-pub mod ns;
+mod net;
+mod ns;
 pub mod sandbox;
 pub mod security;
 pub mod spec;
-pub mod state;
-pub mod sys;
+mod state;
+// The one place allowed `unsafe`: every block there carries a `// SAFETY:` line.
+#[allow(unsafe_code)]
+mod sys;
 pub mod units;
 
 /// A fresh, empty directory under the system temp dir for one unit test's fake

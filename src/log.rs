@@ -3,7 +3,6 @@
 //! Every record is one line, written with one `write` so lines from the parent
 //! and the sandbox's init do not interleave mid-line. Writing never panics: a
 //! closed stderr must not bring down a process that is between clone and exec.
-#![forbid(unsafe_code)]
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -39,7 +38,7 @@ pub fn configure(level: LogLevel, format: LogFormat) {
 }
 
 /// Whether a record of `level` would be written; lets callers skip building costly fields.
-pub fn enabled(level: LogLevel) -> bool {
+pub(crate) fn enabled(level: LogLevel) -> bool {
     level_code(level) <= LEVEL.load(Ordering::Relaxed)
 }
 
@@ -56,16 +55,16 @@ pub fn error(msg: &str, fields: &[(&str, &str)]) {
 }
 
 /// `microbox: warning: <msg>`, written at `--log-level warn` and `info`.
-pub fn warn(msg: &str, fields: &[(&str, &str)]) {
+pub(crate) fn warn(msg: &str, fields: &[(&str, &str)]) {
     log(LogLevel::Warn, msg, fields);
 }
 
 /// `microbox: info: <msg>`, written at `--log-level info`.
-pub fn info(msg: &str, fields: &[(&str, &str)]) {
+pub(crate) fn info(msg: &str, fields: &[(&str, &str)]) {
     log(LogLevel::Info, msg, fields);
 }
 
-pub fn log(level: LogLevel, msg: &str, fields: &[(&str, &str)]) {
+pub(crate) fn log(level: LogLevel, msg: &str, fields: &[(&str, &str)]) {
     if !enabled(level) {
         return;
     }
@@ -80,7 +79,7 @@ pub fn log(level: LogLevel, msg: &str, fields: &[(&str, &str)]) {
 /// Text: `microbox: <msg> key=value ...`, with `warning: ` or `info: ` before the
 /// message below error level; control characters are escaped so a record stays
 /// one line. JSON: `{"ts":..,"level":..,"msg":..,<fields>}`.
-pub fn format_line(
+pub(crate) fn format_line(
     format: LogFormat,
     level: LogLevel,
     msg: &str,
@@ -140,16 +139,10 @@ fn json_line(level: LogLevel, msg: &str, fields: &[(&str, &str)], now: SystemTim
 }
 
 /// The inside of a JSON string literal (no surrounding quotes) for `s`.
-pub fn json_escape(s: &str) -> String {
+pub(crate) fn json_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     push_escaped(&mut out, s, true);
     out
-}
-
-/// As `json_escape`, for bytes that need not be UTF-8 (paths, argv): invalid
-/// sequences become U+FFFD, since a JSON string can only hold Unicode.
-pub fn json_escape_bytes(bytes: &[u8]) -> String {
-    json_escape(&String::from_utf8_lossy(bytes))
 }
 
 /// Escapes control characters (as JSON does: `\n`, `\t`, `\r`, else `\u00XX`), and
@@ -172,7 +165,7 @@ fn push_escaped(out: &mut String, s: &str, quotes: bool) {
 
 /// `2024-02-29T23:59:59.999Z`. A clock before 1970 reads as 1970: a log stamp
 /// is not worth an error.
-pub fn rfc3339_utc(time: SystemTime) -> String {
+pub(crate) fn rfc3339_utc(time: SystemTime) -> String {
     let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since_epoch.as_secs();
     let millis = since_epoch.subsec_millis();
@@ -333,21 +326,13 @@ mod tests {
     }
 
     #[test]
-    fn escaping_bytes() {
+    fn escaping() {
         assert_eq!(json_escape("plain"), "plain");
         assert_eq!(json_escape("\"\\/"), "\\\"\\\\/");
         assert_eq!(json_escape("\u{8}\u{c}"), "\\u0008\\u000c");
-        // A non-UTF-8 path: the bad byte becomes U+FFFD, the rest survives.
-        assert_eq!(
-            json_escape_bytes(b"/tmp/\xff\xfename\n"),
-            "/tmp/\u{fffd}\u{fffd}name\\n"
-        );
-        assert_eq!(json_escape_bytes(b"caf\xc3\xa9"), "café");
-        // A truncated multi-byte sequence.
-        assert_eq!(json_escape_bytes(b"x\xe2\x9c"), "x\u{fffd}");
-        // Every byte value yields a string with no raw control character and balanced quoting.
-        let all: Vec<u8> = (0..=255).collect();
-        let escaped = json_escape_bytes(&all);
+        // Every char below 256 yields a string with no raw control character and balanced quoting.
+        let all: String = (0..=255u8).map(char::from).collect();
+        let escaped = json_escape(&all);
         assert!(!escaped.chars().any(|c| u32::from(c) < 0x20));
         assert!(!escaped
             .replace("\\\\", "")

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 /// Where the sandbox's root filesystem comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FsMode {
+pub(crate) enum FsMode {
     /// An empty tmpfs of `storage` bytes with only /proc and /dev (the default).
     Tmpfs,
     /// The host's own tree, writable, with a fresh /proc.
@@ -18,7 +18,7 @@ pub enum FsMode {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NetMode {
+pub(crate) enum NetMode {
     /// A new network namespace with only `lo` (the default).
     None,
     /// The host's network namespace.
@@ -28,7 +28,7 @@ pub enum NetMode {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UsernsMode {
+pub(crate) enum UsernsMode {
     /// A new user namespace mapping ids 0-65535 (the default).
     Isolated,
     /// The host's user namespace.
@@ -55,53 +55,53 @@ pub struct BindMount {
     pub source: PathBuf,
     /// Absolute path inside the sandbox, free of `..` components.
     pub dest: PathBuf,
-    pub writable: bool,
+    pub(crate) writable: bool,
 }
 
 /// `--pids`: a process limit or none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PidsLimit {
+pub(crate) enum PidsLimit {
     Max,
     Limit(u32),
 }
 
-pub const DEFAULT_MEMORY: u64 = 1 << 30;
-pub const DEFAULT_STORAGE: u64 = 512 << 20;
+pub(crate) const DEFAULT_MEMORY: u64 = 1 << 30;
+pub(crate) const DEFAULT_STORAGE: u64 = 512 << 20;
 /// CPU limit in thousandths of a core (1000 = one core).
-pub const DEFAULT_MILLICPUS: u32 = 1000;
-pub const DEFAULT_PIDS: u32 = 1024;
-pub const DEFAULT_DNS: [&str; 2] = ["8.8.8.8", "8.8.4.4"];
+pub(crate) const DEFAULT_MILLICPUS: u32 = 1000;
+pub(crate) const DEFAULT_PIDS: u32 = 1024;
+pub(crate) const DEFAULT_DNS: [&str; 2] = ["8.8.8.8", "8.8.4.4"];
 /// How long a sandbox has to end after SIGTERM, SIGINT, SIGHUP or SIGQUIT
 /// before microbox kills it.
-pub const DEFAULT_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub(crate) const DEFAULT_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Spec {
-    pub fs: FsMode,
-    pub net: NetMode,
-    pub userns: UsernsMode,
+    pub(crate) fs: FsMode,
+    pub(crate) net: NetMode,
+    pub(crate) userns: UsernsMode,
     pub mounts: Vec<BindMount>,
-    pub readonly: bool,
+    pub(crate) readonly: bool,
     /// `--env` in order; a later key overrides an earlier one and the defaults.
     pub env: Vec<(OsString, OsString)>,
     /// Names already checked against the syscall table.
-    pub allow_syscalls: Vec<String>,
-    pub deny_syscalls: Vec<String>,
+    pub(crate) allow_syscalls: Vec<String>,
+    pub(crate) deny_syscalls: Vec<String>,
     /// Empty means the defaults (`DEFAULT_DNS`).
-    pub dns: Vec<IpAddr>,
+    pub(crate) dns: Vec<IpAddr>,
     /// `None` means a random adjective-noun chosen at run time.
     pub hostname: Option<String>,
     pub millicpus: u32,
     pub memory: u64,
     pub storage: u64,
-    pub pids: PidsLimit,
+    pub(crate) pids: PidsLimit,
     /// `--stop-timeout`: the grace period after a terminating signal.
-    pub stop_timeout: std::time::Duration,
+    pub(crate) stop_timeout: std::time::Duration,
     pub log_level: LogLevel,
     pub log_format: LogFormat,
     /// Capability numbers (`CAP_*` values), already checked.
-    pub cap_add: Vec<u8>,
-    pub cap_drop: Vec<u8>,
+    pub(crate) cap_add: Vec<u8>,
+    pub(crate) cap_drop: Vec<u8>,
     /// argv of the command; never empty.
     pub command: Vec<OsString>,
 }
@@ -110,7 +110,7 @@ impl Spec {
     /// Whether the sandbox can write the host's storage: a `--mount-rw`, or
     /// `--fs host` without `--readonly`. Sandbox root is host root for those files
     /// (ids map 1:1), so a setuid binary or device node made there is real.
-    pub fn writes_host_storage(&self) -> bool {
+    pub(crate) fn writes_host_storage(&self) -> bool {
         self.mounts.iter().any(|m| m.writable) || (self.fs == FsMode::Host && !self.readonly)
     }
 }

@@ -4,7 +4,6 @@
 //! Both parsers do exact decimal arithmetic on integers: no floats, so `NaN`,
 //! `inf` and `1e3` are simply not numbers, and `1.5G` is exactly 1.5 GiB.
 //! Errors are short reasons; the caller adds the option name and the value.
-#![forbid(unsafe_code)]
 
 /// More fraction digits than this cannot change a size by even one byte in a
 /// way anyone means; the bound also keeps `10^digits` inside a `u64`.

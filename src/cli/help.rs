@@ -1,5 +1,4 @@
 //! The `--help` text, rendered from the option table.
-#![forbid(unsafe_code)]
 
 use super::options::{CliOption, OPTIONS};
 

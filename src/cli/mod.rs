@@ -3,7 +3,6 @@
 //! Everything that can be judged from the text alone is judged here; whether a
 //! path exists or is a directory is left to preflight, so parsing never touches
 //! the host and can be fuzzed. The options themselves are the table in `options`.
-#![forbid(unsafe_code)]
 
 mod help;
 mod options;
@@ -19,7 +18,10 @@ use crate::error::{Error, Result};
 use crate::spec::{LogFormat, Spec};
 
 pub use help::help_text;
-pub use options::{Action, CliOption, DefaultText, Group, OPTIONS};
+pub(crate) use options::Action;
+#[cfg(test)]
+use options::DefaultText;
+pub use options::{CliOption, OPTIONS};
 
 // One Command per process, returned once: boxing the Spec would buy nothing.
 #[allow(clippy::large_enum_variant)]

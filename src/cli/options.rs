@@ -1,7 +1,6 @@
 //! The option table: every option's spelling, value, help text and default,
 //! written once. The parser dispatches on it, `--help` is rendered from it, and
 //! the unit tests check the README and the fuzz dictionary against it.
-#![forbid(unsafe_code)]
 
 use std::ffi::{OsStr, OsString};
 use std::net::IpAddr;
@@ -21,17 +20,17 @@ pub struct CliOption {
     /// Spelled `--long`, and `--long=VALUE` when it takes a value.
     pub long: &'static str,
     /// Spelled `-c`; only the two options every Unix tool has get one.
-    pub short: Option<char>,
-    pub group: Group,
-    pub action: Action,
+    pub(crate) short: Option<char>,
+    pub(crate) group: Group,
+    pub(crate) action: Action,
     /// Said in `--help`; a `\n` ends a line there early.
-    pub help: &'static str,
+    pub(crate) help: &'static str,
     /// Each use adds to a list instead of replacing the previous value.
-    pub repeatable: bool,
+    pub(crate) repeatable: bool,
     /// What `--help` says a sandbox gets without the option.
-    pub default: Option<DefaultText>,
+    pub(crate) default: Option<DefaultText>,
     /// Said in `--help` inside the parentheses, after the default.
-    pub note: Option<&'static str>,
+    pub(crate) note: Option<&'static str>,
 }
 
 /// The headings of `--help`, in the order the README groups the options.
@@ -99,7 +98,7 @@ impl Group {
 
 impl CliOption {
     /// The value's name in the help (`SIZE`), or `None` for an option without one.
-    pub fn metavar(&self) -> Option<&'static str> {
+    pub(crate) fn metavar(&self) -> Option<&'static str> {
         match self.action {
             Action::Value { metavar, .. } => Some(metavar),
             _ => None,
@@ -111,7 +110,7 @@ impl CliOption {
     }
 
     /// The option as the help's left column writes it: `-h, --help`, `--fs MODE|DIR`.
-    pub fn synopsis(&self) -> String {
+    pub(crate) fn synopsis(&self) -> String {
         let mut out = match self.short {
             Some(c) => format!("-{c}, --{}", self.long),
             None => format!("--{}", self.long),

@@ -3,7 +3,6 @@
 //! move_mount). No decisions are made here: what to mount, where and with
 //! which flags is the plan's; this file only finds targets by fd and keeps
 //! the fds of the bases and host devices the steps name.
-#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};

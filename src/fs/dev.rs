@@ -1,7 +1,6 @@
 //! A minimal /dev on a fresh tmpfs: the six harmless character devices bound
 //! from the host (a user namespace cannot mknod), a private devpts, shm, mqueue
 //! and the usual links. Nothing from the image's /dev is used.
-#![forbid(unsafe_code)]
 
 use std::os::fd::OwnedFd;
 

@@ -6,7 +6,6 @@
 //! on filesystems. Each [`Step`] variant says why it cannot reach the host.
 //! Every path is looked up below a [`Base`], a tree the executor holds an fd
 //! for, so no step depends on what a path names at a later moment.
-#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::path::PathBuf;

@@ -1,7 +1,6 @@
 //! A fresh /proc for the new pid namespace, with runc's masked and read-only
 //! paths: host information (kcore, keys, timers) hidden behind /dev/null or an
 //! empty read-only tmpfs, and the kernel's knobs (sys, sysrq-trigger) read-only.
-#![forbid(unsafe_code)]
 
 use rustix::mount::MountAttrFlags;
 

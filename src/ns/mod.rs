@@ -3,7 +3,6 @@
 //!
 //! Kept as data first (`clone_flags`, `id_maps`) so that the id-shifted user
 //! namespace (leased ranges) changes what is computed, not how it is applied.
-#![forbid(unsafe_code)]
 
 use crate::error::{Error, Result};
 use crate::spec::{NetMode, Spec, UsernsMode};

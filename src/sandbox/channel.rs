@@ -1,7 +1,6 @@
 //! The parent/child channel: a SOCK_SEQPACKET socketpair carrying small
 //! fixed-layout records. Both ends are CLOEXEC, so EOF after `Go` means every
 //! holder has either exec'ed or exited.
-#![forbid(unsafe_code)]
 
 use std::io;
 use std::os::fd::OwnedFd;

@@ -2,7 +2,6 @@
 //! new namespaces, then becomes PID 1. It is a copy of a single-threaded
 //! process, so it may allocate, but it must never return into the parent's
 //! code: every path ends in `execve` or `_exit`.
-#![forbid(unsafe_code)]
 
 use rustix::process::{set_parent_process_death_signal, Signal};
 

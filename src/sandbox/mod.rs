@@ -1,7 +1,6 @@
 //! The process model (DESIGN.md section 2): the parent supervises, the clone3
 //! child sets the sandbox up and becomes its PID 1 (`init`), which starts the
 //! command. Everything the child needs is prepared here, before the clone.
-#![forbid(unsafe_code)]
 
 mod channel;
 mod child;

@@ -1,7 +1,6 @@
 //! The supervisor: clones the child into its namespaces, writes its id maps,
 //! says "go", relays its setup errors, forwards signals and reports its status.
 //! One thread, no async: poll(2) on the pidfd, a signalfd and the channel.
-#![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;

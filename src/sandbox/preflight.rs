@@ -1,6 +1,5 @@
 //! Checks against the host that still change nothing: run before any cgroup,
 //! mount or process is created, so a bad input leaves no trace.
-#![forbid(unsafe_code)]
 
 use crate::error::{Error, Result};
 use crate::spec::{FsMode, NetMode, Spec};

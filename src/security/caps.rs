@@ -5,7 +5,6 @@
 //! included, so neither the command nor a file-capability binary in the image
 //! can get it back at `execve` (CVE-2022-24769 and its siblings kept a non-empty
 //! inheritable set; bubblewrap's `--cap-add` fills the ambient set: we clear both).
-#![forbid(unsafe_code)]
 
 use rustix::io::Errno;
 use rustix::thread::{self as rthread, CapabilitySet, CapabilitySets};
@@ -59,22 +58,23 @@ const NAMES: [&str; 41] = [
 ];
 
 /// The highest capability number microbox knows by name.
-pub const LAST: u8 = 40;
+#[cfg(test)]
+pub(crate) const LAST: u8 = 40;
 
-pub const CHOWN: u8 = 0;
-pub const DAC_OVERRIDE: u8 = 1;
-pub const FOWNER: u8 = 3;
-pub const FSETID: u8 = 4;
-pub const KILL: u8 = 5;
-pub const SETGID: u8 = 6;
-pub const SETUID: u8 = 7;
-pub const SETPCAP: u8 = 8;
-pub const NET_BIND_SERVICE: u8 = 10;
-pub const NET_RAW: u8 = 13;
-pub const SYS_CHROOT: u8 = 18;
-pub const MKNOD: u8 = 27;
-pub const AUDIT_WRITE: u8 = 29;
-pub const SETFCAP: u8 = 31;
+pub(crate) const CHOWN: u8 = 0;
+pub(crate) const DAC_OVERRIDE: u8 = 1;
+pub(crate) const FOWNER: u8 = 3;
+pub(crate) const FSETID: u8 = 4;
+pub(crate) const KILL: u8 = 5;
+pub(crate) const SETGID: u8 = 6;
+pub(crate) const SETUID: u8 = 7;
+pub(crate) const SETPCAP: u8 = 8;
+pub(crate) const NET_BIND_SERVICE: u8 = 10;
+pub(crate) const NET_RAW: u8 = 13;
+pub(crate) const SYS_CHROOT: u8 = 18;
+pub(crate) const MKNOD: u8 = 27;
+pub(crate) const AUDIT_WRITE: u8 = 29;
+pub(crate) const SETFCAP: u8 = 31;
 
 /// Docker's and runc's default set: what the sandboxed command keeps unless
 /// `--cap-add`/`--cap-drop` say otherwise.
@@ -96,7 +96,7 @@ pub const DEFAULT: &[u8] = &[
 ];
 
 /// The capability number for a name, with or without `CAP_`, any case.
-pub fn from_name(name: &str) -> Option<u8> {
+pub(crate) fn from_name(name: &str) -> Option<u8> {
     let upper = name.to_ascii_uppercase();
     let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
     let index = NAMES
@@ -105,7 +105,7 @@ pub fn from_name(name: &str) -> Option<u8> {
     u8::try_from(index).ok()
 }
 
-/// `CAP_NAME` of a capability number, or `"CAP_UNKNOWN"` above [`LAST`].
+/// `CAP_NAME` of a capability number, or `"CAP_UNKNOWN"` above `LAST`.
 pub fn name(cap: u8) -> &'static str {
     NAMES
         .get(usize::from(cap))
@@ -122,7 +122,7 @@ fn bit(cap: u8) -> u64 {
 ///
 /// Drop is applied last, so a capability named by both `--cap-add` and
 /// `--cap-drop` is dropped: when the two disagree, the safer one wins.
-pub fn sandbox_set(add: &[u8], drop: &[u8]) -> u64 {
+pub(crate) fn sandbox_set(add: &[u8], drop: &[u8]) -> u64 {
     let added = DEFAULT
         .iter()
         .chain(add)
@@ -131,7 +131,7 @@ pub fn sandbox_set(add: &[u8], drop: &[u8]) -> u64 {
 }
 
 /// Every capability number set in `mask`, ascending.
-pub fn members(mask: u64) -> impl Iterator<Item = u8> {
+pub(crate) fn members(mask: u64) -> impl Iterator<Item = u8> {
     (0..64u8).filter(move |&cap| mask & bit(cap) != 0)
 }
 
@@ -145,7 +145,7 @@ pub fn members(mask: u64) -> impl Iterator<Item = u8> {
 /// PERFMON, CHECKPOINT_RESTORE) are left out rather than failing.
 /// Fails if `keep` asks for a capability the thread is not permitted to have,
 /// since a silently missing `--cap-add` would be worse than an error.
-pub fn apply(keep: u64) -> Result<()> {
+pub(crate) fn apply(keep: u64) -> Result<()> {
     // One prctl per capability to drop; the kernel answers EINVAL past its last
     // capability, which also tells which ones it knows. Dropping one that is not
     // in the bounding set succeeds, so nothing needs to be read first.

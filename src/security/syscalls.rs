@@ -7,7 +7,6 @@
 //! A number a table does not name (above its highest, or in one of its holes)
 //! is answered with ENOSYS by the seccomp filter: a syscall a later kernel adds
 //! stays unreachable until the tables are regenerated and the call reviewed.
-#![forbid(unsafe_code)]
 
 use super::{syscalls_aarch64, syscalls_x86_64};
 
@@ -30,7 +29,7 @@ impl Arch {
     pub const NATIVE: Arch = Arch::Aarch64;
 
     /// The name Rust, the kernel and seccompiler use for it.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Arch::X86_64 => "x86_64",
             Arch::Aarch64 => "aarch64",
@@ -46,7 +45,7 @@ impl Arch {
     }
 
     /// Name-sorted `(name, number)` pairs.
-    pub fn table(self) -> &'static [(&'static str, u32)] {
+    pub(crate) fn table(self) -> &'static [(&'static str, u32)] {
         match self {
             Arch::X86_64 => syscalls_x86_64::TABLE,
             Arch::Aarch64 => syscalls_aarch64::TABLE,
@@ -61,19 +60,19 @@ impl std::fmt::Display for Arch {
 }
 
 /// The native syscall number of `name`, if the kernel has such a call.
-pub fn number(name: &str) -> Option<u32> {
+pub(crate) fn number(name: &str) -> Option<u32> {
     number_for(Arch::NATIVE, name)
 }
 
 /// The syscall number of `name` on `arch`. Names are the kernel's (`__NR_name`),
 /// exact and lower case: `umount2`, `_sysctl`, `newfstatat`.
-pub fn number_for(arch: Arch, name: &str) -> Option<u32> {
+pub(crate) fn number_for(arch: Arch, name: &str) -> Option<u32> {
     entry_for(arch, name).map(|(_, nr)| nr)
 }
 
 /// The table's own `(name, number)` for `name` on `arch`: the name with a
 /// `'static` lifetime, for profiles that keep it.
-pub fn entry_for(arch: Arch, name: &str) -> Option<(&'static str, u32)> {
+pub(crate) fn entry_for(arch: Arch, name: &str) -> Option<(&'static str, u32)> {
     let table = arch.table();
     table
         .binary_search_by(|&(entry, _)| entry.cmp(name))
@@ -103,12 +102,14 @@ pub fn unnamed_ranges(arch: Arch) -> Vec<(u32, u32)> {
 }
 
 /// The native name of syscall number `nr`.
-pub fn name(nr: u32) -> Option<&'static str> {
+#[cfg(test)]
+pub(crate) fn name(nr: u32) -> Option<&'static str> {
     name_for(Arch::NATIVE, nr)
 }
 
 /// The name of syscall number `nr` on `arch`.
-pub fn name_for(arch: Arch, nr: u32) -> Option<&'static str> {
+#[cfg(test)]
+pub(crate) fn name_for(arch: Arch, nr: u32) -> Option<&'static str> {
     arch.table()
         .iter()
         .find(|&&(_, number)| number == nr)

@@ -14,7 +14,6 @@
 //! Address and id-range leases (bridge networking, id-shifted user namespaces)
 //! go here as `leases/...`, tied to the same lock: a lease whose sandbox lock
 //! can be taken belongs to a dead run.
-#![forbid(unsafe_code)]
 
 mod collect;
 mod lock;

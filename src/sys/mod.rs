@@ -1,6 +1,8 @@
 //! The only place with `unsafe`: thin wrappers of the syscalls that rustix lacks
 //! (clone3, mount_setattr, close_range, signal masks, fork/execve, one ioctl).
 //! Each wrapper does one syscall and returns `io::Result`; policy lives elsewhere.
+//! A wrapper whose soundness needs a process state checks it: clone3 and fork
+//! refuse unless the process is single-threaded.
 
 pub mod clone;
 pub mod exec;

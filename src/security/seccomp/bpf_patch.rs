@@ -2,7 +2,6 @@
 //! guard for numbers the table does not name, and the insertion that keeps
 //! seccompiler's jumps intact. seccompiler has no way to express either guard,
 //! so they are patched in after its arch check, which is verified first.
-#![forbid(unsafe_code)]
 
 use seccompiler::{sock_filter, BpfProgram, TargetArch};
 

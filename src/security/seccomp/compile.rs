@@ -1,6 +1,5 @@
 //! Compilation: a [`Profile`] into seccompiler's BPF programs, one per errno,
 //! each patched with the guards of `bpf_patch`; and [`load`], which installs them.
-#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 
