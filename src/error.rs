@@ -45,7 +45,7 @@ impl Error {
     }
 
     /// A bad command line, said in `msg`.
-    pub fn usage(msg: impl Into<String>) -> Self {
+    pub(crate) fn usage(msg: impl Into<String>) -> Self {
         Error {
             detail: Some(msg.into()),
             ..Error::new(Kind::Usage)
@@ -53,7 +53,7 @@ impl Error {
     }
 
     /// A failure that is not an operation on something: `msg` is the whole line.
-    pub fn runtime(msg: impl Into<String>) -> Self {
+    pub(crate) fn runtime(msg: impl Into<String>) -> Self {
         Error {
             detail: Some(msg.into()),
             ..Error::new(Kind::Runtime)
@@ -62,7 +62,7 @@ impl Error {
 
     /// `cannot <op>: <strerror>`. An `io::Error` without an errno keeps its text
     /// as the detail. The hint, if any, comes from [`hint_for`].
-    pub fn os(op: impl fmt::Display, err: impl Into<io::Error>) -> Self {
+    pub(crate) fn os(op: impl fmt::Display, err: impl Into<io::Error>) -> Self {
         let err: io::Error = err.into();
         let op = op.to_string();
         let errno = err.raw_os_error();
@@ -78,7 +78,7 @@ impl Error {
     }
 
     /// `cannot <op>: <why>`: an operation that failed for a reason in words.
-    pub fn failed(op: impl fmt::Display, why: impl Into<String>) -> Self {
+    pub(crate) fn failed(op: impl fmt::Display, why: impl Into<String>) -> Self {
         Error {
             op: Some(op.to_string()),
             detail: Some(why.into()),
@@ -87,20 +87,20 @@ impl Error {
     }
 
     /// The same error, naming the object it was about.
-    pub fn on(mut self, object: impl fmt::Display) -> Self {
+    pub(crate) fn on(mut self, object: impl fmt::Display) -> Self {
         self.object = Some(object.to_string());
         self
     }
 
     /// The same error with advice only the caller has the context for; replaces
     /// the table's.
-    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
 
     /// The same error with a second cause in words.
-    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+    pub(crate) fn detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
         self
     }
@@ -152,10 +152,10 @@ const HINTS: &[(&str, i32, &str)] = &[
 ];
 
 /// The operation whose hints depend most on the host: the clone into new namespaces.
-pub const CLONE_OP: &str = "create the sandbox namespaces (clone3)";
+pub(crate) const CLONE_OP: &str = "create the sandbox namespaces (clone3)";
 
 /// The table's advice for `op` failing with `errno`.
-pub fn hint_for(op: &str, errno: i32) -> Option<&'static str> {
+pub(crate) fn hint_for(op: &str, errno: i32) -> Option<&'static str> {
     HINTS
         .iter()
         .find(|(key, code, _)| *key == op && *code == errno)
@@ -188,7 +188,7 @@ pub fn exit_125_on_panic() {
 }
 
 /// `strerror` text without Rust's " (os error N)" suffix.
-pub fn describe(err: &io::Error) -> String {
+pub(crate) fn describe(err: &io::Error) -> String {
     let text = err.to_string();
     match text.find(" (os error") {
         Some(at) => text[..at].to_string(),
