@@ -66,11 +66,15 @@ fn denied() -> Vec<&'static str> {
 #[derive(Debug, PartialEq)]
 struct Options {
     runs: usize,
+    /// Another microbox binary (an older build) measured in the same
+    /// interleaved run, so before/after ratios share the machine's load.
+    baseline: Option<PathBuf>,
 }
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
     let mut runs = None;
     let mut quick = false;
+    let mut baseline = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let value = match arg.as_str() {
@@ -78,12 +82,19 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                 quick = true;
                 continue;
             }
+            "--baseline" => {
+                let bin = it
+                    .next()
+                    .ok_or("bench: --baseline needs a microbox binary")?;
+                baseline = Some(PathBuf::from(bin));
+                continue;
+            }
             "--runs" => it.next().ok_or("bench: --runs needs a number")?.as_str(),
             other => match other.strip_prefix("--runs=") {
                 Some(v) => v,
                 None => {
                     return Err(format!(
-                        "bench: unknown argument {other:?} (use --runs N, --quick)"
+                        "bench: unknown argument {other:?} (use --runs N, --quick, --baseline BIN)"
                     ))
                 }
             },
@@ -101,7 +112,12 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         (None, true) => QUICK_RUNS,
         (None, false) => DEFAULT_RUNS,
     };
-    Ok(Options { runs })
+    if let Some(bin) = &baseline {
+        if !bin.is_file() {
+            return Err(format!("bench: --baseline {}: no such file", bin.display()));
+        }
+    }
+    Ok(Options { runs, baseline })
 }
 
 pub fn run(ctx: &Ctx, args: &[String]) -> Result<u8, String> {
@@ -123,7 +139,7 @@ pub fn run(ctx: &Ctx, args: &[String]) -> Result<u8, String> {
         .canonicalize()
         .map_err(|e| format!("cannot resolve {}: {e}", image.display()))?;
     let load_start = loadavg();
-    let mut runtimes = runtimes(ctx, &microbox, &image)?;
+    let mut runtimes = runtimes(ctx, &microbox, opts.baseline.as_deref(), &image)?;
     let result = measure(&mut runtimes, &image, &opts);
     let cleanup = cleanup_crun();
     let load_end = loadavg();
@@ -289,7 +305,12 @@ impl Runtime {
     }
 }
 
-fn runtimes(ctx: &Ctx, microbox: &Path, image: &Path) -> Result<Vec<Runtime>, String> {
+fn runtimes(
+    ctx: &Ctx,
+    microbox: &Path,
+    baseline: Option<&Path>,
+    image: &Path,
+) -> Result<Vec<Runtime>, String> {
     let mut list = vec![
         Runtime::new(
             "microbox",
@@ -306,6 +327,15 @@ fn runtimes(ctx: &Ctx, microbox: &Path, image: &Path) -> Result<Vec<Runtime>, St
             },
         ),
     ];
+    if let Some(bin) = baseline {
+        list.push(Runtime::new(
+            "baseline",
+            Kind::Microbox {
+                bin: bin.to_path_buf(),
+                net_host: false,
+            },
+        ));
+    }
     let mut bwrap = Runtime::new("bwrap", Kind::Bwrap);
     if !Path::new(BWRAP).exists() {
         bwrap.dead = Some(format!("{BWRAP} missing: apt-get install bubblewrap"));
@@ -790,6 +820,12 @@ fn print_report(rep: &Report) {
          (1 CPU, 1 GiB without swap, 1024 pids); seccomp deny list; 14 capabilities"
     );
     println!("  --net host  the same without the network namespace: the difference is its cost");
+    if let Some(bin) = &rep.opts.baseline {
+        println!(
+            "  baseline    {} with microbox's defaults (--baseline)",
+            bin.display()
+        );
+    }
     println!(
         "  bwrap       --unshare-all (user, pid, net, ipc, uts, cgroup), read-only bind of \
          the image as /, /proc, /dev, /tmp; NO cgroups, NO overlay, no seccomp filter"
@@ -838,7 +874,7 @@ fn print_ratios(rep: &Report) {
     let Some(mb) = index("microbox") else { return };
     let mb_warm = stats(&r.warm[mb]);
     let mb_cold = stats(&r.cold[mb]);
-    for other in ["bwrap", "crun"] {
+    for other in ["baseline", "bwrap", "crun"] {
         let Some(o) = index(other) else { continue };
         let mut parts = Vec::new();
         if let (Some(a), Some(b)) = (&mb_warm, &stats(&r.warm[o])) {
@@ -893,6 +929,12 @@ mod tests {
     #[test]
     fn options() {
         assert_eq!(parse_args(&[]).unwrap().runs, DEFAULT_RUNS);
+        assert_eq!(parse_args(&[]).unwrap().baseline, None);
+        assert!(parse_args(&v(&["--baseline", "/nonexistent/microbox"])).is_err());
+        assert!(parse_args(&v(&["--baseline"])).is_err());
+        let me = std::env::current_exe().unwrap();
+        let with = parse_args(&v(&["--baseline", me.to_str().unwrap()])).unwrap();
+        assert_eq!(with.baseline.as_deref(), Some(me.as_path()));
         assert_eq!(parse_args(&v(&["--quick"])).unwrap().runs, QUICK_RUNS);
         assert_eq!(parse_args(&v(&["--runs", "12"])).unwrap().runs, 12);
         assert_eq!(parse_args(&v(&["--runs=7", "--quick"])).unwrap().runs, 7);
