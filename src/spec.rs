@@ -4,6 +4,8 @@
 
 use std::ffi::OsString;
 use std::net::IpAddr;
+
+use crate::net::addr::{Allow, Publish, Subnet, DEFAULT_BRIDGE, DEFAULT_SUBNET};
 use std::path::PathBuf;
 
 /// Where the sandbox's root filesystem comes from.
@@ -89,6 +91,12 @@ pub struct Spec {
     pub(crate) deny_syscalls: Vec<String>,
     /// Empty means the defaults (`DEFAULT_DNS`).
     pub(crate) dns: Vec<IpAddr>,
+    /// Bridge mode: the host bridge, its network, published ports and the
+    /// egress allow-list (empty: any destination).
+    pub(crate) bridge: String,
+    pub(crate) subnet: Subnet,
+    pub(crate) publish: Vec<Publish>,
+    pub(crate) net_allow: Vec<Allow>,
     /// `None` means a random adjective-noun chosen at run time.
     pub hostname: Option<String>,
     pub millicpus: u32,
@@ -107,6 +115,18 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// The first bridge-only option given a value other than its default, by name.
+    pub(crate) fn bridge_option_used(&self) -> Option<&'static str> {
+        [
+            (self.bridge != DEFAULT_BRIDGE, "--bridge"),
+            (self.subnet != DEFAULT_SUBNET, "--subnet"),
+            (!self.publish.is_empty(), "--publish"),
+            (!self.net_allow.is_empty(), "--net-allow"),
+        ]
+        .into_iter()
+        .find_map(|(used, name)| used.then_some(name))
+    }
+
     /// Whether the sandbox can write the host's storage: a `--mount-rw`, or
     /// `--fs host` without `--readonly`. Sandbox root is host root for those files
     /// (ids map 1:1), so a setuid binary or device node made there is real.
@@ -127,6 +147,10 @@ impl Default for Spec {
             allow_syscalls: Vec::new(),
             deny_syscalls: Vec::new(),
             dns: Vec::new(),
+            bridge: DEFAULT_BRIDGE.to_string(),
+            subnet: DEFAULT_SUBNET,
+            publish: Vec::new(),
+            net_allow: Vec::new(),
             hostname: None,
             millicpus: DEFAULT_MILLICPUS,
             memory: DEFAULT_MEMORY,

@@ -15,7 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use lexopt::Arg;
 
 use crate::error::{Error, Result};
-use crate::spec::{LogFormat, Spec};
+use crate::spec::{LogFormat, NetMode, Spec};
 
 pub use help::help_text;
 pub(crate) use options::Action;
@@ -87,6 +87,11 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command> {
         apply(&mut spec, &value).map_err(|reason| {
             Error::usage(format!("--{} {}: {reason}", option.long, shown(&value)))
         })?;
+    }
+    if let Some(option) = spec.bridge_option_used() {
+        if spec.net != NetMode::Bridge {
+            return Err(Error::usage(format!("{option} needs --net bridge")));
+        }
     }
     match spec.command.first() {
         None => Err(Error::usage(

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
+use crate::net::addr::{Allow, Publish, Subnet, DEFAULT_BRIDGE, DEFAULT_SUBNET};
 use crate::security::{caps, syscalls};
 use crate::spec::{
     BindMount, FsMode, LogFormat, LogLevel, NetMode, PidsLimit, Spec, UsernsMode, DEFAULT_DNS,
@@ -185,8 +186,9 @@ pub static OPTIONS: &[CliOption] = &[
             metavar: "MODE",
             apply: set_net,
         },
-        help: "none (a private network with only lo), host (the host's network); \
-               bridge (veth and NAT) is not implemented yet and is refused",
+        help: "none (a private network with only lo), host (the host's network), \
+               or bridge (a veth pair to a host bridge, NAT to the outside, no \
+               access to the host or other sandboxes)",
         repeatable: false,
         default: Some(DefaultText::Value(|| "none".into())),
         note: None,
@@ -202,6 +204,63 @@ pub static OPTIONS: &[CliOption] = &[
         help: "DNS server for /etc/resolv.conf, IPv4 or IPv6",
         repeatable: true,
         default: Some(DefaultText::Words(|| DEFAULT_DNS.join(" and "))),
+        note: None,
+    },
+    CliOption {
+        long: "bridge",
+        short: None,
+        group: Group::Network,
+        action: Action::Value {
+            metavar: "NAME",
+            apply: set_bridge,
+        },
+        help: "the host bridge of --net bridge, created if missing; 1-15 letters, \
+               digits, '-', '_' and '.'",
+        repeatable: false,
+        default: Some(DefaultText::Value(|| DEFAULT_BRIDGE.into())),
+        note: None,
+    },
+    CliOption {
+        long: "subnet",
+        short: None,
+        group: Group::Network,
+        action: Action::Value {
+            metavar: "CIDR",
+            apply: set_subnet,
+        },
+        help: "the bridge's IPv4 network, /16 to /30; the bridge is its first \
+               address; refused if it overlaps a route of the host",
+        repeatable: false,
+        default: Some(DefaultText::Value(|| DEFAULT_SUBNET.to_string())),
+        note: None,
+    },
+    CliOption {
+        long: "publish",
+        short: None,
+        group: Group::Network,
+        action: Action::Value {
+            metavar: "[HOSTIP:]HOSTPORT:PORT[/tcp|/udp]",
+            apply: add_publish,
+        },
+        help: "with --net bridge: forward HOSTPORT of the host (on HOSTIP only, if \
+               given) to PORT of the sandbox",
+        repeatable: true,
+        default: Some(DefaultText::Words(|| "nothing published".into())),
+        note: None,
+    },
+    CliOption {
+        long: "net-allow",
+        short: None,
+        group: Group::Network,
+        action: Action::Value {
+            metavar: "CIDR[:PORT[-PORT]][/tcp|/udp]",
+            apply: add_net_allow,
+        },
+        help: "with --net bridge: the sandbox may open connections only to these \
+               destinations (and the --dns servers on port 53); anything else is \
+               refused at once",
+        repeatable: true,
+        default: Some(DefaultText::Words(|| "any destination".into())),
         note: None,
     },
     CliOption {
@@ -479,6 +538,45 @@ fn add_dns(spec: &mut Spec, value: &OsStr) -> Checked {
         .parse::<IpAddr>()
         .map_err(|_| "not an IP address (use e.g. 1.1.1.1 or 2606:4700::1111)")?;
     spec.dns.push(ip);
+    Ok(())
+}
+
+fn set_bridge(spec: &mut Spec, value: &OsStr) -> Checked {
+    let name = text(value)?;
+    let plain = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if name.is_empty() || name.len() > 15 || !plain || name == "." || name == ".." {
+        return Err("expected 1-15 letters, digits, '-', '_' and '.'".into());
+    }
+    spec.bridge = name.to_string();
+    Ok(())
+}
+
+fn set_subnet(spec: &mut Spec, value: &OsStr) -> Checked {
+    spec.subnet = Subnet::parse(text(value)?)?;
+    Ok(())
+}
+
+fn add_publish(spec: &mut Spec, value: &OsStr) -> Checked {
+    let publish = Publish::parse(text(value)?)?;
+    let taken = spec
+        .publish
+        .iter()
+        .any(|p| p.host_port == publish.host_port && p.proto == publish.proto);
+    if taken {
+        return Err(format!(
+            "host port {}/{} is published twice",
+            publish.host_port,
+            publish.proto.name()
+        ));
+    }
+    spec.publish.push(publish);
+    Ok(())
+}
+
+fn add_net_allow(spec: &mut Spec, value: &OsStr) -> Checked {
+    spec.net_allow.push(Allow::parse(text(value)?)?);
     Ok(())
 }
 

@@ -922,3 +922,54 @@ fn wrap_fills_lines_and_keeps_pieces_whole() {
     );
     assert!(help::wrap(&[], 5).is_empty());
 }
+
+#[test]
+fn bridge_options_need_bridge_mode_and_valid_values() {
+    let spec = run(&[
+        "--net",
+        "bridge",
+        "--bridge",
+        "mbx-test",
+        "--subnet",
+        "192.0.2.0/28",
+        "--publish",
+        "8080:80",
+        "--publish",
+        "198.51.100.1:5353:53/udp",
+        "--net-allow",
+        "198.51.100.7:443/tcp",
+    ]);
+    assert_eq!(spec.bridge, "mbx-test");
+    assert_eq!(spec.subnet.to_string(), "192.0.2.0/28");
+    assert_eq!(spec.publish.len(), 2);
+    assert_eq!(spec.net_allow.len(), 1);
+    for option in [
+        "--publish=8080:80",
+        "--net-allow=192.0.2.1",
+        "--subnet=192.0.2.0/24",
+        "--bridge=br9",
+    ] {
+        let name = option.split('=').next().unwrap_or_default();
+        assert_eq!(fail(&[option]), format!("{name} needs --net bridge"));
+        assert_eq!(
+            fail(&["--net", "host", option]),
+            format!("{name} needs --net bridge")
+        );
+    }
+    assert_eq!(
+        fail(&[
+            "--net",
+            "bridge",
+            "--publish",
+            "80:80",
+            "--publish",
+            "80:81"
+        ]),
+        "--publish '80:81': host port 80/tcp is published twice"
+    );
+    assert_eq!(
+        fail(&["--net", "bridge", "--bridge", "this-name-is-too-long"]),
+        "--bridge 'this-name-is-too-long': expected 1-15 letters, digits, '-', '_' and '.'"
+    );
+    assert!(fail(&["--net", "bridge", "--subnet", "10.0.0.1/24"]).contains("host bits are set"));
+}
