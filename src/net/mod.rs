@@ -5,6 +5,8 @@
 pub(crate) mod addr;
 // Bridge mode is being built on these; until it lands, parts are used only by tests.
 #[allow(dead_code)]
+mod bridge;
+#[allow(dead_code)]
 mod netlink;
 #[allow(dead_code)]
 mod nlsock;

@@ -58,6 +58,14 @@ impl Message {
         Message { buf }
     }
 
+    /// The same request with `flags` added (NLM_F_ACK on a GET, so the kernel
+    /// confirms after answering).
+    pub fn with_flags(mut self, flags: u16) -> Message {
+        let now = u16::from_ne_bytes([self.buf[6], self.buf[7]]);
+        self.buf[6..8].copy_from_slice(&(now | flags).to_ne_bytes());
+        self
+    }
+
     /// The family header (`ifinfomsg`, `ifaddrmsg`, `rtmsg`, `nfgenmsg`), as bytes,
     /// padded to alignment.
     pub fn header(mut self, bytes: &[u8]) -> Message {

@@ -57,6 +57,15 @@ impl Refused {
     }
 }
 
+/// What the kernel answered to one request of [`Netlink::answers`].
+#[derive(Debug, Default)]
+pub struct Answer {
+    /// The payloads (after the netlink header) of the messages it sent back.
+    pub data: Vec<Vec<u8>>,
+    pub refused: Option<Refused>,
+    done: bool,
+}
+
 /// A failed exchange: the socket itself failed, or the kernel refused a request.
 #[derive(Debug)]
 pub enum Failure {
@@ -106,17 +115,31 @@ impl Netlink {
     /// The first refusal is returned (for an nf_tables batch the kernel applies
     /// none of it then); dump entries and notifications are ignored.
     pub fn exchange(&mut self, requests: Vec<Message>) -> std::result::Result<(), Failure> {
+        let first = self
+            .answers(requests)?
+            .into_iter()
+            .find_map(|answer| answer.refused);
+        first.map_or(Ok(()), |r| Err(Failure::Refused(r)))
+    }
+
+    /// Sends `requests` in one datagram and returns, per request, what the
+    /// kernel answered: the messages it sent back for it (a GET's answer) and
+    /// whether it refused it. Waits for the ack of each request that asked for
+    /// one (NLM_F_ACK); the kernel sends a GET's answer before its ack.
+    pub fn answers(&mut self, requests: Vec<Message>) -> std::result::Result<Vec<Answer>, Failure> {
         let mut datagram = Vec::new();
-        let mut waiting = Vec::new();
-        for (i, request) in requests.into_iter().enumerate() {
+        let mut seqs = Vec::new();
+        let mut waiting = 0usize;
+        for request in requests {
             let seq = self.next_seq;
             self.next_seq = self.next_seq.wrapping_add(1);
             let bytes = request.finish(seq);
-            if flags_of(&bytes) & NLM_F_ACK != 0 {
-                waiting.push((seq, i));
-            }
+            let acked = flags_of(&bytes) & NLM_F_ACK != 0;
+            waiting += usize::from(acked);
+            seqs.push((seq, acked));
             datagram.extend_from_slice(&bytes);
         }
+        let mut answers: Vec<Answer> = seqs.iter().map(|_| Answer::default()).collect();
         sendto(
             &self.fd,
             &datagram,
@@ -124,33 +147,40 @@ impl Netlink {
             &SocketAddrNetlink::new(0, 0),
         )?;
         let mut buf = vec![0u8; RECV_BUF];
-        let mut refused = None;
-        while !waiting.is_empty() {
+        while waiting > 0 {
             let (n, _) = recv(&self.fd, &mut buf[..], RecvFlags::empty())?;
             for reply in parse_replies(&buf[..n]).map_err(|m| Failure::Malformed(m.0))? {
-                let (seq, failure) = match reply {
-                    Reply::Ack { seq } => (seq, None),
-                    Reply::Failed {
-                        seq,
-                        errno,
-                        message,
-                    } => (seq, Some((errno, message))),
-                    Reply::Done { .. } | Reply::Data { .. } => continue,
+                let seq = match &reply {
+                    Reply::Ack { seq }
+                    | Reply::Failed { seq, .. }
+                    | Reply::Done { seq }
+                    | Reply::Data { seq, .. } => *seq,
                 };
-                let Some(at) = waiting.iter().position(|(s, _)| *s == seq) else {
+                let Some(index) = seqs.iter().position(|(s, _)| *s == seq) else {
                     continue;
                 };
-                let (_, index) = waiting.swap_remove(at);
-                if let (Some((errno, message)), None) = (failure, &refused) {
-                    refused = Some(Refused {
-                        index,
-                        errno,
-                        message,
-                    });
+                let answer = &mut answers[index];
+                match reply {
+                    Reply::Data { payload, .. } => answer.data.push(payload.to_vec()),
+                    Reply::Done { .. } => {}
+                    Reply::Ack { .. } | Reply::Failed { .. } if answer.done => {}
+                    Reply::Ack { .. } => {
+                        answer.done = true;
+                        waiting -= usize::from(seqs[index].1);
+                    }
+                    Reply::Failed { errno, message, .. } => {
+                        answer.done = true;
+                        answer.refused = Some(Refused {
+                            index,
+                            errno,
+                            message,
+                        });
+                        waiting -= usize::from(seqs[index].1);
+                    }
                 }
             }
         }
-        refused.map_or(Ok(()), |r| Err(Failure::Refused(r)))
+        Ok(answers)
     }
 
     /// Sends a dump request and returns each entry's payload (after the

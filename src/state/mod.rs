@@ -9,16 +9,19 @@
 //! |-----------------------------|-----------------------------------------------|
 //! | `sandboxes/<id>.lock`       | flock held by the live run of sandbox `<id>`  |
 //! | `gc.lock`                   | held while one run collects dead sandboxes    |
+//! | `ipam/<bridge>/<addr>.lock` | the lease of a bridge address (`Lease`)       |
+//! | `ports/<proto>-<port>.lock` | the lease of a published host port           |
 //! | `/run/microbox` itself      | each sandbox's staging tmpfs mount point, inside its own mount namespace only |
 //!
-//! Address and id-range leases (bridge networking, id-shifted user namespaces)
-//! go here as `leases/...`, tied to the same lock: a lease whose sandbox lock
-//! can be taken belongs to a dead run.
+//! Leases are their own flocks (a dead holder frees them by dying), unlinked
+//! on release; id-range leases (id-shifted user namespaces) come the same way.
 
 mod collect;
+mod lease;
 mod lock;
 
 pub use collect::collect_dead;
+pub use lease::Lease;
 pub use lock::SandboxLock;
 
 /// The directory this module owns.

@@ -1,0 +1,497 @@
+//! `--net bridge`, the executor (DESIGN.md section 7). In three steps, each
+//! with its own process and privilege:
+//!
+//! 1. [`prepare`], in the supervisor before the clone: the address and host
+//!    port leases (files under /run/microbox, nothing else on the host yet).
+//! 2. [`Prepared::attach`], in the supervisor after the clone and before Go:
+//!    the bridge (made once, kept), forwarding, the shared nf_tables table
+//!    (made once, kept), the sandbox's veth pair with its peer born in the
+//!    sandbox's network namespace, port isolation, the sandbox's own tables.
+//! 3. [`configure_inside`], in the child after Go, inside its namespace:
+//!    address, link up, default route.
+//!
+//! [`Attached::detach`] removes what step 2 made for this sandbox; the leases
+//! go when their files are dropped. After a SIGKILL of microbox the kernel
+//! removes the veth pair with the namespace, the leases are free with their
+//! holder gone, and [`forget`] (from the collector) removes the tables.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use super::addr::{host_veth_name, sandbox_mac, Subnet};
+use super::netlink::{attrs, Message, NLM_F_ACK, NLM_F_DUMP};
+use super::nlsock::{Answer, Bus, Netlink};
+use super::rtnl;
+use crate::error::{Error, Result};
+use crate::spec::Spec;
+use crate::state::{Lease, RUN_DIR};
+
+/// The sandbox's side of the network, computed before the clone and copied
+/// into the child with its memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inside {
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+}
+
+/// The interface name the sandbox sees.
+const INSIDE_NAME: &str = "eth0";
+
+/// Step 1: leases. A full subnet or a host port in use is an error here,
+/// before anything else exists.
+pub fn prepare(spec: &Spec, id: &str) -> Result<Prepared> {
+    let run = Path::new(RUN_DIR);
+    let subnet = spec.subnet;
+    let dir = format!("ipam/{}", spec.bridge);
+    let lease = Lease::first_free(run, &dir, subnet.hosts().map(|ip| ip.to_string()))?.ok_or_else(
+        || {
+            Error::failed(
+                "lease an address",
+                format!(
+                    "all {} addresses are leased by running sandboxes",
+                    subnet.hosts().count()
+                ),
+            )
+            .on(format_args!("in {subnet} of bridge {}", spec.bridge))
+            .hint("use a wider --subnet, or another --bridge with its own --subnet")
+        },
+    )?;
+    let addr: Ipv4Addr = lease
+        .name()
+        .parse()
+        .map_err(|_| Error::runtime(format!("internal error: lease {:?}", lease.name())))?;
+    let mut leases = vec![lease];
+    for publish in &spec.publish {
+        let name = format!("{}-{}", publish.proto.name(), publish.host_port);
+        let port = Lease::take(run, "ports", &name)?.ok_or_else(|| {
+            Error::failed("publish", "another sandbox publishes it").on(format_args!(
+                "host port {}/{}",
+                publish.host_port,
+                publish.proto.name()
+            ))
+        })?;
+        leases.push(port);
+    }
+    Ok(Prepared {
+        id: id.to_string(),
+        bridge: spec.bridge.clone(),
+        subnet,
+        inside: Inside {
+            addr,
+            prefix: subnet.prefix,
+            gateway: subnet.gateway(),
+        },
+        leases,
+    })
+}
+
+/// The leases of one sandbox; dropping it frees them.
+#[derive(Debug)]
+pub struct Prepared {
+    id: String,
+    bridge: String,
+    subnet: Subnet,
+    pub inside: Inside,
+    leases: Vec<Lease>,
+}
+
+/// What step 2 made for one sandbox.
+#[derive(Debug)]
+pub struct Attached {
+    prepared: Prepared,
+    veth: String,
+}
+
+impl Prepared {
+    /// Step 2, for the child `pid` waiting for Go.
+    pub fn attach(self, pid: i32) -> Result<Attached> {
+        let mut nl = Netlink::open(Bus::Route).map_err(|e| e.into_error("open", "rtnetlink"))?;
+        let bridge = ensure_bridge(&mut nl, &self.bridge, self.subnet)?;
+        enable_forwarding()?;
+        let veth = host_veth_name(&self.id);
+        let pid = u32::try_from(pid).map_err(|_| Error::runtime("internal error: pid"))?;
+        let mac = sandbox_mac(self.inside.addr);
+        let answers = nl
+            .answers(vec![
+                rtnl::new_veth_pair(&veth, bridge, INSIDE_NAME, mac, pid),
+                rtnl::isolate_port(&veth),
+            ])
+            .map_err(|e| e.into_error("create", format_args!("veth pair {veth}")))?;
+        first_refusal(answers, &[]).map_err(|r| {
+            r.into_error(
+                "create",
+                format_args!("veth pair {veth} on {}", self.bridge),
+            )
+        })?;
+        Ok(Attached {
+            prepared: self,
+            veth,
+        })
+    }
+}
+
+impl Attached {
+    /// Removes this sandbox's veth (the kernel would, with its namespace, but
+    /// later: namespaces are freed asynchronously) and frees its leases.
+    pub fn detach(self) -> Result<()> {
+        let result = delete_veth(&self.veth);
+        drop(self.prepared);
+        result
+    }
+}
+
+fn delete_veth(veth: &str) -> Result<()> {
+    let mut nl = Netlink::open(Bus::Route).map_err(|e| e.into_error("open", "rtnetlink"))?;
+    let answers = nl
+        .answers(vec![rtnl::delete_link(veth)])
+        .map_err(|e| e.into_error("delete", format_args!("link {veth}")))?;
+    first_refusal(answers, &[libc::ENODEV])
+        .map_err(|r| r.into_error("delete", format_args!("link {veth}")))
+}
+
+/// What the collector removes for a dead sandbox `id`: its veth, if the
+/// kernel has not yet. Ok when there is nothing.
+pub fn forget(id: &str) -> Result<()> {
+    delete_veth(&host_veth_name(id))
+}
+
+/// The first refusal among `answers` whose errno is not in `fine`.
+fn first_refusal(
+    answers: Vec<Answer>,
+    fine: &[i32],
+) -> std::result::Result<(), super::nlsock::Refused> {
+    match answers
+        .into_iter()
+        .filter_map(|a| a.refused)
+        .find(|r| !fine.contains(&r.errno))
+    {
+        Some(refused) => Err(refused),
+        None => Ok(()),
+    }
+}
+
+/// The bridge, up, with the subnet's gateway address, made when missing;
+/// returns its index. First refuses a subnet that overlaps a route of the host
+/// other than this bridge's own, and a bridge that serves another subnet:
+/// then nothing is made.
+fn ensure_bridge(nl: &mut Netlink, name: &str, subnet: Subnet) -> Result<u32> {
+    let existing = bridge_index(nl, name)?;
+    check_routes(nl, name, existing, subnet)?;
+    let index = match existing {
+        Some(index) => index,
+        None => {
+            let answers = nl
+                .answers(vec![rtnl::new_bridge(name)])
+                .map_err(|e| e.into_error("create", format_args!("bridge {name}")))?;
+            // EEXIST: another run made it since we looked.
+            first_refusal(answers, &[libc::EEXIST])
+                .map_err(|r| r.into_error("create", format_args!("bridge {name}")))?;
+            bridge_index(nl, name)?.ok_or_else(|| {
+                Error::failed("find", "it is gone right after it was made")
+                    .on(format_args!("bridge {name}"))
+            })?
+        }
+    };
+    let gateway = subnet.gateway();
+    let answers = nl
+        .answers(vec![
+            rtnl::set_up(name),
+            rtnl::new_address(index, gateway, subnet.prefix),
+        ])
+        .map_err(|e| e.into_error("add", format_args!("{gateway} to bridge {name}")))?;
+    first_refusal(answers, &[libc::EEXIST])
+        .map_err(|r| r.into_error("add", format_args!("{gateway} to bridge {name}")))?;
+    Ok(index)
+}
+
+/// The index of link `name`, or None when there is none.
+fn bridge_index(nl: &mut Netlink, name: &str) -> Result<Option<u32>> {
+    let mut answers = nl
+        .answers(vec![with_ack(rtnl::get_link(name))])
+        .map_err(|e| e.into_error("look up", format_args!("link {name}")))?;
+    let answer = answers.pop().unwrap_or_default();
+    match answer.refused {
+        Some(r) if r.errno == libc::ENODEV => Ok(None),
+        Some(r) => Err(r.into_error("look up", format_args!("link {name}"))),
+        None => Ok(answer.data.first().and_then(|p| rtnl::link_index(p))),
+    }
+}
+
+fn with_ack(msg: Message) -> Message {
+    msg.with_flags(NLM_F_ACK)
+}
+
+/// One IPv4 route of the main table: destination and the interface it leaves by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Route {
+    dest: Subnet,
+    oif: Option<u32>,
+}
+
+/// Refuses `subnet` when a host route overlaps it, unless the route is the
+/// bridge's own for exactly this subnet; the default route overlaps
+/// everything and is not counted.
+fn check_routes(nl: &mut Netlink, bridge: &str, index: Option<u32>, subnet: Subnet) -> Result<()> {
+    let mut header = [0u8; 12];
+    header[0] = 2; // AF_INET
+    let entries = nl
+        .dump(Message::new(libc::RTM_GETROUTE, NLM_F_DUMP).header(&header))
+        .map_err(|e| e.into_error("list", "the host's IPv4 routes"))?;
+    for route in entries.iter().filter_map(|e| parse_route(e)) {
+        let ours = index.is_some() && route.oif == index;
+        let why = if ours && route.dest != subnet {
+            format!("bridge {bridge} serves {} already", route.dest)
+        } else if !ours && route.dest.overlaps(subnet) {
+            format!("it overlaps the host's route to {}", route.dest)
+        } else {
+            continue;
+        };
+        return Err(Error::failed("use", why)
+            .on(format_args!("subnet {subnet}"))
+            .hint("choose another --subnet (and --bridge)"));
+    }
+    Ok(())
+}
+
+/// A main-table unicast route with a destination prefix from an RTM_NEWROUTE
+/// dump entry; None for anything else (default routes included).
+fn parse_route(payload: &[u8]) -> Option<Route> {
+    let header = payload.get(..12)?;
+    let (dst_len, table, kind) = (header[1], header[4], header[7]);
+    if dst_len == 0 || table != libc::RT_TABLE_MAIN || kind != libc::RTN_UNICAST {
+        return None;
+    }
+    let mut dest = None;
+    let mut oif = None;
+    for attr in attrs(payload.get(12..)?) {
+        let (kind, value) = attr.ok()?;
+        match kind {
+            k if k == libc::RTA_DST => {
+                let b: [u8; 4] = value.try_into().ok()?;
+                dest = Some(Ipv4Addr::from(b));
+            }
+            k if k == libc::RTA_OIF => {
+                let b: [u8; 4] = value.try_into().ok()?;
+                oif = Some(u32::from_ne_bytes(b));
+            }
+            _ => {}
+        }
+    }
+    Some(Route {
+        dest: Subnet {
+            network: dest?,
+            prefix: dst_len,
+        },
+        oif,
+    })
+}
+
+/// IPv4 forwarding in the host's namespace: without it nothing leaves the
+/// bridge. Written only when off, so a host that has it pays one read.
+fn enable_forwarding() -> Result<()> {
+    const PATH: &str = "/proc/sys/net/ipv4/ip_forward";
+    let now = std::fs::read(PATH).map_err(|e| Error::os("read", e).on(PATH))?;
+    if now.first() != Some(&b'1') {
+        std::fs::write(PATH, b"1").map_err(|e| Error::os("write 1 to", e).on(PATH))?;
+    }
+    Ok(())
+}
+
+/// Step 3, in the child inside its network namespace: `eth0` gets its
+/// address, goes up, and gets the default route via the bridge.
+pub fn configure_inside(inside: &Inside) -> Result<()> {
+    let mut nl = Netlink::open(Bus::Route).map_err(|e| e.into_error("open", "rtnetlink"))?;
+    let answers = nl
+        .answers(vec![
+            with_ack(rtnl::get_link(INSIDE_NAME)),
+            rtnl::set_up(INSIDE_NAME),
+        ])
+        .map_err(|e| e.into_error("configure", INSIDE_NAME))?;
+    let index = answers
+        .first()
+        .and_then(|a| a.data.first())
+        .and_then(|payload| rtnl::link_index(payload));
+    first_refusal(answers, &[]).map_err(|r| r.into_error("bring up", INSIDE_NAME))?;
+    let index = index.ok_or_else(|| Error::failed("find", "no such link").on(INSIDE_NAME))?;
+    let answers = nl
+        .answers(vec![
+            rtnl::new_address(index, inside.addr, inside.prefix),
+            rtnl::new_default_route(index, inside.gateway),
+        ])
+        .map_err(|e| e.into_error("configure", INSIDE_NAME))?;
+    first_refusal(answers, &[]).map_err(|r| {
+        r.into_error(
+            "configure",
+            format_args!(
+                "{INSIDE_NAME} with {}/{} via {}",
+                inside.addr, inside.prefix, inside.gateway
+            ),
+        )
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // STYLE.md: allowed in tests
+mod tests {
+    use super::*;
+
+    fn route_entry(dst: [u8; 4], len: u8, table: u8, kind: u8, oif: u32) -> Vec<u8> {
+        let mut msg = Message::new(libc::RTM_NEWROUTE, 0)
+            .header(&[2, len, 0, 0, table, 4, 0, kind, 0, 0, 0, 0]);
+        msg.attr(libc::RTA_DST, &dst);
+        msg.attr_u32(libc::RTA_OIF, oif);
+        msg.finish(1)[16..].to_vec()
+    }
+
+    #[test]
+    fn routes_are_read_from_dump_entries() {
+        let r = parse_route(&route_entry([192, 0, 2, 0], 24, 254, 1, 3)).unwrap();
+        assert_eq!(r.dest, Subnet::parse("192.0.2.0/24").unwrap());
+        assert_eq!(r.oif, Some(3));
+        // Local table, broadcast type, default route: not counted.
+        assert_eq!(
+            parse_route(&route_entry([192, 0, 2, 0], 24, 255, 1, 3)),
+            None
+        );
+        assert_eq!(
+            parse_route(&route_entry([192, 0, 2, 0], 24, 254, 3, 3)),
+            None
+        );
+        assert_eq!(parse_route(&route_entry([0, 0, 0, 0], 0, 254, 1, 3)), None);
+        // Truncated entries are None, never a panic.
+        let whole = route_entry([192, 0, 2, 0], 24, 254, 1, 3);
+        for cut in 0..whole.len() {
+            let _ = parse_route(&whole[..cut]);
+        }
+    }
+
+    /// The requests against the real kernel, in a network namespace of the
+    /// test's own (`unshare --net`: no traffic leaves it): the test executable
+    /// runs itself again there. As root only; unit tests must pass without.
+    #[test]
+    fn bridge_and_veth_are_made_in_a_private_namespace() {
+        const NAME: &str = "net::bridge::tests::bridge_and_veth_are_made_in_a_private_namespace";
+        if std::env::var_os("MICROBOX_TEST_IN_NETNS").is_some() {
+            inside_private_namespace();
+            return;
+        }
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: needs root for a network namespace");
+            return;
+        }
+        let out = std::process::Command::new("unshare")
+            .arg("--net")
+            .arg("--")
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env("MICROBOX_TEST_IN_NETNS", "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("1 passed"), "{text}");
+    }
+
+    fn ip(args: &[&str]) -> String {
+        let out = std::process::Command::new("ip")
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn inside_private_namespace() {
+        let subnet = Subnet::parse("192.0.2.0/28").unwrap();
+        let mut nl = Netlink::open(Bus::Route).unwrap();
+        let index = ensure_bridge(&mut nl, "mbxtest0", subnet).unwrap();
+        // Idempotent: the second time finds it all there.
+        assert_eq!(ensure_bridge(&mut nl, "mbxtest0", subnet).unwrap(), index);
+        let link = ip(&["-d", "link", "show", "mbxtest0"]);
+        assert!(link.contains("state UP") || link.contains(",UP"), "{link}");
+        assert!(link.contains("bridge"), "{link}");
+        assert!(ip(&["-4", "addr", "show", "mbxtest0"]).contains("192.0.2.1/28"));
+        // Another subnet on the same bridge, or one overlapping its route, is refused.
+        let other = Subnet::parse("192.0.2.0/24").unwrap();
+        let err = ensure_bridge(&mut nl, "mbxtest1", other)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("overlaps the host's route to 192.0.2.0/28"),
+            "{err}"
+        );
+        let err = ensure_bridge(
+            &mut nl,
+            "mbxtest0",
+            Subnet::parse("198.51.100.0/28").unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("serves 192.0.2.0/28 already"), "{err}");
+
+        // A process in a namespace of its own stands in for the sandbox.
+        let mut sandbox = std::process::Command::new("unshare")
+            .args(["--net", "--", "sleep", "30"])
+            .spawn()
+            .unwrap();
+        let pid = sandbox.id();
+        let netns = format!("/proc/{pid}/ns/net");
+        // unshare execs sleep once the namespace exists; wait for that.
+        for _ in 0..100 {
+            let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+            if std::fs::read_link(&netns).is_ok_and(|l| l != ours) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let inside = Inside {
+            addr: Ipv4Addr::new(192, 0, 2, 2),
+            prefix: 28,
+            gateway: subnet.gateway(),
+        };
+        let prepared = Prepared {
+            id: "0123456789abcdef".into(),
+            bridge: "mbxtest0".into(),
+            subnet,
+            inside,
+            leases: Vec::new(),
+        };
+        let attached = prepared.attach(i32::try_from(pid).unwrap()).unwrap();
+        let veth = ip(&["-d", "link", "show", "mbx0123456789ab"]);
+        assert!(veth.contains("master mbxtest0"), "{veth}");
+        assert!(veth.contains("isolated on"), "{veth}");
+        // Configure the peer from a thread that entered the sandbox's namespace.
+        let ns = std::fs::File::open(&netns).unwrap();
+        std::thread::spawn(move || {
+            rustix::thread::move_into_link_name_space(
+                std::os::fd::AsFd::as_fd(&ns),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .unwrap();
+            configure_inside(&inside).unwrap();
+        })
+        .join()
+        .unwrap();
+        let seen = |args: &[&str]| {
+            let out = std::process::Command::new("nsenter")
+                .arg(format!("--net={netns}"))
+                .arg("ip")
+                .args(args)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let eth0 = seen(&["addr", "show", "eth0"]);
+        assert!(eth0.contains("02:6d:c0:00:02:02"), "{eth0}");
+        assert!(eth0.contains("inet 192.0.2.2/28"), "{eth0}");
+        assert!(eth0.contains("state UP") || eth0.contains(",UP"), "{eth0}");
+        assert!(seen(&["route"]).contains("default via 192.0.2.1 dev eth0"));
+        attached.detach().unwrap();
+        assert!(!ip(&["link"]).contains("mbx0123456789ab"));
+        // Forgetting a sandbox whose veth is gone is fine.
+        forget("0123456789abcdef").unwrap();
+        let _ = sandbox.kill();
+        let _ = sandbox.wait();
+    }
+}

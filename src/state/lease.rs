@@ -1,0 +1,141 @@
+//! Leases: a file per leased thing (an address, a host port), held with
+//! `flock(LOCK_EX)` for the sandbox's lifetime and unlinked when it ends. A
+//! run killed with SIGKILL leaves the file unlocked, which is a free lease: no
+//! collector is needed for correctness, only to remove the stale file.
+//!
+//! Unlinking a lock file races with a run that opened it just before: that run
+//! would lock an inode no path leads to any more, and a third run could then
+//! create and lock a second file of the same name. So a lock counts only if,
+//! after it is taken, the path still names the locked inode; otherwise the
+//! taker retries with a fresh open.
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{FlockOperation, Mode, OFlags};
+
+use super::lock::open_creating;
+use crate::error::{Error, Result};
+
+#[derive(Debug)]
+pub struct Lease {
+    name: String,
+    path: PathBuf,
+    _fd: OwnedFd,
+}
+
+/// How often a lock is retried when its file was replaced under us; each
+/// retry means another run released the same name at that moment.
+const RETRIES: usize = 8;
+
+impl Lease {
+    /// Takes `<run_dir>/<dir>/<name>.lock` if no live run holds it; None if one does.
+    pub fn take(run_dir: &Path, dir: &str, name: &str) -> Result<Option<Lease>> {
+        let path = run_dir.join(dir).join(format!("{name}.lock"));
+        for _ in 0..RETRIES {
+            let fd = open_creating(&path)?;
+            match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => {}
+                Err(rustix::io::Errno::WOULDBLOCK) => return Ok(None),
+                Err(err) => return Err(Error::os("lock", err).on(path.display())),
+            }
+            if still_named(&fd, &path)? {
+                return Ok(Some(Lease {
+                    name: name.to_string(),
+                    path,
+                    _fd: fd,
+                }));
+            }
+        }
+        Err(Error::failed("lock", "it keeps being replaced by other runs").on(path.display()))
+    }
+
+    /// The first of `names` no live run holds, or None when every one is held.
+    pub fn first_free(
+        run_dir: &Path,
+        dir: &str,
+        names: impl IntoIterator<Item = String>,
+    ) -> Result<Option<Lease>> {
+        for name in names {
+            if let Some(lease) = Lease::take(run_dir, dir, &name)? {
+                return Ok(Some(lease));
+            }
+        }
+        Ok(None)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Unlink, then unlock (the fd closes after this runs): see the module comment.
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn still_named(fd: &OwnedFd, path: &Path) -> Result<bool> {
+    let held = rustix::fs::fstat(fd).map_err(|e| Error::os("stat", e).on(path.display()))?;
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match rustix::fs::open(path, flags, Mode::empty()) {
+        Ok(now) => {
+            let now =
+                rustix::fs::fstat(&now).map_err(|e| Error::os("stat", e).on(path.display()))?;
+            Ok(now.st_ino == held.st_ino && now.st_dev == held.st_dev)
+        }
+        Err(rustix::io::Errno::NOENT) => Ok(false),
+        Err(err) => Err(Error::os("open", err).on(path.display())),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // STYLE.md: allowed in tests
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_is_held_once_and_freed_with_its_file() {
+        let run = crate::test_dir("state-lease");
+        let a = Lease::take(&run, "ipam/br0", "10.44.0.2").unwrap().unwrap();
+        assert_eq!(a.name(), "10.44.0.2");
+        assert!(Lease::take(&run, "ipam/br0", "10.44.0.2")
+            .unwrap()
+            .is_none());
+        let names = || (2..5).map(|i| format!("10.44.0.{i}"));
+        let b = Lease::first_free(&run, "ipam/br0", names())
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.name(), "10.44.0.3");
+        drop(a);
+        assert!(!run.join("ipam/br0/10.44.0.2.lock").exists());
+        let c = Lease::first_free(&run, "ipam/br0", names())
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.name(), "10.44.0.2");
+        let d = Lease::first_free(&run, "ipam/br0", names())
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.name(), "10.44.0.4");
+        assert!(Lease::first_free(&run, "ipam/br0", names())
+            .unwrap()
+            .is_none());
+        drop((b, c, d));
+        std::fs::remove_dir_all(&run).unwrap();
+    }
+
+    /// A lock on a file that was unlinked and recreated since it was opened
+    /// is not a lease.
+    #[test]
+    fn a_replaced_file_is_not_named_any_more() {
+        let run = crate::test_dir("state-lease-race");
+        let path = run.join("x.lock");
+        let old = open_creating(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(!still_named(&old, &path).unwrap());
+        let _new = open_creating(&path).unwrap();
+        assert!(!still_named(&old, &path).unwrap());
+        std::fs::remove_dir_all(&run).unwrap();
+    }
+}
