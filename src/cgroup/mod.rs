@@ -285,8 +285,9 @@ impl Placement<'_> {
 /// many sandboxes were collected. Cheap when there is nothing to do: one `readdir`
 /// of each `microbox` parent; the collector's lock is taken only when there is
 /// something to look at, and when another run holds it that run does the work.
-pub fn collect_stale() -> Result<usize> {
-    stale::collect(&detect()?, Path::new(crate::state::RUN_DIR))
+/// `also(id)` removes what else a dead sandbox held, before its cgroups.
+pub fn collect_stale(also: impl FnMut(&str) -> Result<()>) -> Result<usize> {
+    stale::collect(&detect()?, Path::new(crate::state::RUN_DIR), also)
 }
 
 /// A sandbox id becomes a path component in two places, so it must be a plain name.

@@ -8,14 +8,23 @@ use super::{is_valid_id, v1, v2, Hierarchy};
 use crate::error::{Error, Result};
 
 /// See `super::collect_stale`.
-pub(super) fn collect(hierarchy: &Hierarchy, run_dir: &Path) -> Result<usize> {
+pub(super) fn collect(
+    hierarchy: &Hierarchy,
+    run_dir: &Path,
+    mut also: impl FnMut(&str) -> Result<()>,
+) -> Result<usize> {
     let parents = hierarchy.parents();
     let ids = candidates(&parents)?;
-    crate::state::collect_dead(run_dir, &ids, |id| match hierarchy {
-        Hierarchy::V2 { .. } => v2::remove(&parents[0].join(id)),
-        Hierarchy::V1 { .. } => {
-            let dirs: Vec<PathBuf> = parents.iter().map(|parent| parent.join(id)).collect();
-            v1::remove_dirs(&dirs)
+    crate::state::collect_dead(run_dir, &ids, |id| {
+        // What else the dead sandbox held goes first: its cgroup is what
+        // makes it a candidate, so it must be the last thing removed.
+        also(id)?;
+        match hierarchy {
+            Hierarchy::V2 { .. } => v2::remove(&parents[0].join(id)),
+            Hierarchy::V1 { .. } => {
+                let dirs: Vec<PathBuf> = parents.iter().map(|parent| parent.join(id)).collect();
+                v1::remove_dirs(&dirs)
+            }
         }
     })
 }
@@ -71,7 +80,10 @@ mod tests {
         let live = SandboxLock::acquire(&run, "live").unwrap();
         SandboxLock::acquire(&run, "dead").unwrap().release(false);
 
-        assert_eq!(collect(&hierarchy, &run).map_err(|e| e.to_string()), Ok(2));
+        assert_eq!(
+            collect(&hierarchy, &run, |_| Ok(())).map_err(|e| e.to_string()),
+            Ok(2)
+        );
         assert!(parent.join("live").exists());
         assert!(run.join("sandboxes/live.lock").exists());
         assert!(!parent.join("dead").exists());
@@ -81,7 +93,10 @@ mod tests {
 
         // Once the owner is gone, the next collection takes it too.
         drop(live);
-        assert_eq!(collect(&hierarchy, &run).map_err(|e| e.to_string()), Ok(1));
+        assert_eq!(
+            collect(&hierarchy, &run, |_| Ok(())).map_err(|e| e.to_string()),
+            Ok(1)
+        );
         assert!(!parent.join("live").exists());
         std::fs::remove_dir_all(&base).unwrap();
     }
@@ -101,7 +116,10 @@ mod tests {
         mkdirs(&[parents[0].join("half")]);
         SandboxLock::acquire(&run, "half").unwrap().release(false);
 
-        assert_eq!(collect(&hierarchy, &run).map_err(|e| e.to_string()), Ok(2));
+        assert_eq!(
+            collect(&hierarchy, &run, |_| Ok(())).map_err(|e| e.to_string()),
+            Ok(2)
+        );
         for parent in &parents {
             assert_eq!(std::fs::read_dir(parent).unwrap().count(), 0);
         }

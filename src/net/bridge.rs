@@ -82,7 +82,7 @@ pub fn prepare(spec: &Spec, id: &str) -> Result<Prepared> {
             prefix: subnet.prefix,
             gateway: subnet.gateway(),
         },
-        leases,
+        _leases: leases,
     })
 }
 
@@ -93,7 +93,8 @@ pub struct Prepared {
     bridge: String,
     subnet: Subnet,
     pub inside: Inside,
-    leases: Vec<Lease>,
+    /// Held, never read: dropping them frees the address and ports.
+    _leases: Vec<Lease>,
 }
 
 /// What step 2 made for one sandbox.
@@ -455,7 +456,7 @@ mod tests {
             bridge: "mbxtest0".into(),
             subnet,
             inside,
-            leases: Vec::new(),
+            _leases: Vec::new(),
         };
         let attached = prepared.attach(i32::try_from(pid).unwrap()).unwrap();
         let veth = ip(&["-d", "link", "show", "mbx0123456789ab"]);

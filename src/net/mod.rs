@@ -1,17 +1,16 @@
-//! Networking inside the sandbox's own network namespace. `--net none`: only
-//! `lo`, brought up. Bridge mode comes with its own issue.
+//! The sandbox's network. `--net none`: its own namespace with only `lo`,
+//! brought up. `--net bridge`: `bridge.rs`, over netlink (`netlink.rs`
+//! encodes, `nlsock.rs` talks, `rtnl.rs` and `nft.rs` say what).
 
-#[allow(dead_code)] // the executor lands next
 pub(crate) mod addr;
-// Bridge mode is being built on these; until it lands, parts are used only by tests.
-#[allow(dead_code)]
 mod bridge;
-#[allow(dead_code)]
+#[allow(dead_code)] // until nft.rs: the nf_tables half of bridge mode
 mod netlink;
-#[allow(dead_code)]
+#[allow(dead_code)] // until nft.rs
 mod nlsock;
-#[allow(dead_code)]
 mod rtnl;
+
+pub(crate) use bridge::{configure_inside, forget, prepare, Inside};
 
 use std::os::fd::AsFd;
 

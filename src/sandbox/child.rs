@@ -9,15 +9,22 @@ use super::channel::{Channel, Message};
 use super::{init, Launch};
 use crate::cgroup::Placement;
 use crate::error::{Error, Result};
+use crate::net::Inside;
 use crate::spec::{NetMode, Spec};
 use crate::sys::exec::exit_now;
 
 /// microbox's own failure (DESIGN.md section 3).
 const EXIT_SETUP_FAILED: i32 = 125;
 
-pub fn main(spec: &Spec, launch: &Launch, chan: Channel, placement: Placement<'_>) -> ! {
+pub fn main(
+    spec: &Spec,
+    launch: &Launch,
+    chan: Channel,
+    placement: Placement<'_>,
+    inside: Option<Inside>,
+) -> ! {
     // A panic here ends in the hook `main` installed: one line, exit 125.
-    match setup(spec, launch, &chan, placement) {
+    match setup(spec, launch, &chan, placement, inside) {
         Ok(()) => init::start(launch, chan),
         Err(err) => {
             let _ = chan.send(&Message::SetupFailed(err));
@@ -26,7 +33,13 @@ pub fn main(spec: &Spec, launch: &Launch, chan: Channel, placement: Placement<'_
     }
 }
 
-fn setup(spec: &Spec, launch: &Launch, chan: &Channel, placement: Placement<'_>) -> Result<()> {
+fn setup(
+    spec: &Spec,
+    launch: &Launch,
+    chan: &Channel,
+    placement: Placement<'_>,
+    inside: Option<Inside>,
+) -> Result<()> {
     // If microbox dies from here on, so does the sandbox. Set before waiting for
     // Go: a parent that died earlier shows up as EOF on the channel.
     set_parent_process_death_signal(Some(Signal::KILL))
@@ -49,6 +62,10 @@ fn setup(spec: &Spec, launch: &Launch, chan: &Channel, placement: Placement<'_>)
         .map_err(|e| Error::os("set hostname", e).on(&launch.hostname))?;
     if spec.net != NetMode::Host {
         crate::net::loopback_up()?;
+    }
+    // The parent made eth0 in this namespace before Go.
+    if let Some(inside) = &inside {
+        crate::net::configure_inside(inside)?;
     }
     Ok(())
 }

@@ -15,7 +15,7 @@ use crate::cgroup::{collect_stale, Cgroup, Limits};
 use crate::error::{Error, Result};
 use crate::log;
 use crate::ns;
-use crate::spec::Spec;
+use crate::spec::{NetMode, Spec};
 use crate::state::{SandboxLock, RUN_DIR};
 use crate::sys::clone::{clone3, Forked};
 use crate::sys::signal::{self, SigSet};
@@ -28,7 +28,7 @@ pub fn supervise(spec: &Spec, launch: &Launch) -> Result<i32> {
     let sigfd = signal::signalfd(&forwarded).map_err(|e| Error::os("create a signalfd", e))?;
     let (ours, theirs) =
         channel::pair().map_err(|e| Error::os("create the parent/child channel", e))?;
-    if let Err(err) = collect_stale() {
+    if let Err(err) = collect_stale(crate::net::forget) {
         log::warn(
             &format!("cannot collect the cgroups of dead sandboxes: {err}"),
             &[],
@@ -36,15 +36,22 @@ pub fn supervise(spec: &Spec, launch: &Launch) -> Result<i32> {
     }
     // The lock comes before anything it guards; limits are written before any
     // process exists.
-    let lock = SandboxLock::acquire(Path::new(RUN_DIR), &names::random_id())?;
+    let id = names::random_id();
+    let lock = SandboxLock::acquire(Path::new(RUN_DIR), &id)?;
     let cgroup = Cgroup::create(lock, &Limits::from(spec))?;
     let placement = cgroup.placement()?;
+    // Leases only; the links and rules need the child's pid.
+    let bridge = match spec.net {
+        NetMode::Bridge => Some(crate::net::prepare(spec, &id)?),
+        NetMode::None | NetMode::Host => None,
+    };
+    let inside = bridge.as_ref().map(|prepared| prepared.inside);
 
     let (pid, pidfd) = match clone3(ns::clone_flags(spec), placement.clone_into()) {
         Ok(Forked::Child) => {
             drop(ours);
             drop(sigfd);
-            child::main(spec, launch, theirs, placement)
+            child::main(spec, launch, theirs, placement, inside)
         }
         Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
         Err(e) => return Err(Error::os(crate::error::CLONE_OP, e)),
@@ -56,14 +63,20 @@ pub fn supervise(spec: &Spec, launch: &Launch) -> Result<i32> {
     );
 
     drop(placement);
-    if let Err(err) = ns::id_maps(spec).map_or(Ok(()), |maps| ns::write_id_maps(pid, &maps)) {
-        // The child waits for Go: killing it is all the cleanup there is. If its
-        // own setup failed first, that is the cause.
-        let _ = pidfd_send_signal(&pidfd, Signal::KILL);
-        return Err(wait_for_exit(&ours, &pidfd, &sigfd, spec.stop_timeout)
-            .err()
-            .unwrap_or(err));
-    }
+    let attached = ns::id_maps(spec)
+        .map_or(Ok(()), |maps| ns::write_id_maps(pid, &maps))
+        .and_then(|()| bridge.map(|prepared| prepared.attach(pid)).transpose());
+    let attached = match attached {
+        Ok(attached) => attached,
+        Err(err) => {
+            // The child waits for Go: killing it is all the cleanup there is. If
+            // its own setup failed first, that is the cause.
+            let _ = pidfd_send_signal(&pidfd, Signal::KILL);
+            return Err(wait_for_exit(&ours, &pidfd, &sigfd, spec.stop_timeout)
+                .err()
+                .unwrap_or(err));
+        }
+    };
     // A failed send means the child is gone already; its status tells why.
     let _ = ours.send(&Message::Go);
     let status = wait_for_exit(&ours, &pidfd, &sigfd, spec.stop_timeout);
@@ -80,6 +93,11 @@ pub fn supervise(spec: &Spec, launch: &Launch) -> Result<i32> {
     }
     // The command's status stands even if cleanup fails: the lock file stays,
     // so the next run collects what is left.
+    if let Some(attached) = attached {
+        if let Err(err) = attached.detach() {
+            log::error(&format!("{err} (the next microbox run removes it)"), &[]);
+        }
+    }
     if let Err(err) = cgroup.destroy() {
         log::error(&format!("{err} (the next microbox run removes it)"), &[]);
     }
