@@ -28,6 +28,13 @@ fn main() {
             );
             0
         }
+        Ok(Command::NetCleanup { bridge }) => match sandbox::clean_network(&bridge) {
+            Ok(()) => 0,
+            Err(err) => {
+                log::error(&err.to_string(), &[]);
+                EXIT_MICROBOX
+            }
+        },
         Ok(Command::Run(spec)) => {
             log::configure(spec.log_level, spec.log_format);
             match sandbox::run(&spec) {

@@ -97,6 +97,8 @@ pub struct Spec {
     pub(crate) subnet: Subnet,
     pub(crate) publish: Vec<Publish>,
     pub(crate) net_allow: Vec<Allow>,
+    /// `--net-cleanup`: no sandbox; remove the bridge and its tables.
+    pub(crate) net_cleanup: bool,
     /// `None` means a random adjective-noun chosen at run time.
     pub hostname: Option<String>,
     pub millicpus: u32,
@@ -151,6 +153,7 @@ impl Default for Spec {
             subnet: DEFAULT_SUBNET,
             publish: Vec::new(),
             net_allow: Vec::new(),
+            net_cleanup: false,
             hostname: None,
             millicpus: DEFAULT_MILLICPUS,
             memory: DEFAULT_MEMORY,

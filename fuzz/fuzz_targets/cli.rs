@@ -42,6 +42,9 @@ fuzz_target!(|data: &[u8]| {
             assert!(spec.memory > 0 && spec.storage > 0);
         }
         Ok(Command::Help | Command::Version) => {}
+        Ok(Command::NetCleanup { bridge }) => {
+            assert!((1..=15).contains(&bridge.len()) && !bridge.contains('/'), "{bridge:?}");
+        }
         Err(err) => {
             let line = err.to_string();
             assert!(!line.contains('\n') && !line.contains('\r'), "{line:?}");

@@ -30,6 +30,10 @@ pub enum Command {
     Help,
     Version,
     Run(Spec),
+    /// `--net-cleanup`: remove bridge mode's host state for `bridge`.
+    NetCleanup {
+        bridge: String,
+    },
 }
 
 /// Values are echoed in error messages; a fuzzer or a pasted file could make them huge.
@@ -87,6 +91,14 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command> {
         apply(&mut spec, &value).map_err(|reason| {
             Error::usage(format!("--{} {}: {reason}", option.long, shown(&value)))
         })?;
+    }
+    if spec.net_cleanup {
+        if !spec.command.is_empty() {
+            return Err(Error::usage("--net-cleanup takes no command"));
+        }
+        return Ok(Command::NetCleanup {
+            bridge: spec.bridge,
+        });
     }
     if let Some(option) = spec.bridge_option_used() {
         if spec.net != NetMode::Bridge {

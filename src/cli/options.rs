@@ -264,6 +264,17 @@ pub static OPTIONS: &[CliOption] = &[
         note: None,
     },
     CliOption {
+        long: "net-cleanup",
+        short: None,
+        group: Group::Network,
+        action: Action::Switch(|spec| spec.net_cleanup = true),
+        help: "run no sandbox: remove the bridge (--bridge) and microbox's \
+               nf_tables tables, and exit; refused while a sandbox uses the bridge",
+        repeatable: false,
+        default: None,
+        note: None,
+    },
+    CliOption {
         long: "hostname",
         short: None,
         group: Group::Network,

@@ -817,6 +817,8 @@ fn every_spelling_is_recognised() {
                 | (Ok(Command::Version), Action::ShowVersion)
                 | (Ok(Command::Run(_)), Action::Switch(_))
                 | (Err(_), Action::Value { .. }) => {}
+                // A switch that runs no sandbox, so a command is an error.
+                (Err(_), Action::Switch(_)) if option.long == "net-cleanup" => {}
                 (other, _) => panic!("{spelling}: {other:?}"),
             }
         }
@@ -972,4 +974,21 @@ fn bridge_options_need_bridge_mode_and_valid_values() {
         "--bridge 'this-name-is-too-long': expected 1-15 letters, digits, '-', '_' and '.'"
     );
     assert!(fail(&["--net", "bridge", "--subnet", "10.0.0.1/24"]).contains("host bits are set"));
+}
+
+#[test]
+fn net_cleanup_runs_no_sandbox() {
+    assert_eq!(
+        parse(args(&["--net-cleanup"])).ok(),
+        Some(Command::NetCleanup {
+            bridge: "microbox0".into()
+        })
+    );
+    assert_eq!(
+        parse(args(&["--net-cleanup", "--bridge", "br7"])).ok(),
+        Some(Command::NetCleanup {
+            bridge: "br7".into()
+        })
+    );
+    assert_eq!(fail(&["--net-cleanup"]), "--net-cleanup takes no command");
 }

@@ -136,25 +136,60 @@ impl Attached {
     /// Removes this sandbox's veth (the kernel would, with its namespace, but
     /// later: namespaces are freed asynchronously) and frees its leases.
     pub fn detach(self) -> Result<()> {
-        let result = delete_veth(&self.veth);
+        let result = delete_link(&self.veth);
         drop(self.prepared);
         result
     }
 }
 
-fn delete_veth(veth: &str) -> Result<()> {
+/// Deletes link `name`; Ok when there is none.
+fn delete_link(name: &str) -> Result<()> {
     let mut nl = Netlink::open(Bus::Route).map_err(|e| e.into_error("open", "rtnetlink"))?;
     let answers = nl
-        .answers(vec![rtnl::delete_link(veth)])
-        .map_err(|e| e.into_error("delete", format_args!("link {veth}")))?;
+        .answers(vec![rtnl::delete_link(name)])
+        .map_err(|e| e.into_error("delete", format_args!("link {name}")))?;
     first_refusal(answers, &[libc::ENODEV])
-        .map_err(|r| r.into_error("delete", format_args!("link {veth}")))
+        .map_err(|r| r.into_error("delete", format_args!("link {name}")))
 }
 
 /// What the collector removes for a dead sandbox `id`: its veth, if the
 /// kernel has not yet. Ok when there is nothing.
 pub fn forget(id: &str) -> Result<()> {
-    delete_veth(&host_veth_name(id))
+    delete_link(&host_veth_name(id))
+}
+
+/// `microbox --net-cleanup`: removes bridge `name` and what bridge mode made
+/// for it on the host, refusing while a live sandbox holds an address on it.
+/// Stale lease files (of dead runs) go too. Nothing there is fine.
+pub fn cleanup(name: &str) -> Result<()> {
+    let dir = Path::new(RUN_DIR).join("ipam").join(name);
+    let mut in_use = 0;
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let Some(addr) = file.to_str().and_then(|f| f.strip_suffix(".lock")) else {
+                continue;
+            };
+            // Taking a free lease and dropping it removes its stale file.
+            match Lease::take(Path::new(RUN_DIR), &format!("ipam/{name}"), addr)? {
+                Some(free) => drop(free),
+                None => in_use += 1,
+            }
+        }
+    }
+    if in_use > 0 {
+        return Err(
+            Error::failed("remove", format!("{in_use} running sandbox(es) use it"))
+                .on(format_args!("bridge {name}"))
+                .hint("stop them first"),
+        );
+    }
+    delete_link(name)?;
+    match std::fs::remove_dir(&dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::os("remove", e).on(dir.display())),
+    }
 }
 
 /// The first refusal among `answers` whose errno is not in `fine`.

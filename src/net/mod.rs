@@ -10,7 +10,7 @@ mod netlink;
 mod nlsock;
 mod rtnl;
 
-pub(crate) use bridge::{configure_inside, forget, prepare, Inside};
+pub(crate) use bridge::{cleanup, configure_inside, forget, prepare, Inside};
 
 use std::os::fd::AsFd;
 

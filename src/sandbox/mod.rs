@@ -53,6 +53,12 @@ pub(crate) struct Launch<'a> {
     pub binds: Vec<crate::fs::PreparedBind<'a>>,
 }
 
+/// `microbox --net-cleanup`: removes bridge mode's host state for `bridge`.
+pub fn clean_network(bridge: &str) -> Result<()> {
+    preflight::require_root()?;
+    crate::net::cleanup(bridge)
+}
+
 /// Runs the sandbox and returns microbox's exit status.
 pub fn run(spec: &Spec) -> Result<i32> {
     preflight::check(spec)?;

@@ -29,6 +29,10 @@ pub fn check(spec: &Spec) -> Result<()> {
             }
         }
     }
+    require_root()
+}
+
+pub fn require_root() -> Result<()> {
     if !rustix::process::geteuid().is_root() {
         return Err(Error::runtime(
             "microbox must run as root (rootless mode is not supported yet)",
