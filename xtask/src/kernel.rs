@@ -31,6 +31,13 @@ pub const WANTED_MODULES: &[&str] = &[
     "nft_masq",
     "nft_nat",
     "nft_ct",
+    // Bridge mode's rules: reject (refused, not dropped), fib (the host's own
+    // addresses, for published ports), the bridge family's meta keys.
+    "nft_reject",
+    "nft_reject_inet",
+    "nft_fib",
+    "nft_fib_inet",
+    "nft_meta_bridge",
 ];
 
 /// Soft dependencies that neither modules.dep nor (on Debian 12) modules.softdep

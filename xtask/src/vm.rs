@@ -28,8 +28,9 @@ const DEFAULT_TIMEOUT_SECS: u64 = 900;
 pub const INSTALL_HINT: &str = "apt-get install qemu-system-x86 linux-image-amd64";
 
 /// Host tools copied into the guest with their shared libraries, when the host
-/// has them: tests may use nft to look at the ruleset the runtime wrote.
-const HOST_TOOLS: &[&str] = &["/usr/sbin/nft"];
+/// has them: tests use ip(8) to build network topologies in namespaces they
+/// make, and nft to look at the ruleset the runtime wrote.
+const HOST_TOOLS: &[&str] = &["/usr/sbin/nft", "/usr/sbin/ip"];
 
 /// What goes into the initramfs besides busybox, the modules and /init.
 #[derive(Default)]

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: probe SUBCOMMAND [ARGS]
   fds | pid | caps | seccomp | ids | idmap | hostname | env | net | procs | ns
-  connect IP:PORT
+  connect IP:PORT | udp IP:PORT | serve IP:PORT SECS
   syscall NAME... | x32 NAME... | int80 NAME... | syscalls
   mknod-block [DIR] | open PATH ro|rw|w|create | write PATH TEXT | read PATH
   stat PATH | mounts PATH | mountinfo | cwd [NAME] | exe | tiocsti | cgroup
@@ -62,6 +62,8 @@ fn run(args: &[String]) -> i32 {
         ("env", _, _) => env(),
         ("net", _, _) => net(),
         ("connect", Some(addr), _) => connect(addr),
+        ("udp", Some(addr), _) => udp(addr),
+        ("serve", Some(addr), secs) => serve(addr, secs.and_then(|s| s.parse().ok()).unwrap_or(30)),
         ("procs", _, _) => procs(),
         ("ns", _, _) => ns(),
         ("syscalls", _, _) => {
@@ -413,8 +415,86 @@ fn connect(addr: &str) -> i32 {
         return 2;
     };
     match std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)) {
-        Ok(_) => out("connect", "ok"),
+        Ok(stream) => {
+            out("connect", "ok");
+            // A `serve` peer says who it saw; anything else may say nothing.
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stream), &mut line);
+            if !line.is_empty() {
+                out("reply", line.trim_end());
+            }
+        }
         Err(e) => out("connect", io_errno(&e)),
+    }
+    0
+}
+
+/// One UDP datagram to `addr` and the answer, if one comes within 2 s.
+fn udp(addr: &str) -> i32 {
+    let Ok(addr) = addr.parse::<std::net::SocketAddr>() else {
+        out("udp", "bad-address");
+        return 2;
+    };
+    let sock = match std::net::UdpSocket::bind("0.0.0.0:0") {
+        Ok(sock) => sock,
+        Err(e) => {
+            out("udp", io_errno(&e));
+            return 0;
+        }
+    };
+    let _ = sock.set_read_timeout(Some(Duration::from_secs(2)));
+    if let Err(e) = sock.send_to(b"hello\n", addr) {
+        out("udp", io_errno(&e));
+        return 0;
+    }
+    let mut buf = [0u8; 256];
+    match sock.recv(&mut buf) {
+        Ok(n) => {
+            out("udp", "ok");
+            out("reply", String::from_utf8_lossy(&buf[..n]).trim_end());
+        }
+        Err(e) => out("udp", io_errno(&e)),
+    }
+    0
+}
+
+/// A responder on `addr`, TCP and UDP, for `secs`: each connection or datagram
+/// is answered with `from <peer address>` (so a test sees NAT at work). Prints
+/// `serving=ok` once both sockets listen.
+fn serve(addr: &str, secs: u64) -> i32 {
+    let Ok(addr) = addr.parse::<std::net::SocketAddr>() else {
+        out("serve", "bad-address");
+        return 2;
+    };
+    let tcp = match std::net::TcpListener::bind(addr) {
+        Ok(l) => l,
+        Err(e) => {
+            out("serve", io_errno(&e));
+            return 1;
+        }
+    };
+    let udp = match std::net::UdpSocket::bind(addr) {
+        Ok(s) => s,
+        Err(e) => {
+            out("serve", io_errno(&e));
+            return 1;
+        }
+    };
+    out("serving", "ok");
+    flush();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let _ = tcp.set_nonblocking(true);
+    let _ = udp.set_read_timeout(Some(Duration::from_millis(20)));
+    while Instant::now() < deadline {
+        if let Ok((mut stream, peer)) = tcp.accept() {
+            let _ = stream.set_nonblocking(false);
+            let _ = writeln!(stream, "from {}", peer.ip());
+        }
+        let mut buf = [0u8; 256];
+        if let Ok((_, peer)) = udp.recv_from(&mut buf) {
+            let _ = udp.send_to(format!("from {}\n", peer.ip()).as_bytes(), peer);
+        }
     }
     0
 }
