@@ -43,7 +43,8 @@ const INSIDE_NAME: &str = "eth0";
 pub fn prepare(spec: &Spec, id: &str) -> Result<Prepared> {
     let run = Path::new(RUN_DIR);
     let subnet = spec.subnet;
-    let dir = format!("ipam/{}", spec.bridge);
+    let netns = netns_id()?;
+    let dir = lease_dir(netns, &spec.bridge);
     let lease = Lease::first_free(run, &dir, subnet.hosts().map(|ip| ip.to_string()))?.ok_or_else(
         || {
             Error::failed(
@@ -63,7 +64,7 @@ pub fn prepare(spec: &Spec, id: &str) -> Result<Prepared> {
         .map_err(|_| Error::runtime(format!("internal error: lease {:?}", lease.name())))?;
     let mut leases = vec![lease];
     for publish in &spec.publish {
-        let name = format!("{}-{}", publish.proto.name(), publish.host_port);
+        let name = format!("{netns}-{}-{}", publish.proto.name(), publish.host_port);
         let port = Lease::take(run, "ports", &name)?.ok_or_else(|| {
             Error::failed("publish", "another sandbox publishes it").on(format_args!(
                 "host port {}/{}",
@@ -84,6 +85,20 @@ pub fn prepare(spec: &Spec, id: &str) -> Result<Prepared> {
         },
         _leases: leases,
     })
+}
+
+/// The network namespace microbox runs in, by inode: bridges and host ports
+/// are per namespace, so their leases are too.
+fn netns_id() -> Result<u64> {
+    const PATH: &str = "/proc/self/ns/net";
+    rustix::fs::stat(PATH)
+        .map(|st| st.st_ino)
+        .map_err(|e| Error::os("stat", e).on(PATH))
+}
+
+/// `ipam/<netns>-<bridge>`: the address leases of one bridge.
+fn lease_dir(netns: u64, bridge: &str) -> String {
+    format!("ipam/{netns}-{bridge}")
 }
 
 /// The leases of one sandbox; dropping it frees them.
@@ -162,7 +177,8 @@ pub fn forget(id: &str) -> Result<()> {
 /// for it on the host, refusing while a live sandbox holds an address on it.
 /// Stale lease files (of dead runs) go too. Nothing there is fine.
 pub fn cleanup(name: &str) -> Result<()> {
-    let dir = Path::new(RUN_DIR).join("ipam").join(name);
+    let leases = lease_dir(netns_id()?, name);
+    let dir = Path::new(RUN_DIR).join(&leases);
     let mut in_use = 0;
     if let Ok(entries) = std::fs::read_dir(&dir) {
         for entry in entries.flatten() {
@@ -171,7 +187,7 @@ pub fn cleanup(name: &str) -> Result<()> {
                 continue;
             };
             // Taking a free lease and dropping it removes its stale file.
-            match Lease::take(Path::new(RUN_DIR), &format!("ipam/{name}"), addr)? {
+            match Lease::take(Path::new(RUN_DIR), &leases, addr)? {
                 Some(free) => drop(free),
                 None => in_use += 1,
             }

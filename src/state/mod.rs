@@ -9,8 +9,8 @@
 //! |-----------------------------|-----------------------------------------------|
 //! | `sandboxes/<id>.lock`       | flock held by the live run of sandbox `<id>`  |
 //! | `gc.lock`                   | held while one run collects dead sandboxes    |
-//! | `ipam/<bridge>/<addr>.lock` | the lease of a bridge address (`Lease`)       |
-//! | `ports/<proto>-<port>.lock` | the lease of a published host port           |
+//! | `ipam/<netns>-<bridge>/<addr>.lock` | the lease of a bridge address (`Lease`); `<netns>` is the network namespace's inode |
+//! | `ports/<netns>-<proto>-<port>.lock` | the lease of a published host port |
 //! | `/run/microbox` itself      | each sandbox's staging tmpfs mount point, inside its own mount namespace only |
 //!
 //! Leases are their own flocks (a dead holder frees them by dying), unlinked
