@@ -159,6 +159,7 @@ impl Env {
             timeout: self.timeout,
             check_leftovers: true,
             host_setup: None,
+            netns: None,
         }
     }
 
@@ -213,9 +214,18 @@ pub struct Run<'a> {
     timeout: Duration,
     check_leftovers: bool,
     host_setup: Option<Box<dyn FnOnce() + 'a>>,
+    netns: Option<OwnedFd>,
 }
 
 impl<'a> Run<'a> {
+    /// Runs microbox in the network namespace `netns` (an fd of
+    /// `/proc/PID/ns/net`) instead of the test's: for bridge mode, whose bridge,
+    /// rules and traffic must stay in a namespace the test made.
+    pub fn in_netns(mut self, netns: OwnedFd) -> Self {
+        self.netns = Some(netns);
+        self
+    }
+
     pub fn arg(mut self, a: impl AsRef<OsStr>) -> Self {
         self.args.push(a.as_ref().to_owned());
         self
@@ -299,6 +309,7 @@ impl<'a> Run<'a> {
             .map(|(target, fd)| (*target, fd.as_raw_fd()))
             .collect();
         let ctty = self.ctty.as_ref().map(AsRawFd::as_raw_fd);
+        let netns = self.netns.as_ref().map(AsRawFd::as_raw_fd);
         match &self.ctty {
             Some(tty) => {
                 cmd.stdin(Stdio::from(tty.try_clone().expect("dup of the pty slave")));
@@ -307,12 +318,17 @@ impl<'a> Run<'a> {
                 cmd.stdin(Stdio::null());
             }
         }
-        if !fds.is_empty() || ctty.is_some() {
+        if !fds.is_empty() || ctty.is_some() || netns.is_some() {
             // SAFETY: the closure runs in the forked child before exec and calls only
-            // async-signal-safe functions (setsid, ioctl, dup2, fcntl) on fds that the
-            // parent keeps open until spawn returns.
+            // async-signal-safe functions (setns, setsid, ioctl, dup2, fcntl) on fds
+            // that the parent keeps open until spawn returns.
             unsafe {
                 cmd.pre_exec(move || {
+                    if let Some(ns) = netns {
+                        if libc::setns(ns, libc::CLONE_NEWNET) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
                     if ctty.is_some()
                         && (libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0)
                     {
