@@ -48,3 +48,33 @@ fn test_dir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// For a unit test that needs a network namespace of its own (so nothing it
+/// makes reaches the host's network): the test executable runs test `name`
+/// again under `unshare --net`, where `inside` runs. Returns the inner run's
+/// stdout to the outer one, after checking it passed; None in the inner run,
+/// and when not root (a unit test must pass unprivileged: it says skipped).
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // STYLE.md: allowed in tests
+fn in_new_netns(name: &str, inside: impl FnOnce()) -> Option<String> {
+    const MARK: &str = "MICROBOX_TEST_IN_NETNS";
+    if std::env::var_os(MARK).is_some() {
+        inside();
+        return None;
+    }
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: {name} needs root for a network namespace");
+        return None;
+    }
+    let out = std::process::Command::new("unshare")
+        .args(["--net", "--"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(MARK, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && all.contains("1 passed"), "{all}");
+    Some(stdout)
+}

@@ -424,26 +424,7 @@ mod tests {
     #[test]
     fn bridge_and_veth_are_made_in_a_private_namespace() {
         const NAME: &str = "net::bridge::tests::bridge_and_veth_are_made_in_a_private_namespace";
-        if std::env::var_os("MICROBOX_TEST_IN_NETNS").is_some() {
-            inside_private_namespace();
-            return;
-        }
-        if !rustix::process::geteuid().is_root() {
-            eprintln!("skipped: needs root for a network namespace");
-            return;
-        }
-        let out = std::process::Command::new("unshare")
-            .arg("--net")
-            .arg("--")
-            .arg(std::env::current_exe().unwrap())
-            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
-            .env("MICROBOX_TEST_IN_NETNS", "1")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string()
-            + &String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{text}");
-        assert!(text.contains("1 passed"), "{text}");
+        crate::in_new_netns(NAME, inside_private_namespace);
     }
 
     fn ip(args: &[&str]) -> String {

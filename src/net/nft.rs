@@ -414,6 +414,21 @@ pub fn sandbox_table_name(id: &str) -> String {
 pub fn sandbox_tables(net: &SandboxNet<'_>) -> Vec<Table> {
     let name = sandbox_table_name(net.id);
     let iif = || ifname_is(NFT_META_IIFNAME, net.veth, true);
+    // `iifname VETH [ether type T] FIELD != OURS drop`.
+    let drop_from_veth = |kind: Vec<Expr>, (base, offset, len): (Base, u32, u32), ours: Vec<u8>| {
+        rule(
+            "prerouting",
+            vec![
+                iif(),
+                kind,
+                vec![
+                    Expr::Payload(base, offset, len),
+                    Expr::Cmp(CmpOp::Neq, ours),
+                ],
+                verdict(Verdict::Drop),
+            ],
+        )
+    };
     let ether_type = |op, t: u16| {
         vec![
             Expr::Payload(Base::Link, 12, 2),
@@ -431,52 +446,22 @@ pub fn sandbox_tables(net: &SandboxNet<'_>) -> Vec<Table> {
             priority: PRIO_FILTER,
         }],
         rules: vec![
-            rule(
-                "prerouting",
-                vec![
-                    iif(),
-                    vec![
-                        Expr::Payload(Base::Link, 6, 6),
-                        Expr::Cmp(CmpOp::Neq, net.mac.to_vec()),
-                    ],
-                    verdict(Verdict::Drop),
-                ],
+            // Frames from the sandbox's port whose `what` is not its own: dropped.
+            drop_from_veth(vec![], (Base::Link, 6, 6), net.mac.to_vec()),
+            drop_from_veth(
+                ether_type(CmpOp::Eq, ETH_P_IP),
+                (Base::Network, SADDR, 4),
+                addr.clone(),
             ),
-            rule(
-                "prerouting",
-                vec![
-                    iif(),
-                    ether_type(CmpOp::Eq, ETH_P_IP),
-                    vec![
-                        Expr::Payload(Base::Network, SADDR, 4),
-                        Expr::Cmp(CmpOp::Neq, addr.clone()),
-                    ],
-                    verdict(Verdict::Drop),
-                ],
+            drop_from_veth(
+                ether_type(CmpOp::Eq, ETH_P_ARP),
+                (Base::Network, 8, 6),
+                net.mac.to_vec(),
             ),
-            rule(
-                "prerouting",
-                vec![
-                    iif(),
-                    ether_type(CmpOp::Eq, ETH_P_ARP),
-                    vec![
-                        Expr::Payload(Base::Network, 8, 6),
-                        Expr::Cmp(CmpOp::Neq, net.mac.to_vec()),
-                    ],
-                    verdict(Verdict::Drop),
-                ],
-            ),
-            rule(
-                "prerouting",
-                vec![
-                    iif(),
-                    ether_type(CmpOp::Eq, ETH_P_ARP),
-                    vec![
-                        Expr::Payload(Base::Network, 14, 4),
-                        Expr::Cmp(CmpOp::Neq, addr.clone()),
-                    ],
-                    verdict(Verdict::Drop),
-                ],
+            drop_from_veth(
+                ether_type(CmpOp::Eq, ETH_P_ARP),
+                (Base::Network, 14, 4),
+                addr,
             ),
             rule(
                 "prerouting",
@@ -883,7 +868,10 @@ mod tests {
         let mut m = Message::new(0, 0).header(&nfgen(1, 0));
         m.attr_str(NFTA_TABLE_NAME, "mbx-abc");
         let entry = m.finish(0)[HEADER_LEN..].to_vec();
-        assert_eq!(table_names(&[entry.clone()]).unwrap(), ["mbx-abc"]);
+        assert_eq!(
+            table_names(std::slice::from_ref(&entry)).unwrap(),
+            ["mbx-abc"]
+        );
         assert!(table_names(&[vec![1, 0]]).is_err());
         for cut in 0..entry.len() {
             let _ = table_names(&[entry[..cut].to_vec()]);
@@ -899,28 +887,13 @@ mod tests {
     #[test]
     fn the_rulesets_load_and_read_back_as_nft_says_them() {
         const NAME: &str = "net::nft::tests::the_rulesets_load_and_read_back_as_nft_says_them";
-        if std::env::var_os("MICROBOX_TEST_IN_NETNS").is_some() {
-            load_and_list();
+        if !std::path::Path::new("/usr/sbin/nft").exists() {
+            eprintln!("skipped: needs nft(8) to read the rules back");
             return;
         }
-        if !rustix::process::geteuid().is_root() || !std::path::Path::new("/usr/sbin/nft").exists()
-        {
-            eprintln!("skipped: needs root and nft(8)");
+        let Some(stdout) = crate::in_new_netns(NAME, load_and_list) else {
             return;
-        }
-        let out = std::process::Command::new("unshare")
-            .args(["--net", "--"])
-            .arg(std::env::current_exe().unwrap())
-            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
-            .env("MICROBOX_TEST_IN_NETNS", "1")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        };
         let listed = stdout
             .split("--- ruleset ---\n")
             .nth(1)
