@@ -303,7 +303,8 @@ fn check_id(id: &str) -> Result<()> {
     Ok(())
 }
 
-fn is_valid_id(id: &str) -> bool {
+/// Whether `id` could name a sandbox (1-64 of `[A-Za-z0-9_-]`).
+pub(crate) fn is_valid_id(id: &str) -> bool {
     check_id(id).is_ok()
 }
 

@@ -215,10 +215,11 @@ impl Allow {
     }
 }
 
-/// The host end of a sandbox's veth: `mbx` and the first 12 digits of its id
+/// The host end of a sandbox's veth: `mbx` and the last 12 digits of its id
 /// (IFNAMSIZ allows 15 characters).
 pub fn host_veth_name(id: &str) -> String {
-    let digits: String = id.chars().take(12).collect();
+    // The low digits: they hold the pid, unique among live sandboxes.
+    let digits = id.get(id.len().saturating_sub(12)..).unwrap_or(id);
     format!("mbx{digits}")
 }
 
@@ -331,7 +332,7 @@ mod tests {
 
     #[test]
     fn veth_names_fit_ifnamsiz_and_macs_are_local_unicast() {
-        assert_eq!(host_veth_name("0123456789abcdef"), "mbx0123456789ab");
+        assert_eq!(host_veth_name("0123456789abcdef"), "mbx456789abcdef");
         assert!(host_veth_name("0123456789abcdef").len() <= 15);
         let mac = sandbox_mac(Ipv4Addr::new(10, 44, 0, 5));
         assert_eq!(mac[0] & 0b11, 0b10);

@@ -19,8 +19,10 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use super::addr::{host_veth_name, sandbox_mac, Subnet};
+use super::addr::{Allow, Publish};
 use super::netlink::{attrs, Message, NLM_F_ACK, NLM_F_DUMP};
-use super::nlsock::{Answer, Bus, Netlink};
+use super::nft;
+use super::nlsock::{Answer, Bus, Failure, Netlink};
 use super::rtnl;
 use crate::error::{Error, Result};
 use crate::spec::Spec;
@@ -83,8 +85,31 @@ pub fn prepare(spec: &Spec, id: &str) -> Result<Prepared> {
             prefix: subnet.prefix,
             gateway: subnet.gateway(),
         },
+        publish: spec.publish.clone(),
+        allow: spec.net_allow.clone(),
+        dns: dns_v4(spec),
         _leases: leases,
     })
+}
+
+/// The IPv4 `--dns` servers (or the defaults), which an allow-list lets through
+/// on port 53; an IPv6 server is unreachable in bridge mode anyway.
+fn dns_v4(spec: &Spec) -> Vec<Ipv4Addr> {
+    let given: Vec<std::net::IpAddr> = if spec.dns.is_empty() {
+        crate::spec::DEFAULT_DNS
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect()
+    } else {
+        spec.dns.clone()
+    };
+    given
+        .into_iter()
+        .filter_map(|ip| match ip {
+            std::net::IpAddr::V4(v4) => Some(v4),
+            std::net::IpAddr::V6(_) => None,
+        })
+        .collect()
 }
 
 /// The network namespace microbox runs in, by inode: bridges and host ports
@@ -108,6 +133,9 @@ pub struct Prepared {
     bridge: String,
     subnet: Subnet,
     pub inside: Inside,
+    publish: Vec<Publish>,
+    allow: Vec<Allow>,
+    dns: Vec<Ipv4Addr>,
     /// Held, never read: dropping them frees the address and ports.
     _leases: Vec<Lease>,
 }
@@ -140,20 +168,61 @@ impl Prepared {
                 format_args!("veth pair {veth} on {}", self.bridge),
             )
         })?;
-        Ok(Attached {
+        // From here on, detach() undoes what exists.
+        let attached = Attached {
             prepared: self,
             veth,
-        })
+        };
+        attached.install_rules(mac)?;
+        Ok(attached)
     }
 }
 
 impl Attached {
+    /// The bridge's shared table (made once: a second maker's whole batch is
+    /// refused with EEXIST, which means it is there), then the sandbox's own.
+    fn install_rules(&self, mac: [u8; 6]) -> Result<()> {
+        let p = &self.prepared;
+        let mut nl =
+            Netlink::open(Bus::Netfilter).map_err(|e| e.into_error("open", "nfnetlink"))?;
+        let shared = nft::shared_table(&p.bridge, p.subnet);
+        match nl.exchange(nft::batch(nft::create(&shared, true))) {
+            Ok(()) => {}
+            Err(Failure::Refused(r)) if r.errno == libc::EEXIST => {}
+            Err(e) => {
+                return Err(e
+                    .into_error("create", format_args!("nf_tables table inet {}", p.bridge))
+                    .hint("does the kernel have nf_tables with nat, reject and fib?"))
+            }
+        }
+        let net = nft::SandboxNet {
+            id: &p.id,
+            veth: &self.veth,
+            addr: p.inside.addr,
+            mac,
+            publish: &p.publish,
+            allow: &p.allow,
+            dns: &p.dns,
+        };
+        let msgs = nft::sandbox_tables(&net)
+            .iter()
+            .flat_map(|table| nft::create(table, false))
+            .collect();
+        nl.exchange(nft::batch(msgs)).map_err(|e| {
+            e.into_error(
+                "create",
+                format_args!("nf_tables tables {}", nft::sandbox_table_name(&p.id)),
+            )
+        })
+    }
+
     /// Removes this sandbox's veth (the kernel would, with its namespace, but
     /// later: namespaces are freed asynchronously) and frees its leases.
     pub fn detach(self) -> Result<()> {
-        let result = delete_link(&self.veth);
+        let tables = delete_sandbox_tables(&self.prepared.id);
+        let link = delete_link(&self.veth);
         drop(self.prepared);
-        result
+        tables.and(link)
     }
 }
 
@@ -170,7 +239,57 @@ fn delete_link(name: &str) -> Result<()> {
 /// What the collector removes for a dead sandbox `id`: its veth, if the
 /// kernel has not yet. Ok when there is nothing.
 pub fn forget(id: &str) -> Result<()> {
-    delete_link(&host_veth_name(id))
+    let tables = delete_sandbox_tables(id);
+    delete_link(&host_veth_name(id)).and(tables)
+}
+
+/// Deletes the `mbx-<id>` tables of sandboxes whose run is dead (its lock can
+/// be taken): what a crash between the collector's steps may leave.
+fn collect_dead_tables() -> Result<()> {
+    let mut nl = Netlink::open(Bus::Netfilter).map_err(|e| e.into_error("open", "nfnetlink"))?;
+    let mut ids = Vec::new();
+    for family in [nft::Family::Bridge, nft::Family::Inet] {
+        let entries = nl
+            .dump(nft::list_tables(family))
+            .map_err(|e| e.into_error("list", "nf_tables tables"))?;
+        let names = nft::table_names(&entries)
+            .map_err(|m| Error::failed("list", m.to_string()).on("nf_tables tables"))?;
+        ids.extend(
+            names
+                .iter()
+                .filter_map(|n| n.strip_prefix("mbx-"))
+                // Only what a sandbox id can be: the id becomes a lock path.
+                .filter(|id| crate::cgroup::is_valid_id(id))
+                .map(str::to_string),
+        );
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        // A lock that can be taken belongs to nobody alive.
+        if let Ok(lock) = crate::state::SandboxLock::acquire(Path::new(RUN_DIR), &id) {
+            let result = delete_sandbox_tables(&id);
+            lock.release(true);
+            result?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes a sandbox's tables, one batch per family (a batch fails as a
+/// whole, and a sandbox without published ports or allow-list has no inet
+/// table); Ok when there are none.
+fn delete_sandbox_tables(id: &str) -> Result<()> {
+    let name = nft::sandbox_table_name(id);
+    let mut nl = Netlink::open(Bus::Netfilter).map_err(|e| e.into_error("open", "nfnetlink"))?;
+    for family in [nft::Family::Bridge, nft::Family::Inet] {
+        match nl.exchange(nft::batch(vec![nft::delete(family, &name)])) {
+            Ok(()) => {}
+            Err(Failure::Refused(r)) if r.errno == libc::ENOENT => {}
+            Err(e) => return Err(e.into_error("delete", format_args!("nf_tables table {name}"))),
+        }
+    }
+    Ok(())
 }
 
 /// `microbox --net-cleanup`: removes bridge `name` and what bridge mode made
@@ -199,6 +318,13 @@ pub fn cleanup(name: &str) -> Result<()> {
                 .on(format_args!("bridge {name}"))
                 .hint("stop them first"),
         );
+    }
+    collect_dead_tables()?;
+    let mut nl = Netlink::open(Bus::Netfilter).map_err(|e| e.into_error("open", "nfnetlink"))?;
+    match nl.exchange(nft::batch(vec![nft::delete(nft::Family::Inet, name)])) {
+        Ok(()) => {}
+        Err(Failure::Refused(r)) if r.errno == libc::ENOENT => {}
+        Err(e) => return Err(e.into_error("delete", format_args!("nf_tables table inet {name}"))),
     }
     delete_link(name)?;
     match std::fs::remove_dir(&dir) {
@@ -488,10 +614,13 @@ mod tests {
             bridge: "mbxtest0".into(),
             subnet,
             inside,
+            publish: Vec::new(),
+            allow: Vec::new(),
+            dns: Vec::new(),
             _leases: Vec::new(),
         };
         let attached = prepared.attach(i32::try_from(pid).unwrap()).unwrap();
-        let veth = ip(&["-d", "link", "show", "mbx0123456789ab"]);
+        let veth = ip(&["-d", "link", "show", "mbx456789abcdef"]);
         assert!(veth.contains("master mbxtest0"), "{veth}");
         assert!(veth.contains("isolated on"), "{veth}");
         // Configure the peer from a thread that entered the sandbox's namespace.
@@ -521,7 +650,7 @@ mod tests {
         assert!(eth0.contains("state UP") || eth0.contains(",UP"), "{eth0}");
         assert!(seen(&["route"]).contains("default via 192.0.2.1 dev eth0"));
         attached.detach().unwrap();
-        assert!(!ip(&["link"]).contains("mbx0123456789ab"));
+        assert!(!ip(&["link"]).contains("mbx456789abcdef"));
         // Forgetting a sandbox whose veth is gone is fine.
         forget("0123456789abcdef").unwrap();
         let _ = sandbox.kill();

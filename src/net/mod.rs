@@ -4,11 +4,8 @@
 
 pub(crate) mod addr;
 mod bridge;
-#[allow(dead_code)] // until nft.rs: the nf_tables half of bridge mode
 mod netlink;
-#[allow(dead_code)] // until bridge.rs uses it
 mod nft;
-#[allow(dead_code)] // until nft.rs
 mod nlsock;
 mod rtnl;
 

@@ -39,8 +39,6 @@ pub struct Netlink {
 /// What the kernel said to one request of a batch.
 #[derive(Debug)]
 pub struct Refused {
-    /// Which request of the batch, counting from 0.
-    pub index: usize,
     pub errno: i32,
     /// The kernel's extended-ack text, if it gave one.
     pub message: Option<String>,
@@ -170,11 +168,7 @@ impl Netlink {
                     }
                     Reply::Failed { errno, message, .. } => {
                         answer.done = true;
-                        answer.refused = Some(Refused {
-                            index,
-                            errno,
-                            message,
-                        });
+                        answer.refused = Some(Refused { errno, message });
                         waiting -= usize::from(seqs[index].1);
                     }
                 }
@@ -208,13 +202,7 @@ impl Netlink {
                         seq: s,
                         errno,
                         message,
-                    } if s == seq => {
-                        return Err(Failure::Refused(Refused {
-                            index: 0,
-                            errno,
-                            message,
-                        }))
-                    }
+                    } if s == seq => return Err(Failure::Refused(Refused { errno, message })),
                     _ => {}
                 }
             }
@@ -255,7 +243,6 @@ mod tests {
         let Err(Failure::Refused(refused)) = nl.exchange(vec![request]) else {
             panic!("deleting a missing link succeeded")
         };
-        assert_eq!(refused.index, 0);
         // ENODEV as root; EPERM without CAP_NET_ADMIN: both are real errnos.
         assert!(
             [libc::ENODEV, libc::EPERM].contains(&refused.errno),

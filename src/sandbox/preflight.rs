@@ -2,15 +2,9 @@
 //! mount or process is created, so a bad input leaves no trace.
 
 use crate::error::{Error, Result};
-use crate::spec::{FsMode, NetMode, Spec};
+use crate::spec::{FsMode, Spec};
 
 pub fn check(spec: &Spec) -> Result<()> {
-    // Refused rather than quietly run with less (or more) network than asked for.
-    if spec.net == NetMode::Bridge {
-        return Err(Error::runtime(
-            "--net bridge is not implemented yet; use --net none (isolated) or --net host",
-        ));
-    }
     if let FsMode::Dir(dir) = &spec.fs {
         match std::fs::metadata(dir) {
             Ok(meta) if meta.is_dir() => {}

@@ -287,8 +287,19 @@ impl<'a> Run<'a> {
         self.spawn().finish()
     }
 
-    pub fn spawn(mut self) -> Running {
+    pub fn spawn(self) -> Running {
         let guard = run_lock();
+        self.spawn_holding(Some(guard))
+    }
+
+    /// Runs beside `_first`, inside the run lock it holds: for tests whose point is
+    /// two sandboxes at once. The first run's leftover check covers both.
+    pub fn output_beside(mut self, _first: &Running) -> Outcome {
+        self.check_leftovers = false;
+        self.spawn_holding(None).finish()
+    }
+
+    fn spawn_holding(mut self, guard: Option<MutexGuard<'static, ()>>) -> Running {
         if let Some(setup) = self.host_setup.take() {
             setup();
         }
@@ -388,7 +399,7 @@ impl<'a> Run<'a> {
 
 /// A microbox run in flight; holds the run lock until `finish`.
 pub struct Running {
-    _guard: MutexGuard<'static, ()>,
+    _guard: Option<MutexGuard<'static, ()>>,
     child: Child,
     args: Vec<OsString>,
     start: Instant,
@@ -716,15 +727,19 @@ impl HostSnapshot {
     }
 }
 
-/// What microbox keeps across runs and may create once: an empty directory (for
-/// example the lease directory) or an empty global lock file directly in
-/// /run/microbox (`gc.lock`, held with flock, so it needs no cleanup).
+/// What microbox keeps across runs and may create once: directories holding
+/// nothing but directories (the lease directories, one per bridge, which live as
+/// long as the bridge) or an empty global lock file directly in /run/microbox
+/// (`gc.lock`, held with flock, so it needs no cleanup).
 fn is_persistent_state(path: &Path) -> bool {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return true; // gone by now
     };
     if meta.is_dir() {
-        return std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none());
+        return std::fs::read_dir(path).is_ok_and(|d| {
+            d.flatten()
+                .all(|e| e.file_type().is_ok_and(|t| t.is_dir()) && is_persistent_state(&e.path()))
+        });
     }
     meta.is_file()
         && meta.len() == 0

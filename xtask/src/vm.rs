@@ -29,8 +29,8 @@ pub const INSTALL_HINT: &str = "apt-get install qemu-system-x86 linux-image-amd6
 
 /// Host tools copied into the guest with their shared libraries, when the host
 /// has them: tests use ip(8) to build network topologies in namespaces they
-/// make, and nft to look at the ruleset the runtime wrote.
-const HOST_TOOLS: &[&str] = &["/usr/sbin/nft", "/usr/sbin/ip"];
+/// make, nft to look at the ruleset the runtime wrote, strace to see what it execs.
+const HOST_TOOLS: &[&str] = &["/usr/sbin/nft", "/usr/sbin/ip", "/usr/bin/strace"];
 
 /// What goes into the initramfs besides busybox, the modules and /init.
 #[derive(Default)]

@@ -407,8 +407,9 @@ fn net() -> i32 {
     0
 }
 
-/// A TCP connect to ADDR (ip:port) with a 2 s timeout: `connect=ok` or the errno.
-/// Tests only ever give loopback addresses.
+/// A TCP connect to ADDR (ip:port) with a 2 s timeout: `connect=ok` (with the
+/// local address it left from, and the peer's first line) or the errno. Tests
+/// only ever give loopback addresses or addresses in namespaces they made.
 fn connect(addr: &str) -> i32 {
     let Ok(addr) = addr.parse::<std::net::SocketAddr>() else {
         out("connect", "bad-address");
@@ -417,8 +418,11 @@ fn connect(addr: &str) -> i32 {
     match std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)) {
         Ok(stream) => {
             out("connect", "ok");
+            if let Ok(local) = stream.local_addr() {
+                out("local", local.ip());
+            }
             // A `serve` peer says who it saw; anything else may say nothing.
-            let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
             let mut line = String::new();
             let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stream), &mut line);
             if !line.is_empty() {
@@ -487,7 +491,9 @@ fn serve(addr: &str, secs: u64) -> i32 {
     let _ = tcp.set_nonblocking(true);
     let _ = udp.set_read_timeout(Some(Duration::from_millis(20)));
     while Instant::now() < deadline {
-        if let Ok((mut stream, peer)) = tcp.accept() {
+        // Every pending connection before the next UDP wait: many clients at once
+        // must not each wait out a UDP timeout.
+        while let Ok((mut stream, peer)) = tcp.accept() {
             let _ = stream.set_nonblocking(false);
             let _ = writeln!(stream, "from {}", peer.ip());
         }

@@ -1,0 +1,585 @@
+//! `--net bridge` as a user checks it, each test in a world of its own
+//! (DEVELOPERS.md network safety): a "host" network namespace where microbox
+//! runs and makes its bridge, tables and veths, and an "outside" namespace,
+//! joined to it by a veth pair on 198.51.100.0/24, with a responder at
+//! 198.51.100.2 that answers `from <peer address>` (so NAT shows: the outside
+//! sees the host's 198.51.100.1, never a sandbox address). Both namespaces are
+//! held by `sleep` processes the test starts and kills; nothing reaches the
+//! real host's network.
+
+#![allow(clippy::unwrap_used)] // STYLE.md: allowed in tests
+
+mod common;
+
+use std::os::fd::OwnedFd;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{require_root_and_rootfs, Env, Outcome};
+
+const HOST_ADDR: &str = "198.51.100.1";
+const OUTSIDE_ADDR: &str = "198.51.100.2";
+/// Where Debian's iproute2 `ip` is, and where the VM leg puts it.
+const IPROUTE2: &str = "/usr/sbin/ip";
+
+/// Two namespaces held by processes, joined by a veth pair.
+struct World {
+    host: Child,
+    outside: Child,
+    responders: Vec<Child>,
+    /// The bridge this world's sandboxes use: unique per test, since the
+    /// address leases of all worlds live in the one /run/microbox.
+    bridge: String,
+}
+
+fn holder() -> Child {
+    Command::new("unshare")
+        .args(["--net", "--", "sleep", "600"])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start a namespace holder (unshare)")
+}
+
+fn wait_for_own_netns(pid: u32) {
+    let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if std::fs::read_link(format!("/proc/{pid}/ns/net")).is_ok_and(|l| l != ours) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("namespace holder {pid} never got its own network namespace");
+}
+
+impl World {
+    fn new(bridge: &str) -> World {
+        let host = holder();
+        let outside = holder();
+        wait_for_own_netns(host.id());
+        wait_for_own_netns(outside.id());
+        let world = World {
+            host,
+            outside,
+            responders: Vec::new(),
+            bridge: bridge.to_string(),
+        };
+        let out_pid = world.outside.id().to_string();
+        world.sh_host(&format!(
+            "ip link set lo up && ip link add v-host type veth peer name v-out netns {out_pid} \
+             && ip addr add {HOST_ADDR}/24 dev v-host && ip link set v-host up"
+        ));
+        world.sh_outside(&format!(
+            "ip link set lo up && ip addr add {OUTSIDE_ADDR}/24 dev v-out && ip link set v-out up"
+        ));
+        world
+    }
+
+    fn netns_path(child: &Child) -> String {
+        format!("/proc/{}/ns/net", child.id())
+    }
+
+    fn host_netns(&self) -> OwnedFd {
+        std::fs::File::open(Self::netns_path(&self.host))
+            .expect("open the host namespace")
+            .into()
+    }
+
+    fn nsenter(child: &Child, args: &[&str]) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net={}", Self::netns_path(child)));
+        cmd.args(args);
+        cmd
+    }
+
+    /// `script` in `child`'s namespace, with iproute2's `ip`: busybox's ash (the
+    /// VM's sh) runs its own, smaller `ip` applet before any in PATH.
+    fn sh(child: &Child, script: &str) -> String {
+        let full = format!("ip() {{ {IPROUTE2} \"$@\"; }}; {script}");
+        let out = Self::nsenter(child, &["sh", "-c", &full])
+            .output()
+            .expect("run nsenter");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{script}: {}{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    }
+
+    fn sh_host(&self, script: &str) -> String {
+        Self::sh(&self.host, script)
+    }
+
+    fn sh_outside(&self, script: &str) -> String {
+        Self::sh(&self.outside, script)
+    }
+
+    /// A `probe serve` on `addr`, in the outside (or host) namespace.
+    fn serve(&mut self, env: &Env, on_host: bool, addr: &str) {
+        let probe = env.rootfs().join("bin/probe");
+        let probe = probe.to_str().unwrap();
+        let who = if on_host { &self.host } else { &self.outside };
+        let mut child = Self::nsenter(who, &[probe, "serve", addr, "120"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start a responder");
+        let mut line = String::new();
+        let stdout = child.stdout.take().unwrap();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+        assert_eq!(line.trim(), "serving=ok", "responder on {addr}");
+        self.responders.push(child);
+    }
+
+    /// The probe run directly in a namespace of the world (a baseline).
+    fn probe_in(&self, env: &Env, on_host: bool, args: &[&str]) -> String {
+        let probe = env.rootfs().join("bin/probe");
+        let who = if on_host { &self.host } else { &self.outside };
+        let mut all = vec![probe.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let out = Self::nsenter(who, &all).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `microbox --net bridge --bridge <world's> OPTS --fs IMAGE -- /bin/probe ARGS`
+    /// in the host namespace.
+    fn sandbox(&self, env: &Env, opts: &[&str], probe: &[&str]) -> Outcome {
+        self.sandbox_run(env, opts, probe).output()
+    }
+
+    /// A second sandbox while `first` runs (inside the run lock `first` holds).
+    fn sandbox_beside(
+        &self,
+        env: &Env,
+        first: &common::Running,
+        opts: &[&str],
+        probe: &[&str],
+    ) -> Outcome {
+        self.sandbox_run(env, opts, probe).output_beside(first)
+    }
+
+    fn sandbox_run<'e>(&self, env: &'e Env, opts: &[&str], probe: &[&str]) -> common::Run<'e> {
+        let mut argv = vec!["/bin/probe"];
+        argv.extend_from_slice(probe);
+        self.command_run(env, opts, &argv)
+    }
+
+    /// `microbox --net bridge ... -- ARGV` in the host namespace.
+    fn command_run<'e>(&self, env: &'e Env, opts: &[&str], argv: &[&str]) -> common::Run<'e> {
+        env.microbox()
+            .args(env.fs_args())
+            .args([
+                "--net",
+                "bridge",
+                "--bridge",
+                &self.bridge,
+                "--dns",
+                OUTSIDE_ADDR,
+            ])
+            .args(opts)
+            .arg("--")
+            .args(argv)
+            .in_netns(self.host_netns())
+    }
+
+    /// The host namespace's links other than lo, the world's veth and the
+    /// bridge, and its nf_tables tables other than the bridge's own: what a
+    /// sandbox left behind.
+    fn leftovers(&self) -> Vec<String> {
+        let mut left = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            left.clear();
+            for line in self.sh_host("ip -o link show").lines() {
+                let name = line.split(':').nth(1).unwrap_or("").trim();
+                let name = name.split('@').next().unwrap_or("");
+                if !["lo", "v-host", self.bridge.as_str()].contains(&name) {
+                    left.push(format!("link {name}"));
+                }
+            }
+            for line in self.sh_host("nft list tables").lines() {
+                if !line.ends_with(&format!(" {}", self.bridge)) {
+                    left.push(line.to_string());
+                }
+            }
+            if left.is_empty() || Instant::now() > deadline {
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for child in self
+            .responders
+            .iter_mut()
+            .chain([&mut self.host, &mut self.outside])
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn world(tag: &str) -> Option<(Env, World)> {
+    let env = require_root_and_rootfs()?;
+    Some((env, World::new(&format!("mbt-{tag}"))))
+}
+
+#[test]
+fn a_bridged_sandbox_gets_an_address_and_reaches_the_outside_through_nat() {
+    let Some((env, mut world)) = world("nat") else {
+        return;
+    };
+    world.serve(&env, false, &format!("{OUTSIDE_ADDR}:7"));
+    let out = world.sandbox(&env, &[], &["connect", &format!("{OUTSIDE_ADDR}:7")]);
+    out.assert_success();
+    assert_eq!(out.value("connect"), "ok", "{out}");
+    // The outside saw the host's address: the sandbox's was masqueraded.
+    assert_eq!(out.value("reply"), format!("from {HOST_ADDR}"), "{out}");
+    let udp = world.sandbox(&env, &[], &["udp", &format!("{OUTSIDE_ADDR}:7")]);
+    assert_eq!(udp.value("reply"), format!("from {HOST_ADDR}"), "{udp}");
+    let net = world.sandbox(&env, &[], &["net"]);
+    net.assert_success();
+    assert!(net.value("links").contains("eth0"), "{net}");
+    assert_eq!(world.leftovers(), Vec::<String>::new());
+}
+
+/// The addresses a sandbox gets, in lease order, on a world's fresh bridge.
+const FIRST: &str = "10.44.0.2";
+
+#[test]
+fn a_bridged_sandbox_reaches_no_service_of_the_host() {
+    let Some((env, mut world)) = world("host") else {
+        return;
+    };
+    world.serve(&env, true, "0.0.0.0:8");
+    // The baseline: in the host namespace itself the service answers on every
+    // address (the bridge's exists once a sandbox has run).
+    world.sandbox(&env, &[], &["net"]).assert_success();
+    for addr in [HOST_ADDR, "10.44.0.1", "127.0.0.1"] {
+        let base = world.probe_in(&env, true, &["connect", &format!("{addr}:8")]);
+        assert!(base.contains("connect=ok"), "baseline {addr}: {base}");
+    }
+    for addr in [HOST_ADDR, "10.44.0.1"] {
+        let out = world.sandbox(&env, &[], &["connect", &format!("{addr}:8")]);
+        out.assert_success();
+        // Refused at once by the input filter, not left to time out.
+        assert_eq!(out.value("connect"), "ECONNREFUSED", "{addr}\n{out}");
+    }
+    // The sandbox's 127.0.0.1 is its own; the host's loopback is not routable.
+    let out = world.sandbox(&env, &[], &["connect", "127.0.0.1:8"]);
+    assert_ne!(out.value("connect"), "ok", "{out}");
+    assert_eq!(world.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn bridged_sandboxes_cannot_reach_each_other() {
+    let Some((env, world)) = world("peer") else {
+        return;
+    };
+    let mut server = world
+        .sandbox_run(&env, &[], &["serve", "0.0.0.0:7", "20"])
+        .spawn();
+    assert!(server.wait_for_line("serving=ok", Duration::from_secs(10)));
+    // From the host namespace the first sandbox answers: it is there.
+    let base = world.probe_in(&env, true, &["connect", &format!("{FIRST}:7")]);
+    assert!(base.contains("connect=ok"), "{base}");
+    let out = world.sandbox_beside(&env, &server, &[], &["connect", &format!("{FIRST}:7")]);
+    out.assert_success();
+    assert_ne!(out.value("connect"), "ok", "{out}");
+    server.signal(libc::SIGTERM);
+    server.finish();
+}
+
+#[test]
+fn a_bridged_sandbox_cannot_speak_as_another_address_or_mac() {
+    let Some((env, mut world)) = world("spoof") else {
+        return;
+    };
+    world.serve(&env, false, &format!("{OUTSIDE_ADDR}:7"));
+    let connect = format!("/bin/probe connect {OUTSIDE_ADDR}:7");
+    let run = |script: &str| {
+        world
+            .command_run(&env, &["--cap-add", "NET_ADMIN"], &["sh", "-c", script])
+            .output()
+    };
+    let honest = run(&connect);
+    assert_eq!(honest.value("connect"), "ok", "{honest}");
+    let other_ip = run(&format!(
+        "ip addr flush dev eth0 && ip addr add 10.44.0.99/24 dev eth0 && \
+         ip route add default via 10.44.0.1 && {connect}"
+    ));
+    assert_ne!(other_ip.value("connect"), "ok", "{other_ip}");
+    let other_mac = run(&format!(
+        "ip link set eth0 down && ip link set eth0 address 02:00:00:00:00:99 && \
+         ip link set eth0 up && ip route add default via 10.44.0.1; {connect}"
+    ));
+    assert_ne!(other_mac.value("connect"), "ok", "{other_mac}");
+}
+
+#[test]
+fn a_published_port_answers_from_the_outside_and_from_the_host() {
+    let Some((env, world)) = world("pub") else {
+        return;
+    };
+    let mut server = world
+        .sandbox_run(
+            &env,
+            &["--publish", "8080:7", "--publish", "8081:7/udp"],
+            &["serve", "0.0.0.0:7", "30"],
+        )
+        .spawn();
+    assert!(server.wait_for_line("serving=ok", Duration::from_secs(10)));
+    let from_outside = world.probe_in(&env, false, &["connect", &format!("{HOST_ADDR}:8080")]);
+    assert!(from_outside.contains("connect=ok"), "{from_outside}");
+    assert!(
+        from_outside.contains(&format!("reply=from {OUTSIDE_ADDR}")),
+        "{from_outside}"
+    );
+    let udp = world.probe_in(&env, false, &["udp", &format!("{HOST_ADDR}:8081")]);
+    assert!(udp.contains("udp=ok"), "{udp}");
+    let from_host = world.probe_in(&env, true, &["connect", &format!("{HOST_ADDR}:8080")]);
+    assert!(from_host.contains("connect=ok"), "{from_host}");
+    // The same host port for a second sandbox is an error, and leaves nothing.
+    let second = world.sandbox_beside(&env, &server, &["--publish", "8080:7"], &["pid"]);
+    second.assert_code(125);
+    assert!(
+        second
+            .stderr
+            .contains("host port 8080/tcp: another sandbox publishes it"),
+        "{second}"
+    );
+    server.signal(libc::SIGTERM);
+    server.finish();
+    // Once the sandbox is gone, so is its port.
+    let after = world.probe_in(&env, false, &["connect", &format!("{HOST_ADDR}:8080")]);
+    assert!(!after.contains("connect=ok"), "{after}");
+    assert_eq!(world.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn net_allow_lets_one_destination_through_and_refuses_the_rest_at_once() {
+    let Some((env, mut world)) = world("allow") else {
+        return;
+    };
+    world.serve(&env, false, &format!("{OUTSIDE_ADDR}:7"));
+    world.serve(&env, false, &format!("{OUTSIDE_ADDR}:9"));
+    let open = world.sandbox(&env, &[], &["connect", &format!("{OUTSIDE_ADDR}:9")]);
+    assert_eq!(
+        open.value("connect"),
+        "ok",
+        "baseline without an allow-list\n{open}"
+    );
+    let allow = ["--net-allow", "198.51.100.2:7/tcp"];
+    let allowed = world.sandbox(&env, &allow, &["connect", &format!("{OUTSIDE_ADDR}:7")]);
+    assert_eq!(allowed.value("connect"), "ok", "{allowed}");
+    let refused = world.sandbox(&env, &allow, &["connect", &format!("{OUTSIDE_ADDR}:9")]);
+    assert_eq!(refused.value("connect"), "ECONNREFUSED", "{refused}");
+    // Refused, not dropped: well before the probe's 2 s connect timeout.
+    assert!(refused.elapsed < Duration::from_millis(1500), "{refused}");
+    let udp = world.sandbox(&env, &allow, &["udp", &format!("{OUTSIDE_ADDR}:7")]);
+    assert_ne!(udp.value("udp"), "ok", "udp is not allowed\n{udp}");
+    assert_eq!(world.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn fifty_bridged_sandboxes_at_once_get_distinct_addresses_and_all_reach_the_outside() {
+    let Some((env, mut world)) = world("fifty") else {
+        return;
+    };
+    world.serve(&env, false, &format!("{OUTSIDE_ADDR}:7"));
+    let bin = env.bin.to_str().unwrap().to_string();
+    let rootfs = env.rootfs().to_str().unwrap().to_string();
+    let target = format!("{OUTSIDE_ADDR}:7");
+    // Outside the harness's runs: hold its lock, so no other test's snapshot
+    // sees these sandboxes.
+    let _lock = common::run_lock();
+    let children: Vec<Child> = (0..50)
+        .map(|_| {
+            World::nsenter(
+                &world.host,
+                &[
+                    &bin,
+                    "--net",
+                    "bridge",
+                    "--bridge",
+                    &world.bridge,
+                    "--fs",
+                    &rootfs,
+                    "--",
+                    "/bin/sh",
+                    "-c",
+                    &format!("sleep 1; /bin/probe connect {target}"),
+                ],
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    let mut addrs = std::collections::BTreeSet::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains(&format!("reply=from {HOST_ADDR}")), "{text}");
+        let local = common::kv_all(&text, "local");
+        addrs.insert(local.first().unwrap().to_string());
+    }
+    assert_eq!(addrs.len(), 50, "{addrs:?}");
+    assert_eq!(world.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn a_full_subnet_is_a_clear_error() {
+    let Some((env, world)) = world("full") else {
+        return;
+    };
+    // A /30 has one address for a sandbox.
+    let tiny = ["--subnet", "192.0.2.0/30"];
+    let first = world.sandbox_run(&env, &tiny, &["sleep", "20"]).spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    let second = world.sandbox_beside(&env, &first, &tiny, &["pid"]);
+    second.assert_code(125);
+    assert!(
+        second
+            .stderr
+            .contains("cannot lease an address in 192.0.2.0/30"),
+        "{second}"
+    );
+    first.signal(libc::SIGTERM);
+    first.finish();
+}
+
+#[test]
+fn after_kill_9_of_microbox_nothing_of_the_sandbox_is_left() {
+    let Some((env, world)) = world("kill") else {
+        return;
+    };
+    let mut run = world
+        .sandbox_run(
+            &env,
+            &["--publish", "8090:7"],
+            &["serve", "0.0.0.0:7", "60"],
+        )
+        .no_leftover_check()
+        .spawn();
+    assert!(run.wait_for_line("serving=ok", Duration::from_secs(10)));
+    run.signal(libc::SIGKILL);
+    // Its cgroup and lock file are left for the next run to collect.
+    let _ = run.finish();
+    // The next run collects the tables; the veth went with the namespace,
+    // and the lease and the port with their holder.
+    let next = world.sandbox(&env, &["--publish", "8090:7"], &["pid"]);
+    next.assert_success();
+    assert_eq!(world.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn microbox_itself_runs_no_ip_iptables_or_nft() {
+    let Some((env, world)) = world("exec") else {
+        return;
+    };
+    if Command::new("strace").arg("-V").output().is_err() {
+        common::skip_or_fail("strace is not installed");
+        return;
+    }
+    let log = common::TempDir::new("bridge-strace");
+    let trace = log.join("trace");
+    let lock = common::run_lock();
+    let out = World::nsenter(
+        &world.host,
+        &[
+            "strace",
+            "-f",
+            "-qq",
+            "-e",
+            "trace=execve,execveat",
+            "-o",
+            trace.to_str().unwrap(),
+            env.bin.to_str().unwrap(),
+            "--net",
+            "bridge",
+            "--bridge",
+            &world.bridge,
+            "--publish",
+            "8095:7",
+            "--fs",
+            env.rootfs().to_str().unwrap(),
+            "--",
+            "/bin/true",
+        ],
+    )
+    .output()
+    .unwrap();
+    drop(lock);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let execs: Vec<&str> = trace.lines().filter(|l| l.contains("execve")).collect();
+    // microbox itself, and the command in the sandbox: nothing else.
+    assert_eq!(execs.len(), 2, "{trace}");
+    assert!(execs[1].contains("\"/bin/true\""), "{trace}");
+    assert_eq!(world.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn net_cleanup_removes_the_bridge_and_its_table_but_not_under_a_running_sandbox() {
+    let Some((env, world)) = world("clean") else {
+        return;
+    };
+    let cleanup = || {
+        env.microbox()
+            .args(["--net-cleanup", "--bridge", &world.bridge])
+            .in_netns(world.host_netns())
+    };
+    // A second sandbox reuses what the first made: the set-up is idempotent.
+    world.sandbox(&env, &[], &["pid"]).assert_success();
+    world.sandbox(&env, &[], &["pid"]).assert_success();
+    let bridge_link = format!(": {}:", world.bridge);
+    assert!(world.sh_host("ip -o link show").contains(&bridge_link));
+    let mut live = world
+        .sandbox_run(&env, &[], &["serve", "0.0.0.0:7", "20"])
+        .spawn();
+    assert!(live.wait_for_line("serving=ok", Duration::from_secs(10)));
+    let refused = cleanup().output_beside(&live);
+    refused.assert_code(125);
+    assert!(
+        refused.stderr.contains("running sandbox(es) use it"),
+        "{refused}"
+    );
+    live.signal(libc::SIGTERM);
+    live.finish();
+    cleanup().output().assert_success();
+    assert!(!world.sh_host("ip -o link show").contains(&bridge_link));
+    assert_eq!(world.sh_host("nft list tables"), "");
+    // Nothing left to remove is no error.
+    cleanup().output().assert_success();
+}
+
+#[test]
+fn a_subnet_over_a_route_of_the_host_is_refused() {
+    let Some((env, world)) = world("route") else {
+        return;
+    };
+    let out = world.sandbox(&env, &["--subnet", "198.51.100.128/25"], &["pid"]);
+    out.assert_code(125);
+    assert!(
+        out.stderr
+            .contains("overlaps the host's route to 198.51.100.0/24"),
+        "{out}"
+    );
+    assert_eq!(world.leftovers(), Vec::<String>::new());
+}
