@@ -5,8 +5,8 @@
 //! - `main.rs`: `cli::{parse, help_text, requested_log_format, Command}`,
 //!   `log::{configure, error}`, `sandbox::run`, `spec::LogLevel`, and
 //!   `security::syscalls::{Arch, highest}` for `--version`;
-//! - `fuzz/`: `cli::parse` with the `Spec` fields its target checks, and the
-//!   `units` parsers and formatters;
+//! - `fuzz/`: `cli::parse` with the `Spec` fields its target checks, the
+//!   `units` parsers and formatters, and `net::read_netlink_reply`;
 //! - the integration tests and xtask, which check against or reuse the tables
 //!   themselves rather than copies: `cli::OPTIONS` (`long`, `takes_value`),
 //!   `security::syscalls::unnamed_ranges`, `security::caps::{DEFAULT, name}`,
@@ -24,7 +24,7 @@ pub mod cli;
 pub mod error;
 mod fs;
 pub mod log;
-mod net;
+pub mod net;
 mod ns;
 pub mod sandbox;
 pub mod security;

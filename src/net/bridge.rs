@@ -402,7 +402,7 @@ fn with_ack(msg: Message) -> Message {
 
 /// One IPv4 route of the main table: destination and the interface it leaves by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Route {
+pub(super) struct Route {
     dest: Subnet,
     oif: Option<u32>,
 }
@@ -434,7 +434,7 @@ fn check_routes(nl: &mut Netlink, bridge: &str, index: Option<u32>, subnet: Subn
 
 /// A main-table unicast route with a destination prefix from an RTM_NEWROUTE
 /// dump entry; None for anything else (default routes included).
-fn parse_route(payload: &[u8]) -> Option<Route> {
+pub(super) fn parse_route(payload: &[u8]) -> Option<Route> {
     let header = payload.get(..12)?;
     let (dst_len, table, kind) = (header[1], header[4], header[7]);
     if dst_len == 0 || table != libc::RT_TABLE_MAIN || kind != libc::RTN_UNICAST {

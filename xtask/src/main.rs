@@ -9,6 +9,7 @@ mod bench;
 mod cargo;
 mod cpio;
 mod elf;
+mod fuzz;
 mod gen_syscalls;
 mod kernel;
 mod results;
@@ -37,6 +38,8 @@ cargo xtask <command>
   vm-test [-- ARGS]   the integration tests inside a QEMU VM (cgroup v2)
   vm-selftest         boots the VM twice: empty suite must pass, and
                       MICROBOX_VM_SELFTEST_FAIL=1 must turn it red
+  fuzz [TARGET...] [--seconds N]
+                      cargo-fuzz targets (cli, units, netlink), N s each (60)
   gen-syscalls [--headers DIR]  regenerate src/security/syscalls_*.rs from kernel uapi headers
   bench [--runs N] [--quick]
                       /bin/true in microbox, bwrap and crun on the busybox
@@ -555,6 +558,7 @@ fn main() -> ExitCode {
         "vm-selftest" => Ok(standalone(vm_selftest_layer(&ctx, true))),
         "bench" => bench::run(&ctx, rest),
         "gen-syscalls" => gen_syscalls::run(&ctx.repo, rest).map(|()| 0),
+        "fuzz" => fuzz::run(&ctx.repo, rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(0)
