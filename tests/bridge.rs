@@ -30,6 +30,8 @@ struct World {
     /// The bridge this world's sandboxes use: unique per test, since the
     /// address leases of all worlds live in the one /run/microbox.
     bridge: String,
+    /// microbox, for `--net-cleanup` when the world ends.
+    bin: std::path::PathBuf,
 }
 
 fn holder() -> Child {
@@ -53,7 +55,7 @@ fn wait_for_own_netns(pid: u32) {
 }
 
 impl World {
-    fn new(bridge: &str) -> World {
+    fn new(bin: &std::path::Path, bridge: &str) -> World {
         let host = holder();
         let outside = holder();
         wait_for_own_netns(host.id());
@@ -63,6 +65,7 @@ impl World {
             outside,
             responders: Vec::new(),
             bridge: bridge.to_string(),
+            bin: bin.to_path_buf(),
         };
         let out_pid = world.outside.id().to_string();
         world.sh_host(&format!(
@@ -213,6 +216,20 @@ impl World {
 
 impl Drop for World {
     fn drop(&mut self) {
+        // The bridge and its tables go with the namespace; the lease directory
+        // in /run/microbox would stay.
+        let _ = Self::nsenter(
+            &self.host,
+            &[
+                self.bin.to_str().unwrap_or("microbox"),
+                "--net-cleanup",
+                "--bridge",
+                &self.bridge,
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
         for child in self
             .responders
             .iter_mut()
@@ -226,7 +243,8 @@ impl Drop for World {
 
 fn world(tag: &str) -> Option<(Env, World)> {
     let env = require_root_and_rootfs()?;
-    Some((env, World::new(&format!("mbt-{tag}"))))
+    let world = World::new(&env.bin, &format!("mbt-{tag}"));
+    Some((env, world))
 }
 
 #[test]
@@ -319,6 +337,11 @@ fn a_bridged_sandbox_cannot_speak_as_another_address_or_mac() {
          ip link set eth0 up && ip route add default via 10.44.0.1; {connect}"
     ));
     assert_ne!(other_mac.value("connect"), "ok", "{other_mac}");
+    // Nor did the host learn either lie (CVE-2021-32575): its neighbour table
+    // has no entry for the foreign address or the foreign MAC.
+    let neigh = world.sh_host("ip neigh show");
+    assert!(!neigh.contains("10.44.0.99"), "{neigh}");
+    assert!(!neigh.contains("02:00:00:00:00:99"), "{neigh}");
 }
 
 #[test]

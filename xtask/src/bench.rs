@@ -25,8 +25,8 @@ const BWRAP: &str = "/usr/bin/bwrap";
 const CRUN: &str = "/usr/bin/crun";
 const UNSHARE: &str = "/usr/bin/unshare";
 
-/// Set in the re-executed bench that runs in its own mount namespace.
-const MNTNS_MARK: &str = "XTASK_BENCH_PRIVATE_MNTNS";
+/// Set in the re-executed bench that runs in its own mount and network namespaces.
+const PRIVATE_MARK: &str = "XTASK_BENCH_PRIVATE_NS";
 
 const DEFAULT_RUNS: usize = 200;
 const QUICK_RUNS: usize = 30;
@@ -129,7 +129,7 @@ pub fn run(ctx: &Ctx, args: &[String]) -> Result<u8, String> {
                 .into(),
         );
     }
-    if let Some(code) = reexec_for_crun(args)? {
+    if let Some(code) = reexec_private(args)? {
         return Ok(code);
     }
     let bins = build_static(ctx, &["microbox"])?;
@@ -141,7 +141,7 @@ pub fn run(ctx: &Ctx, args: &[String]) -> Result<u8, String> {
     let load_start = loadavg();
     let mut runtimes = runtimes(ctx, &microbox, opts.baseline.as_deref(), &image)?;
     let result = measure(&mut runtimes, &image, &opts);
-    let cleanup = cleanup_crun();
+    let cleanup = cleanup_crun().and(cleanup_bridge(&microbox));
     let load_end = loadavg();
     let results = result?;
     print_report(&Report {
@@ -160,48 +160,65 @@ pub fn run(ctx: &Ctx, args: &[String]) -> Result<u8, String> {
     Ok(u8::from(runtimes[0].dead.is_some()))
 }
 
-/// crun 1.8 refuses a hybrid host whose cgroup2 hierarchy has a controller
-/// attached ("cgroups in hybrid mode not supported, drop all controllers from
-/// cgroupv2"), even with `--cgroup-manager=disabled`; this host has hugetlb
-/// there. A private tmpfs over /sys/fs/cgroup/unified, in a private mount
-/// namespace, makes it a plain v1 host for crun without touching the host's
-/// mounts. Not a bare unmount: crun would then create its v2 "cgroup" as plain
-/// directories in the host's /sys/fs/cgroup tmpfs, hidden under the cgroup2
-/// mount; the private tmpfs takes them and vanishes with the namespace. The
-/// whole bench moves there, so all runtimes start from the same namespace;
-/// microbox uses only the v1 controllers on such a host anyway.
-fn reexec_for_crun(args: &[String]) -> Result<Option<u8>, String> {
-    if std::env::var_os(MNTNS_MARK).is_some()
-        || !Path::new(CRUN).exists()
-        || !hybrid_with_v2_controllers()
-    {
+/// The bench runs in a network namespace and a mount namespace of its own,
+/// re-executed under unshare(1), so that nothing it makes touches the host:
+/// the bridge row's bridge, tables and veths live and die with the network
+/// namespace (and send nothing anywhere), and every runtime starts from the
+/// same namespaces.
+///
+/// The mount namespace is for crun: crun 1.8 refuses a hybrid host whose
+/// cgroup2 hierarchy has a controller attached ("cgroups in hybrid mode not
+/// supported, drop all controllers from cgroupv2"), even with
+/// `--cgroup-manager=disabled`; this host has hugetlb there. A private tmpfs
+/// over /sys/fs/cgroup/unified makes it a plain v1 host for crun without
+/// touching the host's mounts. Not a bare unmount: crun would then create its
+/// v2 "cgroup" as plain directories in the host's /sys/fs/cgroup tmpfs, hidden
+/// under the cgroup2 mount; the private tmpfs takes them and vanishes with the
+/// namespace. microbox uses only the v1 controllers on such a host anyway.
+fn reexec_private(args: &[String]) -> Result<Option<u8>, String> {
+    if in_private_namespaces() {
         return Ok(None);
     }
     if !Path::new(UNSHARE).exists() {
         eprintln!(
-            "xtask: bench: crun refuses this hybrid cgroup host and {UNSHARE} (apt-get install \
-             util-linux) is missing to hide the cgroup2 mount from it; crun will fail"
+            "xtask: bench: {UNSHARE} (apt-get install util-linux) is missing: the bridge row \
+             is not measured, and crun may refuse a hybrid cgroup host"
         );
         return Ok(None);
     }
+    let hide_unified = Path::new(CRUN).exists() && hybrid_with_v2_controllers();
+    let mount = if hide_unified {
+        eprintln!(
+            "xtask: bench: hybrid cgroup host with controllers on /sys/fs/cgroup/unified, \
+             which crun refuses: a private tmpfs goes there"
+        );
+        "mount -t tmpfs -o size=1m,mode=755 xtask-bench /sys/fs/cgroup/unified && "
+    } else {
+        ""
+    };
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the xtask binary: {e}"))?;
-    eprintln!(
-        "xtask: bench: hybrid cgroup host with controllers on /sys/fs/cgroup/unified, which \
-         crun refuses: re-running the bench in a private mount namespace with a tmpfs there"
-    );
     let status = Command::new(UNSHARE)
-        .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
-        .arg(
-            "mount -t tmpfs -o size=1m,mode=755 xtask-bench /sys/fs/cgroup/unified \
-             && exec \"$0\" \"$@\"",
-        )
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "--net",
+            "--",
+            "/bin/sh",
+            "-c",
+        ])
+        .arg(format!("{mount}exec \"$0\" \"$@\""))
         .arg(exe)
         .arg("bench")
         .args(args)
-        .env(MNTNS_MARK, "1")
+        .env(PRIVATE_MARK, "1")
         .status()
         .map_err(|e| format!("cannot run {UNSHARE}: {e}"))?;
     Ok(Some(crate::exit_code_of(status)))
+}
+
+fn in_private_namespaces() -> bool {
+    std::env::var_os(PRIVATE_MARK).is_some()
 }
 
 fn hybrid_with_v2_controllers() -> bool {
@@ -233,9 +250,16 @@ impl Payload {
 }
 
 enum Kind {
-    Microbox { bin: PathBuf, net_host: bool },
+    /// `net`: the `--net` mode given, if any.
+    Microbox {
+        bin: PathBuf,
+        net: Option<&'static str>,
+    },
     Bwrap,
-    Crun { bundles: [PathBuf; 2], next_id: u64 },
+    Crun {
+        bundles: [PathBuf; 2],
+        next_id: u64,
+    },
 }
 
 struct Runtime {
@@ -259,11 +283,11 @@ impl Runtime {
 
     fn command(&mut self, image: &Path, payload: Payload) -> Command {
         match &mut self.kind {
-            Kind::Microbox { bin, net_host } => {
+            Kind::Microbox { bin, net } => {
                 let mut cmd = Command::new(&*bin);
                 cmd.arg("--fs").arg(image);
-                if *net_host {
-                    cmd.args(["--net", "host"]);
+                if let Some(mode) = net {
+                    cmd.args(["--net", mode]);
                 }
                 cmd.arg("--").args(payload.argv());
                 cmd
@@ -316,23 +340,36 @@ fn runtimes(
             "microbox",
             Kind::Microbox {
                 bin: microbox.to_path_buf(),
-                net_host: false,
+                net: None,
             },
         ),
         Runtime::new(
             "microbox --net host",
             Kind::Microbox {
                 bin: microbox.to_path_buf(),
-                net_host: true,
+                net: Some("host"),
+            },
+        ),
+        Runtime::new(
+            "microbox --net bridge",
+            Kind::Microbox {
+                bin: microbox.to_path_buf(),
+                net: Some("bridge"),
             },
         ),
     ];
+    if !in_private_namespaces() {
+        list[2].dead = Some(format!(
+            "runs only in a private network namespace, made with {UNSHARE} (apt-get install \
+             util-linux)"
+        ));
+    }
     if let Some(bin) = baseline {
         list.push(Runtime::new(
             "baseline",
             Kind::Microbox {
                 bin: bin.to_path_buf(),
-                net_host: false,
+                net: None,
             },
         ));
     }
@@ -433,6 +470,26 @@ fn crun_config(image: &str, args: &[&str], cgroup_parent: &str) -> String {
         }
     });
     format!("{config:#}\n")
+}
+
+/// The bridge itself goes with the bench's network namespace; its lease
+/// directory in /run/microbox would not.
+fn cleanup_bridge(microbox: &Path) -> Result<(), String> {
+    if !in_private_namespaces() {
+        return Ok(());
+    }
+    let out = Command::new(microbox)
+        .arg("--net-cleanup")
+        .output()
+        .map_err(|e| format!("cannot run {} --net-cleanup: {e}", microbox.display()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "microbox --net-cleanup: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
 }
 
 /// crun removes each container's own cgroup but not the parent it created in
@@ -820,6 +877,10 @@ fn print_report(rep: &Report) {
          (1 CPU, 1 GiB without swap, 1024 pids); seccomp deny list; 14 capabilities"
     );
     println!("  --net host  the same without the network namespace: the difference is its cost");
+    println!(
+        "  --net bridge  the defaults plus a veth pair on the bridge microbox0, an address \
+         lease and two nf_tables tables per sandbox (made and removed over netlink)"
+    );
     if let Some(bin) = &rep.opts.baseline {
         println!(
             "  baseline    {} with microbox's defaults (--baseline)",
@@ -834,10 +895,11 @@ fn print_report(rep: &Report) {
         "  crun        OCI bundle in target/microbox/bench/crun: the same namespaces, id map, \
          limits (cgroupfs), capabilities and deny list; read-only image, NO overlay"
     );
-    if std::env::var_os(MNTNS_MARK).is_some() {
+    if in_private_namespaces() {
         println!(
-            "              (all runtimes ran in a private mount namespace with a tmpfs over \
-             /sys/fs/cgroup/unified, whose hugetlb controller crun refuses on this hybrid host)"
+            "              (all runtimes ran in a private mount and network namespace; on a \
+             hybrid host with a tmpfs over /sys/fs/cgroup/unified, whose hugetlb controller \
+             crun refuses)"
         );
     }
     println!(
@@ -914,6 +976,21 @@ fn print_ratios(rep: &Report) {
             "network namespace cost (microbox median - --net host median): {:.2} ms",
             diff * 1000.0
         );
+    }
+    if let Some(i) = index("microbox --net bridge") {
+        if let (Some(a), Some(b)) = (stats(&r.warm[i]), &mb_warm) {
+            let diff = a.median.as_secs_f64() - b.median.as_secs_f64();
+            println!(
+                "bridge set-up cost (--net bridge median - microbox median): {:.2} ms",
+                diff * 1000.0
+            );
+        }
+        if let (Some(a), Some(b)) = (r.batch[i], r.batch[mb]) {
+            println!(
+                "sandboxes/s with --net bridge: {a:.0} ({} of microbox's)",
+                ratio(a, b)
+            );
+        }
     }
 }
 
