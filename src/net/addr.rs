@@ -81,9 +81,19 @@ impl Subnet {
 
     /// The addresses sandboxes may lease: after the gateway, before the broadcast.
     pub fn hosts(self) -> impl Iterator<Item = Ipv4Addr> {
+        self.hosts_after(None)
+    }
+
+    /// The sandbox addresses, starting after `last` and wrapping around (all
+    /// of them from the first when `last` is None or not one of them).
+    pub fn hosts_after(self, last: Option<Ipv4Addr>) -> impl Iterator<Item = Ipv4Addr> {
         let first = u32::from(self.network) + 2;
         let broadcast = u32::from(self.network) | !self.mask();
-        (first..broadcast).map(Ipv4Addr::from)
+        let start = last
+            .map(u32::from)
+            .filter(|l| (first..broadcast).contains(l))
+            .map_or(first, |l| l + 1);
+        (start..broadcast).chain(first..start).map(Ipv4Addr::from)
     }
 }
 
@@ -215,12 +225,12 @@ impl Allow {
     }
 }
 
-/// The host end of a sandbox's veth: `mbx` and the last 12 digits of its id
-/// (IFNAMSIZ allows 15 characters).
-pub fn host_veth_name(id: &str) -> String {
-    // The low digits: they hold the pid, unique among live sandboxes.
-    let digits = id.get(id.len().saturating_sub(12)..).unwrap_or(id);
-    format!("mbx{digits}")
+/// The host end of a sandbox's veth: `mbx` and its address in hex (11 of the
+/// 15 characters IFNAMSIZ allows). Named by address, not by sandbox, so that a
+/// veth the kernel has not yet removed for a sandbox that ended is found by the
+/// next holder of the address (creating its own fails with EEXIST).
+pub fn host_veth_name(addr: Ipv4Addr) -> String {
+    format!("mbx{:08x}", u32::from(addr))
 }
 
 /// The sandbox's MAC: locally administered, unicast, the address in its last
@@ -250,6 +260,21 @@ mod tests {
             [Ipv4Addr::new(192, 0, 2, 2)]
         );
         assert_eq!(s.to_string(), "10.44.0.0/24");
+        // After a given address, round the subnet once; an outsider starts at the first.
+        let after: Vec<_> = s.hosts_after(Some(Ipv4Addr::new(10, 44, 0, 200))).collect();
+        assert_eq!(after.len(), 253);
+        assert_eq!(after[0], Ipv4Addr::new(10, 44, 0, 201));
+        assert_eq!(after[252], Ipv4Addr::new(10, 44, 0, 200));
+        let last: Vec<_> = s.hosts_after(Some(Ipv4Addr::new(10, 44, 0, 254))).collect();
+        assert_eq!(last[0], Ipv4Addr::new(10, 44, 0, 2));
+        for outside in [Ipv4Addr::new(10, 44, 0, 1), Ipv4Addr::new(192, 0, 2, 7)] {
+            assert_eq!(s.hosts_after(Some(outside)).collect::<Vec<_>>(), hosts);
+        }
+        assert_eq!(
+            tiny.hosts_after(Some(Ipv4Addr::new(192, 0, 2, 2)))
+                .collect::<Vec<_>>(),
+            [Ipv4Addr::new(192, 0, 2, 2)]
+        );
     }
 
     #[test]
@@ -332,8 +357,8 @@ mod tests {
 
     #[test]
     fn veth_names_fit_ifnamsiz_and_macs_are_local_unicast() {
-        assert_eq!(host_veth_name("0123456789abcdef"), "mbx456789abcdef");
-        assert!(host_veth_name("0123456789abcdef").len() <= 15);
+        assert_eq!(host_veth_name(Ipv4Addr::new(10, 44, 0, 5)), "mbx0a2c0005");
+        assert!(host_veth_name(Ipv4Addr::new(255, 255, 255, 255)).len() <= 15);
         let mac = sandbox_mac(Ipv4Addr::new(10, 44, 0, 5));
         assert_eq!(mac[0] & 0b11, 0b10);
         assert_eq!(&mac[2..], &[10, 44, 0, 5]);

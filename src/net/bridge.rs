@@ -47,19 +47,23 @@ pub fn prepare(spec: &Spec, id: &str) -> Result<Prepared> {
     let subnet = spec.subnet;
     let netns = netns_id()?;
     let dir = lease_dir(netns, &spec.bridge);
-    let lease = Lease::first_free(run, &dir, subnet.hosts().map(|ip| ip.to_string()))?.ok_or_else(
-        || {
-            Error::failed(
-                "lease an address",
-                format!(
-                    "all {} addresses are leased by running sandboxes",
-                    subnet.hosts().count()
-                ),
-            )
-            .on(format_args!("in {subnet} of bridge {}", spec.bridge))
-            .hint("use a wider --subnet, or another --bridge with its own --subnet")
-        },
-    )?;
+    // Round-robin from the address leased last: a freed address comes back
+    // only after all the others, by when the kernel has long removed the veth
+    // of its last holder (which it does after the sandbox, not with it).
+    let last = crate::state::last_leased(run, &dir).and_then(|l| l.parse().ok());
+    let names = subnet.hosts_after(last).map(|ip| ip.to_string());
+    let lease = Lease::first_free(run, &dir, names)?.ok_or_else(|| {
+        Error::failed(
+            "lease an address",
+            format!(
+                "all {} addresses are leased by running sandboxes",
+                subnet.hosts().count()
+            ),
+        )
+        .on(format_args!("in {subnet} of bridge {}", spec.bridge))
+        .hint("use a wider --subnet, or another --bridge with its own --subnet")
+    })?;
+    crate::state::remember_leased(run, &dir, lease.name());
     let addr: Ipv4Addr = lease
         .name()
         .parse()
@@ -145,6 +149,8 @@ pub struct Prepared {
 pub struct Attached {
     prepared: Prepared,
     veth: String,
+    /// The sandbox's nf_tables tables, once made.
+    tables: Vec<(nft::Family, String)>,
 }
 
 impl Prepared {
@@ -153,15 +159,27 @@ impl Prepared {
         let mut nl = Netlink::open(Bus::Route).map_err(|e| e.into_error("open", "rtnetlink"))?;
         let bridge = ensure_bridge(&mut nl, &self.bridge, self.subnet)?;
         enable_forwarding()?;
-        let veth = host_veth_name(&self.id);
+        let veth = host_veth_name(self.inside.addr);
         let pid = u32::try_from(pid).map_err(|_| Error::runtime("internal error: pid"))?;
         let mac = sandbox_mac(self.inside.addr);
-        let answers = nl
-            .answers(vec![
+        let create = || {
+            vec![
                 rtnl::new_veth_pair(&veth, bridge, INSIDE_NAME, mac, pid),
                 rtnl::isolate_port(&veth),
-            ])
-            .map_err(|e| e.into_error("create", format_args!("veth pair {veth}")))?;
+            ]
+        };
+        let failed = |e: Failure| e.into_error("create", format_args!("veth pair {veth}"));
+        let mut answers = nl.answers(create()).map_err(failed)?;
+        // EEXIST: the veth of this address's last holder, which ended (we hold
+        // its lease) but whose namespace the kernel has not yet torn down.
+        if answers[0]
+            .refused
+            .as_ref()
+            .is_some_and(|r| r.errno == libc::EEXIST)
+        {
+            delete_link(&veth)?;
+            answers = nl.answers(create()).map_err(failed)?;
+        }
         first_refusal(answers, &[]).map_err(|r| {
             r.into_error(
                 "create",
@@ -169,9 +187,10 @@ impl Prepared {
             )
         })?;
         // From here on, detach() undoes what exists.
-        let attached = Attached {
+        let mut attached = Attached {
             prepared: self,
             veth,
+            tables: Vec::new(),
         };
         attached.install_rules(mac)?;
         Ok(attached)
@@ -179,20 +198,30 @@ impl Prepared {
 }
 
 impl Attached {
-    /// The bridge's shared table (made once: a second maker's whole batch is
-    /// refused with EEXIST, which means it is there), then the sandbox's own.
-    fn install_rules(&self, mac: [u8; 6]) -> Result<()> {
+    /// The bridge's shared table (made once, by whoever finds it missing: two
+    /// makers at once are fine, the second's batch is refused with EEXIST), then
+    /// the sandbox's own. Asking first matters: a refused batch costs the
+    /// kernel's abort path, several ms, on every start.
+    fn install_rules(&mut self, mac: [u8; 6]) -> Result<()> {
         let p = &self.prepared;
         let mut nl =
             Netlink::open(Bus::Netfilter).map_err(|e| e.into_error("open", "nfnetlink"))?;
         let shared = nft::shared_table(&p.bridge, p.subnet);
-        match nl.exchange(nft::batch(nft::create(&shared, true))) {
-            Ok(()) => {}
-            Err(Failure::Refused(r)) if r.errno == libc::EEXIST => {}
-            Err(e) => {
-                return Err(e
-                    .into_error("create", format_args!("nf_tables table inet {}", p.bridge))
-                    .hint("does the kernel have nf_tables with nat, reject and fib?"))
+        let table_error = |e: Failure| {
+            e.into_error("create", format_args!("nf_tables table inet {}", p.bridge))
+                .hint("does the kernel have nf_tables with nat, reject and fib?")
+        };
+        let asked = nl
+            .answers(vec![nft::get_table(shared.family, &shared.name)])
+            .map_err(table_error)?;
+        let missing = asked
+            .iter()
+            .any(|a| a.refused.as_ref().is_some_and(|r| r.errno == libc::ENOENT));
+        if missing {
+            match nl.exchange(nft::batch(nft::create(&shared, true))) {
+                Ok(()) => {}
+                Err(Failure::Refused(r)) if r.errno == libc::EEXIST => {}
+                Err(e) => return Err(table_error(e)),
             }
         }
         let net = nft::SandboxNet {
@@ -204,25 +233,27 @@ impl Attached {
             allow: &p.allow,
             dns: &p.dns,
         };
-        let msgs = nft::sandbox_tables(&net)
-            .iter()
-            .flat_map(|table| nft::create(table, false))
-            .collect();
+        let tables = nft::sandbox_tables(&net);
+        let msgs = tables.iter().flat_map(|t| nft::create(t, false)).collect();
         nl.exchange(nft::batch(msgs)).map_err(|e| {
             e.into_error(
                 "create",
                 format_args!("nf_tables tables {}", nft::sandbox_table_name(&p.id)),
             )
-        })
+        })?;
+        self.tables = tables.into_iter().map(|t| (t.family, t.name)).collect();
+        Ok(())
     }
 
-    /// Removes this sandbox's veth (the kernel would, with its namespace, but
-    /// later: namespaces are freed asynchronously) and frees its leases.
+    /// Removes this sandbox's tables and frees its leases. Not the veth: the
+    /// kernel removes it with the sandbox's namespace, soon after and off the
+    /// caller's clock (deleting it here costs some 24 ms of waiting for RCU
+    /// grace periods, with the namespace still alive); the address it is named
+    /// after is the last to be leased again.
     pub fn detach(self) -> Result<()> {
-        let tables = delete_sandbox_tables(&self.prepared.id);
-        let link = delete_link(&self.veth);
+        let tables = delete_tables(&self.tables);
         drop(self.prepared);
-        tables.and(link)
+        tables
     }
 }
 
@@ -236,39 +267,59 @@ fn delete_link(name: &str) -> Result<()> {
         .map_err(|r| r.into_error("delete", format_args!("link {name}")))
 }
 
-/// What the collector removes for a dead sandbox `id`: its veth, if the
-/// kernel has not yet. Ok when there is nothing.
+/// What the collector removes for a dead sandbox `id`: its tables (its veth
+/// went with its namespace). Ok when there is nothing.
 pub fn forget(id: &str) -> Result<()> {
-    let tables = delete_sandbox_tables(id);
-    delete_link(&host_veth_name(id)).and(tables)
+    let name = nft::sandbox_table_name(id);
+    let tables: Vec<_> = sandbox_tables_present()?
+        .into_iter()
+        .filter(|(_, n)| *n == name)
+        .collect();
+    delete_tables(&tables)
 }
 
-/// Deletes the `mbx-<id>` tables of sandboxes whose run is dead (its lock can
-/// be taken): what a crash between the collector's steps may leave.
-fn collect_dead_tables() -> Result<()> {
+/// Every `mbx-<id>` table in this namespace, by family.
+fn sandbox_tables_present() -> Result<Vec<(nft::Family, String)>> {
     let mut nl = Netlink::open(Bus::Netfilter).map_err(|e| e.into_error("open", "nfnetlink"))?;
-    let mut ids = Vec::new();
+    let mut found = Vec::new();
     for family in [nft::Family::Bridge, nft::Family::Inet] {
         let entries = nl
             .dump(nft::list_tables(family))
             .map_err(|e| e.into_error("list", "nf_tables tables"))?;
         let names = nft::table_names(&entries)
             .map_err(|m| Error::failed("list", m.to_string()).on("nf_tables tables"))?;
-        ids.extend(
+        found.extend(
             names
-                .iter()
-                .filter_map(|n| n.strip_prefix("mbx-"))
-                // Only what a sandbox id can be: the id becomes a lock path.
-                .filter(|id| crate::cgroup::is_valid_id(id))
-                .map(str::to_string),
+                .into_iter()
+                .filter(|n| n.starts_with("mbx-"))
+                .map(|n| (family, n)),
         );
     }
-    ids.sort_unstable();
-    ids.dedup();
-    for id in ids {
+    Ok(found)
+}
+
+/// Deletes the `mbx-<id>` tables of sandboxes whose run is dead (its lock can
+/// be taken): what a crash between the collector's steps may leave.
+fn collect_dead_tables() -> Result<()> {
+    let mut by_id: Vec<(String, Vec<(nft::Family, String)>)> = Vec::new();
+    for (family, name) in sandbox_tables_present()? {
+        // Only what a sandbox id can be: the id becomes a lock path.
+        let Some(id) = name
+            .strip_prefix("mbx-")
+            .filter(|id| crate::cgroup::is_valid_id(id))
+        else {
+            continue;
+        };
+        let id = id.to_string();
+        match by_id.iter_mut().find(|(i, _)| *i == id) {
+            Some((_, tables)) => tables.push((family, name)),
+            None => by_id.push((id, vec![(family, name)])),
+        }
+    }
+    for (id, tables) in by_id {
         // A lock that can be taken belongs to nobody alive.
         if let Ok(lock) = crate::state::SandboxLock::acquire(Path::new(RUN_DIR), &id) {
-            let result = delete_sandbox_tables(&id);
+            let result = delete_tables(&tables);
             lock.release(true);
             result?;
         }
@@ -276,17 +327,26 @@ fn collect_dead_tables() -> Result<()> {
     Ok(())
 }
 
-/// Deletes a sandbox's tables, one batch per family (a batch fails as a
-/// whole, and a sandbox without published ports or allow-list has no inet
-/// table); Ok when there are none.
-fn delete_sandbox_tables(id: &str) -> Result<()> {
-    let name = nft::sandbox_table_name(id);
+/// Deletes `tables` in one batch. A batch fails as a whole, so when one of
+/// them is gone already (ENOENT) the rest are deleted one by one.
+fn delete_tables(tables: &[(nft::Family, String)]) -> Result<()> {
+    if tables.is_empty() {
+        return Ok(());
+    }
     let mut nl = Netlink::open(Bus::Netfilter).map_err(|e| e.into_error("open", "nfnetlink"))?;
-    for family in [nft::Family::Bridge, nft::Family::Inet] {
-        match nl.exchange(nft::batch(vec![nft::delete(family, &name)])) {
+    let all = tables.iter().map(|(f, n)| nft::delete(*f, n)).collect();
+    let error =
+        |e: Failure, name: &str| e.into_error("delete", format_args!("nf_tables table {name}"));
+    match nl.exchange(nft::batch(all)) {
+        Ok(()) => return Ok(()),
+        Err(Failure::Refused(r)) if r.errno == libc::ENOENT => {}
+        Err(e) => return Err(error(e, &tables[0].1)),
+    }
+    for (family, name) in tables {
+        match nl.exchange(nft::batch(vec![nft::delete(*family, name)])) {
             Ok(()) => {}
             Err(Failure::Refused(r)) if r.errno == libc::ENOENT => {}
-            Err(e) => return Err(e.into_error("delete", format_args!("nf_tables table {name}"))),
+            Err(e) => return Err(error(e, name)),
         }
     }
     Ok(())
@@ -327,6 +387,7 @@ pub fn cleanup(name: &str) -> Result<()> {
         Err(e) => return Err(e.into_error("delete", format_args!("nf_tables table inet {name}"))),
     }
     delete_link(name)?;
+    crate::state::forget_last_leased(Path::new(RUN_DIR), &leases);
     match std::fs::remove_dir(&dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -561,6 +622,19 @@ mod tests {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    fn nft_tables() -> String {
+        let out = std::process::Command::new("nft")
+            .args(["list", "tables"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "nft list tables");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("mbx-"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     fn inside_private_namespace() {
         let subnet = Subnet::parse("192.0.2.0/28").unwrap();
         let mut nl = Netlink::open(Bus::Route).unwrap();
@@ -609,8 +683,8 @@ mod tests {
             prefix: 28,
             gateway: subnet.gateway(),
         };
-        let prepared = Prepared {
-            id: "0123456789abcdef".into(),
+        let prepared = |id: &str| Prepared {
+            id: id.into(),
             bridge: "mbxtest0".into(),
             subnet,
             inside,
@@ -619,8 +693,10 @@ mod tests {
             dns: Vec::new(),
             _leases: Vec::new(),
         };
-        let attached = prepared.attach(i32::try_from(pid).unwrap()).unwrap();
-        let veth = ip(&["-d", "link", "show", "mbx456789abcdef"]);
+        let attached = prepared("0123456789abcdef")
+            .attach(i32::try_from(pid).unwrap())
+            .unwrap();
+        let veth = ip(&["-d", "link", "show", "mbxc0000202"]);
         assert!(veth.contains("master mbxtest0"), "{veth}");
         assert!(veth.contains("isolated on"), "{veth}");
         // Configure the peer from a thread that entered the sandbox's namespace.
@@ -650,10 +726,26 @@ mod tests {
         assert!(eth0.contains("state UP") || eth0.contains(",UP"), "{eth0}");
         assert!(seen(&["route"]).contains("default via 192.0.2.1 dev eth0"));
         attached.detach().unwrap();
-        assert!(!ip(&["link"]).contains("mbx456789abcdef"));
-        // Forgetting a sandbox whose veth is gone is fine.
+        assert_eq!(nft_tables(), "");
+        // The veth stays while the namespace lives; the next holder of the
+        // address replaces it.
+        assert!(ip(&["link"]).contains("mbxc0000202"));
+        let second = prepared("fedcba9876543210")
+            .attach(i32::try_from(pid).unwrap())
+            .unwrap();
+        second.detach().unwrap();
+        // Forgetting a sandbox with nothing left is fine.
         forget("0123456789abcdef").unwrap();
         let _ = sandbox.kill();
         let _ = sandbox.wait();
+        // With the namespace gone, the kernel removes the veth.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while ip(&["link"]).contains("mbxc0000202") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the veth outlived its namespace"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }

@@ -661,6 +661,13 @@ pub fn delete(family: Family, name: &str) -> Message {
     msg
 }
 
+/// Asks for table `name` of `family`: its description, or ENOENT.
+pub fn get_table(family: Family, name: &str) -> Message {
+    let mut msg = nft_message(NFT_MSG_GETTABLE, NLM_F_ACK, family);
+    msg.attr_str(NFTA_TABLE_NAME, name);
+    msg
+}
+
 /// A dump of every table of `family`.
 pub fn list_tables(family: Family) -> Message {
     nft_message(NFT_MSG_GETTABLE, NLM_F_DUMP, family)

@@ -69,6 +69,27 @@ impl Lease {
     }
 }
 
+/// `<dir>/last`: the name last leased in `dir`. A hint, not a lease: the next
+/// run starts its search after it, so a name is not handed out again the
+/// moment it is freed (the kernel may still be removing its holder's veth).
+/// Unreadable or torn, it is None and the search starts at the beginning.
+const LAST: &str = "last";
+
+pub fn last_leased(run_dir: &Path, dir: &str) -> Option<String> {
+    let text = std::fs::read_to_string(run_dir.join(dir).join(LAST)).ok()?;
+    Some(text.trim().to_string()).filter(|t| !t.is_empty())
+}
+
+/// Best effort, like the hint itself: a failed write costs only the rotation.
+pub fn remember_leased(run_dir: &Path, dir: &str, name: &str) {
+    let _ = std::fs::write(run_dir.join(dir).join(LAST), name);
+}
+
+/// Removes the hint with the directory it is in (`--net-cleanup`).
+pub fn forget_last_leased(run_dir: &Path, dir: &str) {
+    let _ = std::fs::remove_file(run_dir.join(dir).join(LAST));
+}
+
 /// Unlink, then unlock (the fd closes after this runs): see the module comment.
 impl Drop for Lease {
     fn drop(&mut self) {

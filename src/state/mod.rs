@@ -10,6 +10,7 @@
 //! | `sandboxes/<id>.lock`       | flock held by the live run of sandbox `<id>`  |
 //! | `gc.lock`                   | held while one run collects dead sandboxes    |
 //! | `ipam/<netns>-<bridge>/<addr>.lock` | the lease of a bridge address (`Lease`); `<netns>` is the network namespace's inode |
+//! | `ipam/<netns>-<bridge>/last` | the address leased last, where the next search starts (a hint) |
 //! | `ports/<netns>-<proto>-<port>.lock` | the lease of a published host port |
 //! | `/run/microbox` itself      | each sandbox's staging tmpfs mount point, inside its own mount namespace only |
 //!
@@ -21,7 +22,7 @@ mod lease;
 mod lock;
 
 pub use collect::collect_dead;
-pub use lease::Lease;
+pub use lease::{forget_last_leased, last_leased, remember_leased, Lease};
 pub use lock::SandboxLock;
 
 /// The directory this module owns.

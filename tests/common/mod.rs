@@ -728,18 +728,24 @@ impl HostSnapshot {
 }
 
 /// What microbox keeps across runs and may create once: directories holding
-/// nothing but directories (the lease directories, one per bridge, which live as
-/// long as the bridge) or an empty global lock file directly in /run/microbox
-/// (`gc.lock`, held with flock, so it needs no cleanup).
+/// nothing else (the lease directories, one per bridge, which live as long as
+/// the bridge, with the `last` hint of where the next address search starts)
+/// or an empty global lock file directly in /run/microbox (`gc.lock`, held
+/// with flock, so it needs no cleanup).
 fn is_persistent_state(path: &Path) -> bool {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return true; // gone by now
     };
     if meta.is_dir() {
-        return std::fs::read_dir(path).is_ok_and(|d| {
-            d.flatten()
-                .all(|e| e.file_type().is_ok_and(|t| t.is_dir()) && is_persistent_state(&e.path()))
-        });
+        return std::fs::read_dir(path)
+            .is_ok_and(|mut d| d.all(|e| e.is_ok_and(|e| is_persistent_state(&e.path()))));
+    }
+    let in_lease_dir = path
+        .parent()
+        .and_then(Path::parent)
+        .is_some_and(|p| p == Path::new(RUN_DIR).join("ipam"));
+    if in_lease_dir && path.file_name().is_some_and(|n| n == "last") {
+        return true;
     }
     meta.is_file()
         && meta.len() == 0
