@@ -188,7 +188,8 @@ impl World {
 
     /// The host namespace's links other than lo, the world's veth and the
     /// bridge, and its nf_tables tables other than the bridge's own: what a
-    /// sandbox left behind.
+    /// sandbox left behind (polled: the kernel removes a veth with its
+    /// namespace, a moment after microbox exits).
     fn leftovers(&self) -> Vec<String> {
         let mut left = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(3);
@@ -201,8 +202,11 @@ impl World {
                     left.push(format!("link {name}"));
                 }
             }
+            // The bridge's own tables stay with it: `inet BRIDGE` and one
+            // `netdev BRIDGE-<address>` per address used.
+            let port_table = format!("table netdev {}-", self.bridge);
             for line in self.sh_host("nft list tables").lines() {
-                if !line.ends_with(&format!(" {}", self.bridge)) {
+                if !line.ends_with(&format!(" {}", self.bridge)) && !line.starts_with(&port_table) {
                     left.push(line.to_string());
                 }
             }

@@ -198,50 +198,58 @@ impl Prepared {
 }
 
 impl Attached {
-    /// The bridge's shared table (made once, by whoever finds it missing: two
-    /// makers at once are fine, the second's batch is refused with EEXIST), then
-    /// the sandbox's own. Asking first matters: a refused batch costs the
-    /// kernel's abort path, several ms, on every start.
+    /// The rules, made only where missing: the bridge's shared table (by
+    /// whoever finds it missing; two makers at once are fine, the second's
+    /// batch is refused with EEXIST) and the port table of this address (kept
+    /// across sandboxes, see `nft::port_table`), then the sandbox's own table
+    /// if it has one. Asking first matters: a refused batch costs the kernel's
+    /// abort path, several ms.
     fn install_rules(&mut self, mac: [u8; 6]) -> Result<()> {
         let p = &self.prepared;
         let mut nl =
             Netlink::open(Bus::Netfilter).map_err(|e| e.into_error("open", "nfnetlink"))?;
         let shared = nft::shared_table(&p.bridge, p.subnet);
-        let table_error = |e: Failure| {
-            e.into_error("create", format_args!("nf_tables table inet {}", p.bridge))
-                .hint("does the kernel have nf_tables with nat, reject and fib?")
+        let port = nft::port_table(&p.bridge, &self.veth, p.inside.addr, mac);
+        let table_error = |e: Failure, name: &str| {
+            e.into_error("create", format_args!("nf_tables table {name}"))
+                .hint("does the kernel have nf_tables with nat, reject, fib and netdev?")
         };
         let asked = nl
-            .answers(vec![nft::get_table(shared.family, &shared.name)])
-            .map_err(table_error)?;
-        let missing = asked
+            .answers(vec![
+                nft::get_table(shared.family, &shared.name),
+                nft::get_chain(port.family, &port.name, "ingress"),
+            ])
+            .map_err(|e| table_error(e, &shared.name))?;
+        let missing: Vec<bool> = asked
             .iter()
-            .any(|a| a.refused.as_ref().is_some_and(|r| r.errno == libc::ENOENT));
-        if missing {
+            .map(|a| a.refused.as_ref().is_some_and(|r| r.errno == libc::ENOENT))
+            .collect();
+        if missing[0] {
             match nl.exchange(nft::batch(nft::create(&shared, true))) {
                 Ok(()) => {}
                 Err(Failure::Refused(r)) if r.errno == libc::EEXIST => {}
-                Err(e) => return Err(table_error(e)),
+                Err(e) => return Err(table_error(e, &shared.name)),
             }
         }
-        let net = nft::SandboxNet {
+        let own = nft::sandbox_table(&nft::SandboxNet {
             id: &p.id,
-            veth: &self.veth,
             addr: p.inside.addr,
-            mac,
             publish: &p.publish,
             allow: &p.allow,
             dns: &p.dns,
-        };
-        let tables = nft::sandbox_tables(&net);
-        let msgs = tables.iter().flat_map(|t| nft::create(t, false)).collect();
-        nl.exchange(nft::batch(msgs)).map_err(|e| {
-            e.into_error(
-                "create",
-                format_args!("nf_tables tables {}", nft::sandbox_table_name(&p.id)),
-            )
-        })?;
-        self.tables = tables.into_iter().map(|t| (t.family, t.name)).collect();
+        });
+        let mut msgs = Vec::new();
+        if missing[1] {
+            msgs.extend(nft::create(&port, false));
+        }
+        if let Some(table) = &own {
+            msgs.extend(nft::create(table, false));
+        }
+        if !msgs.is_empty() {
+            nl.exchange(nft::batch(msgs))
+                .map_err(|e| table_error(e, &port.name))?;
+        }
+        self.tables = own.into_iter().map(|t| (t.family, t.name)).collect();
         Ok(())
     }
 
@@ -280,22 +288,22 @@ pub fn forget(id: &str) -> Result<()> {
 
 /// Every `mbx-<id>` table in this namespace, by family.
 fn sandbox_tables_present() -> Result<Vec<(nft::Family, String)>> {
+    tables_present(nft::Family::Inet, "mbx-")
+}
+
+/// The tables of `family` whose names start with `prefix`.
+fn tables_present(family: nft::Family, prefix: &str) -> Result<Vec<(nft::Family, String)>> {
     let mut nl = Netlink::open(Bus::Netfilter).map_err(|e| e.into_error("open", "nfnetlink"))?;
-    let mut found = Vec::new();
-    for family in [nft::Family::Bridge, nft::Family::Inet] {
-        let entries = nl
-            .dump(nft::list_tables(family))
-            .map_err(|e| e.into_error("list", "nf_tables tables"))?;
-        let names = nft::table_names(&entries)
-            .map_err(|m| Error::failed("list", m.to_string()).on("nf_tables tables"))?;
-        found.extend(
-            names
-                .into_iter()
-                .filter(|n| n.starts_with("mbx-"))
-                .map(|n| (family, n)),
-        );
-    }
-    Ok(found)
+    let entries = nl
+        .dump(nft::list_tables(family))
+        .map_err(|e| e.into_error("list", "nf_tables tables"))?;
+    let names = nft::table_names(&entries)
+        .map_err(|m| Error::failed("list", m.to_string()).on("nf_tables tables"))?;
+    Ok(names
+        .into_iter()
+        .filter(|n| n.starts_with(prefix))
+        .map(|n| (family, n))
+        .collect())
 }
 
 /// Deletes the `mbx-<id>` tables of sandboxes whose run is dead (its lock can
@@ -380,6 +388,15 @@ pub fn cleanup(name: &str) -> Result<()> {
         );
     }
     collect_dead_tables()?;
+    // The port tables of this bridge: `<name>-` and eight hex digits.
+    let ports: Vec<_> = tables_present(nft::Family::Netdev, &format!("{name}-"))?
+        .into_iter()
+        .filter(|(_, t)| {
+            let rest = &t[name.len() + 1..];
+            rest.len() == 8 && rest.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+        .collect();
+    delete_tables(&ports)?;
     let mut nl = Netlink::open(Bus::Netfilter).map_err(|e| e.into_error("open", "nfnetlink"))?;
     match nl.exchange(nft::batch(vec![nft::delete(nft::Family::Inet, name)])) {
         Ok(()) => {}

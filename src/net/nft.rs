@@ -27,6 +27,7 @@ const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_GETTABLE: u16 = 1;
 const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
+const NFT_MSG_GETCHAIN: u16 = 4;
 const NFT_MSG_NEWRULE: u16 = 6;
 
 // attributes
@@ -38,6 +39,7 @@ const NFTA_CHAIN_POLICY: u16 = 5;
 const NFTA_CHAIN_TYPE: u16 = 7;
 const NFTA_HOOK_HOOKNUM: u16 = 1;
 const NFTA_HOOK_PRIORITY: u16 = 2;
+const NFTA_HOOK_DEV: u16 = 3;
 const NFTA_RULE_TABLE: u16 = 1;
 const NFTA_RULE_CHAIN: u16 = 2;
 const NFTA_RULE_EXPRESSIONS: u16 = 4;
@@ -52,19 +54,33 @@ const NFTA_VERDICT_CODE: u16 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
     Inet = 1,
-    Bridge = 7,
+    Netdev = 5,
 }
 
 const NFPROTO_IPV4: u32 = 2;
 
-/// Hook numbers: `NF_INET_*` (the bridge's `NF_BR_PRE_ROUTING` is 0 as well).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a base chain hooks in: `NF_INET_*`, or (netdev family) the ingress
+/// of one device, `NF_NETDEV_INGRESS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hook {
-    Prerouting = 0,
-    Input = 1,
-    Forward = 2,
-    Output = 3,
-    Postrouting = 4,
+    Prerouting,
+    Input,
+    Forward,
+    Output,
+    Postrouting,
+    Ingress { device: String },
+}
+
+impl Hook {
+    fn number(&self) -> u32 {
+        match self {
+            Hook::Prerouting | Hook::Ingress { .. } => 0,
+            Hook::Input => 1,
+            Hook::Forward => 2,
+            Hook::Output => 3,
+            Hook::Postrouting => 4,
+        }
+    }
 }
 
 /// The registers microbox's rules use: `NFT_REG_1`, `NFT_REG_2` (16 bytes
@@ -370,56 +386,45 @@ pub fn shared_table(bridge: &str, subnet: Subnet) -> Table {
 #[derive(Debug, Clone)]
 pub struct SandboxNet<'a> {
     pub id: &'a str,
-    /// The host end of its veth.
-    pub veth: &'a str,
     pub addr: Ipv4Addr,
-    pub mac: [u8; 6],
     pub publish: &'a [Publish],
     /// Empty: any destination.
     pub allow: &'a [Allow],
     pub dns: &'a [Ipv4Addr],
 }
 
-/// The name of a sandbox's tables (both families): `mbx-<id>`.
+/// The name of a sandbox's own table: `mbx-<id>`.
 pub fn sandbox_table_name(id: &str) -> String {
     format!("mbx-{id}")
 }
 
-/// A sandbox's own tables:
+/// The table that ties a bridge port to its one address and MAC, named after
+/// the bridge and the address (`<bridge>-<hex address>`): its chain hooks the
+/// ingress of the host end of the veth, so it sees every frame the sandbox
+/// sends, whatever the sandbox does to its end, before the bridge does.
 ///
 /// ```text
-/// table bridge mbx-ID {
-///   chain prerouting { type filter hook prerouting priority filter; policy accept;
-///     iifname "VETH" ether saddr != MAC drop
-///     iifname "VETH" ether type ip ip saddr != ADDR drop
-///     iifname "VETH" ether type arp arp saddr ether != MAC drop
-///     iifname "VETH" ether type arp arp saddr ip != ADDR drop
-///     iifname "VETH" ether type != ip ether type != arp drop }
-/// }
-/// table inet mbx-ID {      # only with published ports or an allow-list
-///   chain prerouting { type nat hook prerouting priority dstnat; policy accept;
-///     [ip daddr HOSTIP] tcp dport HOSTPORT dnat ip to ADDR:PORT }
-///   chain output { type nat hook output priority -100; policy accept;
-///     fib daddr type local|ip daddr HOSTIP tcp dport HOSTPORT dnat ip to ADDR:PORT }
-///   chain forward { type filter hook forward priority filter; policy accept;
-///     ip saddr ADDR ct state established,related accept
-///     ip saddr ADDR ip daddr DNS udp|tcp dport 53 accept
-///     ip saddr ADDR ip daddr CIDR [meta l4proto P] [th dport LO-HI] accept
-///     ip saddr ADDR reject }
+/// table netdev BRIDGE-HEXADDR {
+///   chain ingress { type filter hook ingress device "VETH" priority filter; policy accept;
+///     ether saddr != MAC drop
+///     ether type ip ip saddr != ADDR drop
+///     ether type arp arp saddr ether != MAC drop
+///     ether type arp arp saddr ip != ADDR drop
+///     ether type != ip ether type != arp drop }
 /// }
 /// ```
 ///
-/// The bridge table is what makes the veth speak only as the sandbox's own
-/// address and MAC, whatever the sandbox does to its end.
-pub fn sandbox_tables(net: &SandboxNet<'_>) -> Vec<Table> {
-    let name = sandbox_table_name(net.id);
-    let iif = || ifname_is(NFT_META_IIFNAME, net.veth, true);
-    // `iifname VETH [ether type T] FIELD != OURS drop`.
-    let drop_from_veth = |kind: Vec<Expr>, (base, offset, len): (Base, u32, u32), ours: Vec<u8>| {
+/// Everything in it follows from the address (the veth is named after it, the
+/// MAC made from it), so it is made once per address and kept: sandboxes that
+/// hold the address later find it in place, and nothing is deleted when a
+/// sandbox ends (a deletion costs an RCU grace period). The kernel unhooks the
+/// chain while no device of that name exists (before Linux 6.16 it deletes the
+/// chain, and the next holder makes it again). `--net-cleanup` removes them.
+pub fn port_table(bridge: &str, veth: &str, addr: Ipv4Addr, mac: [u8; 6]) -> Table {
+    let drop_unless = |kind: Vec<Expr>, (base, offset, len): (Base, u32, u32), ours: Vec<u8>| {
         rule(
-            "prerouting",
+            "ingress",
             vec![
-                iif(),
                 kind,
                 vec![
                     Expr::Payload(base, offset, len),
@@ -435,48 +440,73 @@ pub fn sandbox_tables(net: &SandboxNet<'_>) -> Vec<Table> {
             Expr::Cmp(op, t.to_be_bytes().to_vec()),
         ]
     };
-    let addr = net.addr.octets().to_vec();
-    let bridge = Table {
-        family: Family::Bridge,
-        name: name.clone(),
+    let octets = addr.octets().to_vec();
+    Table {
+        family: Family::Netdev,
+        name: port_table_name(bridge, addr),
         chains: vec![Chain {
-            name: "prerouting",
+            name: "ingress",
             kind: "filter",
-            hook: Hook::Prerouting,
+            hook: Hook::Ingress {
+                device: veth.to_string(),
+            },
             priority: PRIO_FILTER,
         }],
         rules: vec![
-            // Frames from the sandbox's port whose `what` is not its own: dropped.
-            drop_from_veth(vec![], (Base::Link, 6, 6), net.mac.to_vec()),
-            drop_from_veth(
+            drop_unless(vec![], (Base::Link, 6, 6), mac.to_vec()),
+            drop_unless(
                 ether_type(CmpOp::Eq, ETH_P_IP),
                 (Base::Network, SADDR, 4),
-                addr.clone(),
+                octets.clone(),
             ),
-            drop_from_veth(
+            drop_unless(
                 ether_type(CmpOp::Eq, ETH_P_ARP),
                 (Base::Network, 8, 6),
-                net.mac.to_vec(),
+                mac.to_vec(),
             ),
-            drop_from_veth(
+            drop_unless(
                 ether_type(CmpOp::Eq, ETH_P_ARP),
                 (Base::Network, 14, 4),
-                addr,
+                octets,
             ),
             rule(
-                "prerouting",
+                "ingress",
                 vec![
-                    iif(),
                     ether_type(CmpOp::Neq, ETH_P_IP),
                     ether_type(CmpOp::Neq, ETH_P_ARP),
                     verdict(Verdict::Drop),
                 ],
             ),
         ],
-    };
-    let mut tables = vec![bridge];
+    }
+}
+
+/// `<bridge>-<address in hex>`: the port table of one address of a bridge.
+pub fn port_table_name(bridge: &str, addr: Ipv4Addr) -> String {
+    format!("{bridge}-{:08x}", u32::from(addr))
+}
+
+/// A sandbox's own table, when it publishes ports or has an allow-list (made
+/// with the sandbox and deleted with it: what is in it must not reach the
+/// address's next holder):
+///
+/// ```text
+/// table inet mbx-ID {
+///   chain prerouting { type nat hook prerouting priority dstnat; policy accept;
+///     [ip daddr HOSTIP] tcp dport HOSTPORT dnat ip to ADDR:PORT }
+///   chain output { type nat hook output priority -100; policy accept;
+///     fib daddr type local|ip daddr HOSTIP tcp dport HOSTPORT dnat ip to ADDR:PORT }
+///   chain forward { type filter hook forward priority filter; policy accept;
+///     ip saddr ADDR ct state established,related accept
+///     ip saddr ADDR ip daddr DNS udp|tcp dport 53 accept
+///     ip saddr ADDR ip daddr CIDR [meta l4proto P] [th dport LO-HI] accept
+///     ip saddr ADDR reject }
+/// }
+/// ```
+pub fn sandbox_table(net: &SandboxNet<'_>) -> Option<Table> {
+    let name = sandbox_table_name(net.id);
     if net.publish.is_empty() && net.allow.is_empty() {
-        return tables;
+        return None;
     }
     let mut inet = Table {
         family: Family::Inet,
@@ -585,8 +615,7 @@ pub fn sandbox_tables(net: &SandboxNet<'_>) -> Vec<Table> {
             ],
         ));
     }
-    tables.push(inet);
-    tables
+    Some(inet)
 }
 
 // ---------------------------------------------------------------------------
@@ -627,8 +656,11 @@ pub fn create(table: &Table, exclusive: bool) -> Vec<Message> {
         msg.attr_str(NFTA_CHAIN_TABLE, &table.name);
         msg.attr_str(NFTA_CHAIN_NAME, chain.name);
         msg.nest(NFTA_CHAIN_HOOK, |m| {
-            m.attr_be32(NFTA_HOOK_HOOKNUM, chain.hook as u32);
+            m.attr_be32(NFTA_HOOK_HOOKNUM, chain.hook.number());
             m.attr(NFTA_HOOK_PRIORITY, &chain.priority.to_be_bytes());
+            if let Hook::Ingress { device } = &chain.hook {
+                m.attr_str(NFTA_HOOK_DEV, device);
+            }
         });
         msg.attr_be32(NFTA_CHAIN_POLICY, Verdict::Accept as u32);
         msg.attr_str(NFTA_CHAIN_TYPE, chain.kind);
@@ -658,6 +690,14 @@ pub fn create(table: &Table, exclusive: bool) -> Vec<Message> {
 pub fn delete(family: Family, name: &str) -> Message {
     let mut msg = nft_message(NFT_MSG_DELTABLE, NLM_F_ACK, family);
     msg.attr_str(NFTA_TABLE_NAME, name);
+    msg
+}
+
+/// Asks for chain `chain` of table `table`: its description, or ENOENT.
+pub fn get_chain(family: Family, table: &str, chain: &str) -> Message {
+    let mut msg = nft_message(NFT_MSG_GETCHAIN, NLM_F_ACK, family);
+    msg.attr_str(NFTA_CHAIN_TABLE, table);
+    msg.attr_str(NFTA_CHAIN_NAME, chain);
     msg
 }
 
@@ -833,31 +873,32 @@ mod tests {
     }
 
     #[test]
-    fn sandbox_tables_grow_with_what_is_asked() {
+    fn a_port_table_follows_from_the_address_and_a_sandbox_table_from_what_is_asked() {
+        let addr = Ipv4Addr::new(10, 44, 0, 5);
+        let port = port_table("microbox0", "mbx0a2c0005", addr, [2, 0x6d, 10, 44, 0, 5]);
+        assert_eq!(
+            (port.family, port.name.as_str()),
+            (Family::Netdev, "microbox0-0a2c0005")
+        );
+        assert_eq!(port.rules.len(), 5);
         let net = SandboxNet {
             id: "0123456789abcdef",
-            veth: "mbx0123456789ab",
-            addr: Ipv4Addr::new(10, 44, 0, 5),
-            mac: [2, 0x6d, 10, 44, 0, 5],
+            addr,
             publish: &[],
             allow: &[],
             dns: &[],
         };
-        let plain = sandbox_tables(&net);
-        assert_eq!(plain.len(), 1);
-        assert_eq!(plain[0].family, Family::Bridge);
-        assert_eq!(plain[0].rules.len(), 5);
+        assert_eq!(sandbox_table(&net), None);
         let publish = [Publish::parse("8080:80").unwrap()];
         let allow = [Allow::parse("198.51.100.7:443").unwrap()];
         let dns = [Ipv4Addr::new(198, 51, 100, 53)];
-        let full = sandbox_tables(&SandboxNet {
+        let inet = sandbox_table(&SandboxNet {
             publish: &publish,
             allow: &allow,
             dns: &dns,
             ..net
-        });
-        assert_eq!(full.len(), 2);
-        let inet = &full[1];
+        })
+        .unwrap();
         assert_eq!(inet.name, "mbx-0123456789abcdef");
         // established, 2 DNS, tcp+udp for a port without protocol, reject.
         assert_eq!(
@@ -944,18 +985,56 @@ mod tests {
         let dns = [Ipv4Addr::new(198, 51, 100, 53)];
         let net = SandboxNet {
             id: "0123456789abcdef",
-            veth: "mbx0123456789ab",
             addr: Ipv4Addr::new(10, 44, 0, 5),
-            mac: [2, 0x6d, 10, 44, 0, 5],
             publish: &publish,
             allow: &allow,
             dns: &dns,
         };
-        let msgs: Vec<Message> = sandbox_tables(&net)
+        // The port table's chain hooks a device, which must exist (before 6.16).
+        let made = std::process::Command::new("ip")
+            .args([
+                "link",
+                "add",
+                "mbx0a2c0005",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "peer0",
+            ])
+            .status()
+            .unwrap();
+        assert!(made.success(), "ip link add ... type veth");
+        let port = port_table(
+            "microbox0",
+            "mbx0a2c0005",
+            net.addr,
+            [2, 0x6d, 10, 44, 0, 5],
+        );
+        let msgs: Vec<Message> = [port, sandbox_table(&net).unwrap()]
             .iter()
             .flat_map(|t| create(t, true))
             .collect();
         nl.exchange(batch(msgs)).unwrap();
+        let answers = nl
+            .answers(vec![get_chain(
+                Family::Netdev,
+                "microbox0-0a2c0005",
+                "ingress",
+            )])
+            .unwrap();
+        assert!(answers[0].refused.is_none() && !answers[0].data.is_empty());
+        let answers = nl
+            .answers(vec![get_chain(
+                Family::Netdev,
+                "microbox0-0a2c0006",
+                "ingress",
+            )])
+            .unwrap();
+        assert_eq!(
+            answers[0].refused.as_ref().map(|r| r.errno),
+            Some(libc::ENOENT)
+        );
         let names = table_names(&nl.dump(list_tables(Family::Inet)).unwrap()).unwrap();
         assert_eq!(names, ["microbox0", "mbx-0123456789abcdef"]);
         let out = std::process::Command::new("nft")
@@ -966,11 +1045,11 @@ mod tests {
             "--- ruleset ---\n{}--- end ---",
             String::from_utf8_lossy(&out.stdout)
         );
-        // Deleting the sandbox's tables leaves the shared one.
-        nl.exchange(batch(vec![
-            delete(Family::Bridge, &sandbox_table_name(net.id)),
-            delete(Family::Inet, &sandbox_table_name(net.id)),
-        ]))
+        // Deleting the sandbox's table leaves the shared one.
+        nl.exchange(batch(vec![delete(
+            Family::Inet,
+            &sandbox_table_name(net.id),
+        )]))
         .unwrap();
         let names = table_names(&nl.dump(list_tables(Family::Inet)).unwrap()).unwrap();
         assert_eq!(names, ["microbox0"]);
