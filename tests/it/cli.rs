@@ -1,17 +1,28 @@
-//! The command line from the outside (issue 2, items 2 and 3): `--help`,
-//! `--version`, and every bad input, which must give exit 125 with one stderr line
-//! `microbox: ... try 'microbox --help'` naming the option and the value, and must
-//! leave nothing on the host (the harness compares snapshots around every run).
+//! The command line from the outside: `--help`, `--version`, every bad input, and the
+//! README's examples run as written.
 
-#![allow(clippy::unwrap_used)]
+use libtest_mimic::Trial;
 
-mod common;
+use crate::harness::{is_root, Env, TempDir};
 
-use common::{require_bin, TempDir};
+pub fn tests() -> Vec<Trial> {
+    crate::trials![
+        Bin: [
+            help_lists_every_option_and_exits_0,
+            version_prints_name_and_version,
+            every_bad_input_exits_125_with_one_clear_line_and_changes_nothing,
+            a_command_after_double_dash_is_never_parsed_as_options,
+        ],
+    ]
+}
 
-#[test]
-fn help_lists_every_option_and_exits_0() {
-    let Some(env) = require_bin() else { return };
+// ---------------------------------------------------------------------------
+// The command line from the outside (issue 2, items 2 and 3): `--help`,
+// `--version`, and every bad input, which must give exit 125 with one stderr line
+// `microbox: ... try 'microbox --help'` naming the option and the value, and must
+// leave nothing on the host (the harness compares snapshots around every run).
+
+fn help_lists_every_option_and_exits_0(env: &Env) {
     let out = env.run(&["--help"]);
     out.assert_success();
     // The option table itself, so an option added there is checked here too.
@@ -27,9 +38,7 @@ fn help_lists_every_option_and_exits_0() {
     assert!(out.stderr.is_empty(), "--help wrote to stderr\n{out}");
 }
 
-#[test]
-fn version_prints_name_and_version() {
-    let Some(env) = require_bin() else { return };
+fn version_prints_name_and_version(env: &Env) {
     let out = env.run(&["--version"]);
     out.assert_success();
     assert!(
@@ -122,13 +131,22 @@ fn bad_inputs() -> Vec<Bad> {
     v
 }
 
-#[test]
-fn every_bad_input_exits_125_with_one_clear_line_and_changes_nothing() {
-    let Some(env) = require_bin() else { return };
+fn every_bad_input_exits_125_with_one_clear_line_and_changes_nothing(env: &Env) {
     // A fresh cwd shows whether a relative destination created anything.
     let cwd = TempDir::new("usage-cwd");
     let mut failures = Vec::new();
     for case in bad_inputs() {
+        // microbox checks that a bind source exists after its root check, so an
+        // unprivileged run gets the root error for this one input instead.
+        if !is_root()
+            && case
+                .args
+                .iter()
+                .any(|a| a.starts_with("/nonexistent-mbx-src"))
+        {
+            eprintln!("not root: not checked: {:?}", case.args);
+            continue;
+        }
         let out = env.microbox().args(&case.args).cwd(&cwd.path).output();
         let lines: Vec<&str> = out
             .stderr
@@ -182,9 +200,7 @@ fn every_bad_input_exits_125_with_one_clear_line_and_changes_nothing() {
     );
 }
 
-#[test]
-fn a_command_after_double_dash_is_never_parsed_as_options() {
-    let Some(env) = require_bin() else { return };
+fn a_command_after_double_dash_is_never_parsed_as_options(env: &Env) {
     // `--bogus` belongs to the command; if microbox parsed it, the exit would be 125.
     // Without root or an image the run may fail, but never as a usage error about it.
     let out = env.run(&["--", "/nonexistent-mbx-cmd", "--bogus", "--memory", "12QB"]);

@@ -1,0 +1,86 @@
+//! The three root modes as a test picks them, and running the probe or a shell script
+//! in one of them.
+
+use std::collections::BTreeMap;
+
+use super::{Env, Outcome};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Tmpfs,
+    Image,
+    Host,
+}
+
+pub const ALL_MODES: [Mode; 3] = [Mode::Tmpfs, Mode::Image, Mode::Host];
+pub const NEW_ROOT_MODES: [Mode; 2] = [Mode::Tmpfs, Mode::Image];
+
+impl Mode {
+    pub fn args(self, env: &Env) -> Vec<String> {
+        match self {
+            Mode::Tmpfs => vec![
+                "--fs".into(),
+                "tmpfs".into(),
+                "--mount-ro".into(),
+                format!("{}:/bin", env.rootfs().join("bin").display()),
+            ],
+            Mode::Image => vec!["--fs".into(), env.rootfs().display().to_string()],
+            Mode::Host => vec!["--fs".into(), "host".into()],
+        }
+    }
+
+    /// The probe as the sandbox sees it: with `--fs host` it is the image's file
+    /// on the host tree, by absolute path.
+    pub fn probe(self, env: &Env) -> String {
+        match self {
+            Mode::Host => std::fs::canonicalize(env.rootfs().join("bin/probe"))
+                .unwrap()
+                .display()
+                .to_string(),
+            _ => "/bin/probe".into(),
+        }
+    }
+}
+
+/// `microbox MODE OPTS -- probe ARGS`, which must itself succeed.
+pub fn probe_in(env: &Env, mode: Mode, opts: &[&str], args: &[&str]) -> Outcome {
+    let out = env
+        .microbox()
+        .args(mode.args(env))
+        .args(opts)
+        .arg("--")
+        .arg(mode.probe(env))
+        .args(args)
+        .output();
+    out.assert_success();
+    out
+}
+
+/// Whether a path exists on the host, for checks that mean nothing without it.
+pub fn on_host(path: &str) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}
+
+pub fn inconclusive(check: &str, why: &str) {
+    eprintln!("inconclusive ({check}): {why}");
+}
+
+/// Runs `script` with busybox sh in the test image, with `opts` before `--`.
+pub fn sh(env: &Env, opts: &[&str], script: &str) -> Outcome {
+    env.microbox()
+        .args(env.fs_args())
+        .args(opts)
+        .args(["--", "/bin/sh", "-c", script])
+        .output()
+}
+
+/// `PATH=RESULT` lines of a script that prints one per checked path: the result
+/// is the probe's own `key=value` line (`open=EACCES`).
+pub fn results(out: &Outcome) -> BTreeMap<String, String> {
+    out.stdout
+        .lines()
+        .filter(|l| l.starts_with('/'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
