@@ -18,7 +18,6 @@ pub fn tests() -> Vec<Trial> {
             hostname_option_sets_the_hostname,
             environment_is_cleared_to_the_defaults,
             env_option_adds_and_overrides_variables,
-            only_fds_0_1_2_reach_the_command,
             only_fds_0_1_2_reach_the_command_even_with_many_inherited,
             cwd_is_inside_the_new_root_and_the_host_cwd_is_unreachable,
             no_visible_exe_is_the_host_microbox_binary_or_writable,
@@ -157,18 +156,6 @@ fn env_option_adds_and_overrides_variables(env: &Env) {
         .output();
     out.assert_success();
     assert_eq!(out.stdout, "hello\n", "{out}");
-}
-
-fn only_fds_0_1_2_reach_the_command(env: &Env) {
-    let dir = TempDir::new("fds");
-    std::fs::write(dir.join("secret"), "host secret\n").unwrap();
-    let out = env
-        .probe_run(&[], &["fds"])
-        .inherit_fd(7, open_fd(&dir.join("secret")))
-        .inherit_fd(8, open_fd(&dir.path))
-        .output();
-    out.assert_success();
-    assert_eq!(out.value("fds"), "0,1,2", "{out}");
 }
 
 // ---------------------------------------------------------------------------
