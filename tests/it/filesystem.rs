@@ -11,8 +11,8 @@ use std::path::Path;
 use libtest_mimic::Trial;
 
 use crate::harness::{
-    image_copy, inconclusive, on_host, probe_in, results, sh, tree_state, Env, Mode, Outcome,
-    TempDir, Victim, ALL_MODES, NEW_ROOT_MODES,
+    image_copy, inconclusive, on_host, probe_in, tree_state, Env, Mode, Outcome, TempDir, Victim,
+    ALL_MODES, NEW_ROOT_MODES,
 };
 
 pub fn tests() -> Vec<Trial> {
@@ -1426,14 +1426,11 @@ fn dev_basic_nodes(env: &Env) {
     let out = env
         .microbox()
         .args(["--fs".as_ref(), image.as_os_str()])
-        .args([
-            "--",
-            "/bin/sh",
-            "-c",
-            "echo x > /dev/null; /bin/probe stat /dev/kmsg; /bin/probe stat /dev/sda",
-        ])
+        .args(["--", "/bin/probe", "write", "/dev/null", "x"])
+        .args(["+", "stat", "/dev/kmsg", "+", "stat", "/dev/sda"])
         .output();
     out.assert_success();
+    assert_eq!(out.value("write"), "ok", "/dev/null takes writes\n{out}");
     assert_eq!(
         out.all("stat"),
         ["ENOENT", "ENOENT"],
@@ -1475,49 +1472,34 @@ fn dev_has_only_the_basic_nodes(env: &Env) {
 // the /proc masks and read-only knobs cannot be taken off from inside
 
 fn check_masks_hold(env: &Env, opts: &[&str]) {
-    // Every way busybox has to take a mask or a read-only bind off, then the
-    // state of what they protect. The exit codes of the attempts are reported.
-    let script = "\
-        umount /proc/timer_list; echo \"/umount-mask=$?\"\n\
-        umount -l /proc/sys; echo \"/umount-lazy-sys=$?\"\n\
-        umount /proc/acpi; echo \"/umount-acpi=$?\"\n\
-        mount -o remount,rw /proc/sys; echo \"/remount-sys=$?\"\n\
-        mount -o remount,rw,bind /proc/sys; echo \"/remount-bind-sys=$?\"\n\
-        mkdir -p /tmp/p; mount -t proc proc /tmp/p; echo \"/mount-proc=$?\"\n\
-        echo \"/core_pattern=$(/bin/probe open /proc/sys/kernel/core_pattern w)\"\n\
-        echo \"/proc-sys-via-tmp=$(/bin/probe open /tmp/p/sys/kernel/core_pattern w)\"\n\
-        echo \"/timer_list=$(/bin/probe read /proc/timer_list | grep bytes)\"\n";
-    let out = sh(env, opts, script);
+    // Every way to take a mask or a read-only bind off, one after the other in
+    // one process, then the state of what they protect.
+    let out = env.probe(opts, &["mask-attacks", "/tmp"]);
     out.assert_success();
-    let seen = results(&out);
     for attempt in [
-        "/umount-mask",
-        "/umount-lazy-sys",
-        "/umount-acpi",
-        "/remount-sys",
-        "/remount-bind-sys",
-        "/mount-proc",
+        "umount-mask",
+        "umount-lazy-sys",
+        "umount-acpi",
+        "remount-sys",
+        "remount-bind-sys",
+        "mount-proc",
     ] {
-        let rc = seen.get(attempt).map(String::as_str);
-        assert!(
-            rc.is_some() && rc != Some("0"),
+        assert_ne!(
+            out.value(&format!("attempt.{attempt}")),
+            "ok",
             "{attempt} succeeded inside the sandbox\n{out}"
         );
     }
     assert_eq!(
-        seen.get("/core_pattern").map(String::as_str),
-        Some("open=EROFS"),
+        out.value("core_pattern"),
+        "EROFS",
         "core_pattern is writable after the attempts (sandbox root is host uid 0: \
          only the read-only mount protects it)\n{out}"
     );
-    assert_ne!(
-        seen.get("/proc-sys-via-tmp").map(String::as_str),
-        Some("open=ok"),
-        "{out}"
-    );
+    assert_ne!(out.value("new_proc_core_pattern"), "ok", "{out}");
     assert_eq!(
-        seen.get("/timer_list").map(String::as_str),
-        Some("bytes=0"),
+        out.value("timer_list_bytes"),
+        "0",
         "the /proc/timer_list mask came off\n{out}"
     );
 }

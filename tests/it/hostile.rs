@@ -258,8 +258,20 @@ fn mount_over_proc_via_image_symlink(env: &Env) {
     ] {
         std::os::unix::fs::symlink(target, image.join(name)).unwrap();
     }
-    let script = "/bin/probe mounts /proc; /bin/probe mounts /proc/sys; \
-        /bin/probe stat /dev/null; /bin/probe stat /proc/self/status";
+    let probe = [
+        "/bin/probe",
+        "mounts",
+        "/proc",
+        "+",
+        "mounts",
+        "/proc/sys",
+        "+",
+        "stat",
+        "/dev/null",
+        "+",
+        "stat",
+        "/proc/self/status",
+    ];
     let mut failures = Vec::new();
     for name in [
         "data-proc",
@@ -272,7 +284,8 @@ fn mount_over_proc_via_image_symlink(env: &Env) {
         let out = env
             .microbox()
             .args(["--fs".as_ref(), image.as_os_str()])
-            .args(["--mount-rw", &spec, "--", "/bin/sh", "-c", script])
+            .args(["--mount-rw", &spec, "--"])
+            .args(probe)
             .output();
         assert_eq!(
             tree_state(&fake.path),

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use libtest_mimic::Trial;
 
-use crate::harness::{open_fd, open_pty, results, sh, skip, Env, Leg, TempDir};
+use crate::harness::{open_fd, open_pty, skip, Env, Leg, TempDir};
 
 pub fn tests() -> Vec<Trial> {
     crate::trials![
@@ -288,29 +288,27 @@ const INIT_PATHS: &[&str] = &[
 ];
 
 fn check_init_out_of_reach(env: &Env, opts: &[&str]) {
-    let mut script = String::new();
-    for path in INIT_PATHS {
-        script.push_str(&format!("echo \"{path}=$(/bin/probe open {path} ro)\"\n"));
-    }
-    // The directory opens (it is root's), but its entries are only listed to a
-    // process that may ptrace init.
-    script.push_str("echo \"/map-files=$(ls /proc/1/map_files | wc -l)\"\n");
-    let out = sh(env, opts, &script);
+    let mut args = vec!["opens", "ro"];
+    args.extend(INIT_PATHS);
+    let out = env.probe(opts, &args);
     out.assert_success();
-    let mut seen = results(&out);
-    assert_eq!(
-        seen.remove("/map-files").as_deref().map(str::trim),
-        Some("0"),
-        "init's /proc/1/map_files lists its mappings\n{out}"
-    );
-    assert_eq!(seen.len(), INIT_PATHS.len(), "every path reported\n{out}");
-    for (path, result) in &seen {
+    for path in INIT_PATHS {
+        let result = out.value(&format!("open.{path}"));
         assert!(
-            result == "open=EACCES" || result == "open=EPERM",
+            result == "EACCES" || result == "EPERM",
             "{path} of the sandbox init opened ({result}): it leads to the host's microbox \
              binary, its descriptors or its memory\n{out}"
         );
     }
+    // The directory opens (it is root's), but its entries are only listed to a
+    // process that may ptrace init.
+    let out = env.probe(opts, &["entries", "/proc/1/map_files"]);
+    out.assert_success();
+    assert_eq!(
+        out.value("entries"),
+        "0",
+        "init's /proc/1/map_files lists its mappings\n{out}"
+    );
 }
 
 /// Repeats: open /proc/1/{exe,cwd,root,mem,environ,fd/N,map_files,ns/*} of init.

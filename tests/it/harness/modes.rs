@@ -1,7 +1,4 @@
-//! The three root modes as a test picks them, and running the probe or a shell script
-//! in one of them.
-
-use std::collections::BTreeMap;
+//! The three root modes as a test picks them, and running the probe in one of them.
 
 use super::{Env, Outcome};
 
@@ -63,24 +60,4 @@ pub fn on_host(path: &str) -> bool {
 
 pub fn inconclusive(check: &str, why: &str) {
     eprintln!("inconclusive ({check}): {why}");
-}
-
-/// Runs `script` with busybox sh in the test image, with `opts` before `--`.
-pub fn sh(env: &Env, opts: &[&str], script: &str) -> Outcome {
-    env.microbox()
-        .args(env.fs_args())
-        .args(opts)
-        .args(["--", "/bin/sh", "-c", script])
-        .output()
-}
-
-/// `PATH=RESULT` lines of a script that prints one per checked path: the result
-/// is the probe's own `key=value` line (`open=EACCES`).
-pub fn results(out: &Outcome) -> BTreeMap<String, String> {
-    out.stdout
-        .lines()
-        .filter(|l| l.starts_with('/'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
