@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use libtest_mimic::Trial;
 
-use crate::harness::{kv_all, run_lock, skip, unique_token, Env, Outcome, Run, Running, TempDir};
+use crate::harness::{
+    holder, kv_all, run_lock, skip, unique_token, Env, Outcome, Run, Running, TempDir,
+};
 
 pub fn tests() -> Vec<Trial> {
     crate::trials![
@@ -134,32 +136,10 @@ struct World {
     bridge: String,
 }
 
-fn holder() -> Child {
-    Command::new("unshare")
-        .args(["--net", "--", "sleep", "600"])
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start a namespace holder (unshare)")
-}
-
-fn wait_for_own_netns(pid: u32) {
-    let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if std::fs::read_link(format!("/proc/{pid}/ns/net")).is_ok_and(|l| l != ours) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("namespace holder {pid} never got its own network namespace");
-}
-
 impl World {
     fn new(bridge: &str) -> World {
         let host = holder();
         let outside = holder();
-        wait_for_own_netns(host.id());
-        wait_for_own_netns(outside.id());
         let world = World {
             host,
             outside,

@@ -12,6 +12,7 @@
 mod env;
 mod files;
 mod modes;
+mod netns;
 mod run;
 pub mod selftest;
 mod snapshot;
@@ -20,6 +21,7 @@ mod trial;
 pub use env::{is_root, Env, Leg, Needs};
 pub use files::*;
 pub use modes::*;
+pub use netns::holder;
 pub use run::*;
 pub use snapshot::*;
 pub use trial::{quiet_skips, skip, trial};
