@@ -4,7 +4,9 @@ use std::time::{Duration, Instant};
 
 use libtest_mimic::Trial;
 
-use crate::harness::{make_executable, unique_token, Env, HostSnapshot, TempDir, MARKER_PREFIX};
+use crate::harness::{
+    make_executable, run_lock, unique_token, Env, HostSnapshot, TempDir, MARKER_PREFIX,
+};
 
 pub fn tests() -> Vec<Trial> {
     crate::trials![
@@ -315,12 +317,15 @@ fn background_processes_die_with_the_command(env: &Env) {
 }
 
 fn sandbox_dies_when_microbox_is_killed_and_next_run_cleans_up(env: &Env) {
+    // Both runs and both snapshots under one run lock: another test's sandbox
+    // running at the last snapshot would count as a leftover.
+    let lock = run_lock();
     let before = HostSnapshot::take();
     let marker = format!("{MARKER_PREFIX}{}", unique_token());
     let mut run = env
         .probe_run(&[], &["sleep-trap", "TERM", &marker])
         .no_leftover_check()
-        .spawn();
+        .spawn_in_lock(&lock);
     assert!(
         run.wait_for_line("ready", env.timeout),
         "the probe never got ready"
@@ -344,7 +349,7 @@ fn sandbox_dies_when_microbox_is_killed_and_next_run_cleans_up(env: &Env) {
 
     // One more normal run may collect what the killed one left; then the host must
     // be as it was before both.
-    let out = env.probe(&[], &["pid"]);
+    let out = env.probe_run(&[], &["pid"]).output_in_lock(&lock);
     out.assert_success();
     let leftovers = before.leftovers_after_settling(Duration::from_secs(3));
     assert!(

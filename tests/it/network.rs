@@ -513,17 +513,22 @@ fn a_full_subnet_is_a_clear_error(env: &Env) {
 
 fn after_kill_9_of_microbox_nothing_of_the_sandbox_is_left(env: &Env) {
     let world = world("kill");
+    // The run after the kill must be this test's: a run in another namespace
+    // would collect the cgroup and lock file but could not reach these tables.
+    let lock = run_lock();
     let mut run = world
         .sandbox_run(env, &["--publish", "8090:7"], &["serve", "0.0.0.0:7", "60"])
         .no_leftover_check()
-        .spawn();
+        .spawn_in_lock(&lock);
     assert!(run.wait_for_line("serving=ok", Duration::from_secs(10)));
     run.signal(libc::SIGKILL);
     // Its cgroup and lock file are left for the next run to collect.
     let _ = run.finish();
     // The next run collects the tables; the veth went with the namespace,
     // and the lease and the port with their holder.
-    let next = world.sandbox(env, &["--publish", "8090:7"], &["pid"]);
+    let next = world
+        .sandbox_run(env, &["--publish", "8090:7"], &["pid"])
+        .output_in_lock(&lock);
     next.assert_success();
     assert_eq!(world.leftovers(), Vec::<String>::new());
 }

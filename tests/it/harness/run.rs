@@ -157,6 +157,19 @@ impl<'a> Run<'a> {
         self.spawn_holding(Some(guard))
     }
 
+    /// Starts under a run lock the test took itself (`run_lock()`), for tests
+    /// whose runs must follow each other with no other test's run in between:
+    /// the run after a `kill -9` collects what it left, and another test's
+    /// run could collect it first (and only the part it can reach).
+    pub fn spawn_in_lock(self, _held: &MutexGuard<'static, ()>) -> Running {
+        self.spawn_holding(None)
+    }
+
+    /// `spawn_in_lock`, then `finish`.
+    pub fn output_in_lock(self, held: &MutexGuard<'static, ()>) -> Outcome {
+        self.spawn_in_lock(held).finish()
+    }
+
     /// Runs beside `_first`, inside the run lock it holds: for tests whose point is
     /// two sandboxes at once. The first run's leftover check covers both.
     pub fn output_beside(mut self, _first: &Running) -> Outcome {
