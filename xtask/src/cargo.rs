@@ -181,43 +181,25 @@ pub fn build_static_bins(
     Ok(found)
 }
 
-/// Names of the integration test targets (tests/*.rs) of a package, from
-/// `cargo metadata`. `cargo test --test '*'` is an error when there are none.
-pub fn integration_test_targets(repo: &Path, package: &str) -> Result<Vec<String>, String> {
-    let out = cargo(repo)
-        .args(["metadata", "--no-deps", "--format-version", "1"])
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("cargo metadata failed ({})", out.status));
-    }
-    let meta: Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| format!("cannot parse cargo metadata: {e}"))?;
-    let pkg = meta["packages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|p| p["name"] == package)
-        .ok_or_else(|| format!("package {package:?} not in cargo metadata"))?;
-    Ok(pkg["targets"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|t| strings(&t["kind"]).iter().any(|k| k == "test"))
-        .filter_map(|t| t["name"].as_str().map(str::to_string))
-        .collect())
-}
+/// The package and the one integration-test target (tests/it/main.rs) that
+/// both privileged legs run.
+pub const PACKAGE: &str = "microbox";
+pub const INTEGRATION_TESTS: &str = "it";
 
-/// Builds the integration test executables of `package` without running them;
-/// returns (test target name, executable) in name order.
-pub fn build_test_executables(
+/// Builds the integration-test executable without running it; returns its path.
+pub fn build_integration_tests(
     repo: &Path,
-    package: &str,
     target: Option<StaticTarget>,
-) -> Result<Vec<(String, PathBuf)>, String> {
+) -> Result<PathBuf, String> {
     let mut cmd = cargo(repo);
-    cmd.args(["test", "--no-run", "-p", package, "--test", "*"]);
+    cmd.args([
+        "test",
+        "--no-run",
+        "-p",
+        PACKAGE,
+        "--test",
+        INTEGRATION_TESTS,
+    ]);
     if let Some(t) = target {
         t.apply(&mut cmd);
         // Full debuginfo is three quarters of a test executable, and every byte
@@ -227,14 +209,17 @@ pub fn build_test_executables(
         cmd.env("CARGO_PROFILE_DEV_DEBUG", "line-tables-only")
             .env("CARGO_PROFILE_TEST_DEBUG", "line-tables-only");
     }
-    let mut tests: Vec<(String, PathBuf)> = run_json(cmd)?
+    integration_test_executable(run_json(cmd)?)
+}
+
+/// The executable of the integration-test target among cargo's artifacts.
+fn integration_test_executable(artifacts: Vec<Artifact>) -> Result<PathBuf, String> {
+    artifacts
         .into_iter()
-        .filter(|a| a.profile_test && a.kinds.iter().any(|k| k == "test"))
-        .filter_map(|a| Some((a.target_name, a.executable?)))
-        .collect();
-    tests.sort();
-    tests.dedup();
-    Ok(tests)
+        .filter(|a| a.profile_test && a.target_name == INTEGRATION_TESTS)
+        .filter(|a| a.kinds.iter().any(|k| k == "test"))
+        .find_map(|a| a.executable)
+        .ok_or_else(|| format!("cargo built no test executable named {INTEGRATION_TESTS:?}"))
 }
 
 #[cfg(test)]
@@ -255,6 +240,19 @@ mod tests {
         assert_eq!(b.executable, None);
         assert_eq!(parse_artifact(other), None);
         assert_eq!(parse_artifact("   Compiling foo"), None);
+    }
+
+    #[test]
+    fn finds_the_integration_test_executable() {
+        let it = r#"{"reason":"compiler-artifact","target":{"kind":["test"],"name":"it","test":true},"profile":{"test":true},"executable":"/t/it-1f"}"#;
+        let lib = r#"{"reason":"compiler-artifact","target":{"kind":["lib"],"name":"microbox","test":true},"profile":{"test":true},"executable":"/t/microbox-2e"}"#;
+        let found: Vec<Artifact> = [lib, it].iter().filter_map(|l| parse_artifact(l)).collect();
+        assert_eq!(
+            integration_test_executable(found),
+            Ok(PathBuf::from("/t/it-1f"))
+        );
+        let none: Vec<Artifact> = parse_artifact(lib).into_iter().collect();
+        assert!(integration_test_executable(none).is_err());
     }
 
     #[test]

@@ -37,8 +37,9 @@ const HOST_TOOLS: &[&str] = &["/usr/sbin/nft", "/usr/sbin/ip", "/usr/bin/strace"
 pub struct Payload {
     pub microbox: Option<PathBuf>,
     pub test_rootfs: Option<PathBuf>,
-    /// (name in /tests, host executable)
-    pub tests: Vec<(String, PathBuf)>,
+    /// The integration-test executable, copied to /tests/it (none: the VM
+    /// boots the harness only, as vm-selftest does).
+    pub tests: Option<PathBuf>,
     /// Extra arguments for every test executable (after `--test-threads=1`).
     pub test_args: Vec<String>,
 }
@@ -317,7 +318,8 @@ pub fn write_initramfs(out: &Path, machine: &Machine, payload: &Payload) -> Resu
     if let Some(tree) = &payload.test_rootfs {
         add_tree(&mut w, tree, GUEST_ROOTFS)?;
     }
-    for (name, exe) in &payload.tests {
+    if let Some(exe) = &payload.tests {
+        let name = crate::cargo::INTEGRATION_TESTS;
         w.file(&format!("{GUEST_TESTS}/{name}"), 0o755, &read(exe)?)
             .map_err(ioerr)?;
     }
@@ -693,7 +695,7 @@ mod tests {
         let payload = Payload {
             microbox: Some(dir.join("t1")),
             test_rootfs: Some(dir.join("tree")),
-            tests: vec![("isolation".into(), dir.join("t1"))],
+            tests: Some(dir.join("t1")),
             test_args: Vec::new(),
         };
         let out = dir.join("initramfs.cpio");
@@ -710,7 +712,7 @@ mod tests {
         assert_eq!(find("init").1, 0o100_755);
         assert_eq!(find("dev/console").2, 5);
         assert_eq!(find("bin/sh").4, b"/bin/busybox");
-        assert_eq!(find("tests/isolation").4, b"test exe");
+        assert_eq!(find("tests/it").4, b"test exe");
         assert_eq!(find("rootfs-test/bin/probe").4, b"probe");
         assert_eq!(find("rootfs-test/bin/sh").1, 0o120_777);
         assert_eq!(find(GUEST_MICROBOX).1, 0o100_755);

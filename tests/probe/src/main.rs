@@ -22,7 +22,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: probe SUBCOMMAND [ARGS]
+const USAGE: &str = "usage: probe SUBCOMMAND [ARGS] [+ SUBCOMMAND [ARGS]]...
   fds | pid | caps | seccomp | ids | idmap | hostname | env | net | procs | ns
   connect IP:PORT | udp IP:PORT | serve IP:PORT SECS
   syscall NAME... | x32 NAME... | int80 NAME... | syscalls
@@ -34,11 +34,17 @@ const USAGE: &str = "usage: probe SUBCOMMAND [ARGS]
   pty | lsdev DIR | cgroup-mount DIR CONTROLLER
   unix-connect PATH|@ABSTRACT | proc-writable | vsock | inotify N SECS
   setid-create DIR | numbers LO HI | proc-routes DIR | proc-root-only
-  ptys MAX | tcp-hold MIB CONNS";
+  ptys MAX | tcp-hold MIB CONNS
+  opens ro|rw|w PATH... | entries DIR | signal PID SIG... | mask-attacks DIR";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let code = run(&args);
+    // `probe A ARGS + B ARGS`: each subcommand in turn, like `a; b` in a shell;
+    // the status is the first non-zero one.
+    let code = args
+        .split(|a| a == "+")
+        .map(run)
+        .fold(0, |first, code| if first != 0 { first } else { code });
     let _ = std::io::stdout().flush();
     #[allow(clippy::exit)] // the probe is an ordinary process, not a clone3 child
     std::process::exit(code);
@@ -77,6 +83,10 @@ fn run(args: &[String]) -> i32 {
         ("int80", Some(_), _) => syscalls(rest, Abi::Int80),
         ("mknod-block", dir, _) => mknod_block(dir.unwrap_or("/tmp")),
         ("open", Some(path), Some(mode)) => open(path, mode),
+        ("opens", Some(mode), Some(_)) => opens(mode, &rest[1..]),
+        ("entries", Some(dir), _) => entries(dir),
+        ("signal", Some(pid), Some(_)) => signal(pid, &rest[1..]),
+        ("mask-attacks", Some(dir), _) => mask_attacks(dir),
         ("write", Some(path), Some(text)) => write(path, text),
         ("read", Some(path), _) => read(path),
         ("stat", Some(path), _) => stat(path),
@@ -1297,26 +1307,186 @@ fn mknod_block(dir: &str) -> i32 {
     0
 }
 
-fn open(path: &str, mode: &str) -> i32 {
-    let flags = match mode {
-        "ro" => libc::O_RDONLY,
-        "rw" => libc::O_RDWR,
-        "w" => libc::O_WRONLY,
-        "create" => libc::O_WRONLY | libc::O_CREAT,
+fn open_flags(mode: &str) -> Option<i32> {
+    match mode {
+        "ro" => Some(libc::O_RDONLY),
+        "rw" => Some(libc::O_RDWR),
+        "w" => Some(libc::O_WRONLY),
+        "create" => Some(libc::O_WRONLY | libc::O_CREAT),
         _ => {
             eprintln!("probe: open mode must be ro, rw, w or create");
-            return 2;
+            None
         }
+    }
+}
+
+/// `ok`, or the errno name of a failed open; nothing is written through the fd.
+fn open_result(path: &str, flags: i32) -> String {
+    let Some(c) = cstring(path) else {
+        return "EINVAL".into();
     };
-    let Some(c) = cstring(path) else { return 2 };
     // SAFETY: c is a live NUL-terminated string; nothing is written through the fd.
     let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NOCTTY, 0o644) };
     if fd < 0 {
-        out("open", errno_name(errno()));
-    } else {
-        out("open", "ok");
-        // SAFETY: fd is ours and closed once.
-        unsafe { libc::close(fd) };
+        return errno_name(errno());
+    }
+    // SAFETY: fd is ours and closed once.
+    unsafe { libc::close(fd) };
+    "ok".into()
+}
+
+fn open(path: &str, mode: &str) -> i32 {
+    let Some(flags) = open_flags(mode) else {
+        return 2;
+    };
+    out("open", open_result(path, flags));
+    0
+}
+
+/// `open.PATH=ok|ERRNO` for each path.
+fn opens(mode: &str, paths: &[String]) -> i32 {
+    let Some(flags) = open_flags(mode) else {
+        return 2;
+    };
+    for path in paths {
+        out(&format!("open.{path}"), open_result(path, flags));
+    }
+    0
+}
+
+/// `entries=N`, the entries a listing of DIR gives (`entries=ERRNO` if it
+/// cannot be opened), and `list_error=ERRNO` if reading it failed.
+fn entries(dir: &str) -> i32 {
+    let d = match std::fs::read_dir(dir) {
+        Ok(d) => d,
+        Err(e) => {
+            out("entries", io_errno(&e));
+            return 0;
+        }
+    };
+    let mut n = 0;
+    for entry in d {
+        match entry {
+            Ok(_) => n += 1,
+            Err(e) => out("list_error", io_errno(&e)),
+        }
+    }
+    out("entries", n);
+    0
+}
+
+/// Sends each signal to PID (`signal.SIG=ok|ERRNO`), then after 200 ms prints
+/// PID's state letter from /proc/PID/stat (`state=S`), or `state=gone`.
+fn signal(pid: &str, signals: &[String]) -> i32 {
+    let Ok(pid) = pid.parse::<i32>() else {
+        eprintln!("probe: bad pid {pid:?}");
+        return 2;
+    };
+    for name in signals {
+        let Some(sig) = parse_signal(name) else {
+            eprintln!("probe: unknown signal {name:?}");
+            return 2;
+        };
+        // SAFETY: kill takes no pointers.
+        let r = unsafe { libc::kill(pid, sig) };
+        out(
+            &format!("signal.{name}"),
+            if r == 0 {
+                "ok".into()
+            } else {
+                errno_name(errno())
+            },
+        );
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let (_, rest) = stat.rsplit_once(')')?;
+            rest.trim_start().chars().next()
+        })
+        .map_or("gone".to_string(), String::from);
+    out("state", state);
+    0
+}
+
+/// Every way to take a /proc mask or read-only bind off from inside, one after
+/// the other in this process (`attempt.NAME=ok|ERRNO`), then the state of what
+/// they protect: core_pattern opened for writing, the same through a new procfs
+/// on DIR/p, and the bytes /proc/timer_list gives.
+fn mask_attacks(dir: &str) -> i32 {
+    let new_proc = format!("{dir}/p");
+    let _ = std::fs::create_dir_all(&new_proc);
+    let umount = |path: &str, flags: i32| -> String {
+        let Some(c) = cstring(path) else {
+            return "EINVAL".into();
+        };
+        // SAFETY: c is a live NUL-terminated path.
+        let r = unsafe { libc::umount2(c.as_ptr(), flags) };
+        if r == 0 {
+            "ok".into()
+        } else {
+            errno_name(errno())
+        }
+    };
+    let mount = |source: Option<&str>, target: &str, fstype: Option<&str>, flags: libc::c_ulong| {
+        let (source, target, fstype) = (
+            source.and_then(cstring),
+            cstring(target),
+            fstype.and_then(cstring),
+        );
+        let Some(target) = target else {
+            return "EINVAL".to_string();
+        };
+        let ptr = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
+        // SAFETY: every pointer is null or a live NUL-terminated string; data is null.
+        let r = unsafe {
+            libc::mount(
+                ptr(&source),
+                target.as_ptr(),
+                ptr(&fstype),
+                flags,
+                std::ptr::null(),
+            )
+        };
+        if r == 0 {
+            "ok".to_string()
+        } else {
+            errno_name(errno())
+        }
+    };
+    out("attempt.umount-mask", umount("/proc/timer_list", 0));
+    out(
+        "attempt.umount-lazy-sys",
+        umount("/proc/sys", libc::MNT_DETACH),
+    );
+    out("attempt.umount-acpi", umount("/proc/acpi", 0));
+    out(
+        "attempt.remount-sys",
+        mount(None, "/proc/sys", None, libc::MS_REMOUNT),
+    );
+    out(
+        "attempt.remount-bind-sys",
+        mount(None, "/proc/sys", None, libc::MS_REMOUNT | libc::MS_BIND),
+    );
+    out(
+        "attempt.mount-proc",
+        mount(Some("proc"), &new_proc, Some("proc"), 0),
+    );
+    out(
+        "core_pattern",
+        open_result("/proc/sys/kernel/core_pattern", libc::O_WRONLY),
+    );
+    out(
+        "new_proc_core_pattern",
+        open_result(
+            &format!("{new_proc}/sys/kernel/core_pattern"),
+            libc::O_WRONLY,
+        ),
+    );
+    match std::fs::read("/proc/timer_list") {
+        Ok(b) => out("timer_list_bytes", b.len()),
+        Err(e) => out("timer_list_bytes", io_errno(&e)),
     }
     0
 }

@@ -1,22 +1,42 @@
-//! Exit statuses, signals, zombies and the lifetime of sandbox processes (issue 2,
-//! items 6 and 8; THREATS.md section 5, "Signals / PID-1 problems", "Exit-code
-//! propagation", "Cleanup after SIGKILL of the runtime").
-
-#![allow(clippy::unwrap_used)]
-
-mod common;
+//! Exit statuses, signals, zombies and the lifetime of sandbox processes.
 
 use std::time::{Duration, Instant};
 
-use common::{
-    make_executable, require_bin, require_root_and_rootfs, HostSnapshot, TempDir, MARKER_PREFIX,
+use libtest_mimic::Trial;
+
+use crate::harness::{
+    make_executable, run_lock, unique_token, Env, HostSnapshot, TempDir, MARKER_PREFIX,
 };
 
-#[test]
-fn exit_status_of_the_command_is_microbox_status() {
-    let Some(env) = require_root_and_rootfs() else {
-        return;
-    };
+pub fn tests() -> Vec<Trial> {
+    crate::trials![
+        Image: [
+            exit_status_of_the_command_is_microbox_status,
+            killed_by_signal_n_gives_128_plus_n,
+            command_not_found_is_127,
+            command_not_executable_is_126,
+            sigterm_to_microbox_reaches_the_command_handler,
+            sigterm_stops_a_command_without_handler,
+            a_stopped_command_ends_on_sigterm,
+            a_command_ignoring_sigterm_is_killed_after_the_stop_timeout,
+            sigtstp_stops_the_sandbox_and_sigcont_resumes_it,
+            orphaned_grandchildren_are_reaped,
+            background_processes_die_with_the_command,
+            sandbox_dies_when_microbox_is_killed_and_next_run_cleans_up,
+            signals_from_inside_neither_stop_nor_kill_init,
+        ],
+        Bin: [
+            microbox_own_failure_is_125,
+        ],
+    ]
+}
+
+// ---------------------------------------------------------------------------
+// Exit statuses, signals, zombies and the lifetime of sandbox processes (issue 2,
+// items 6 and 8; THREATS.md section 5, "Signals / PID-1 problems", "Exit-code
+// propagation", "Cleanup after SIGKILL of the runtime").
+
+fn exit_status_of_the_command_is_microbox_status(env: &Env) {
     for code in [0, 1, 42, 255] {
         let out = env.probe(&[], &["exit", &code.to_string()]);
         out.assert_code(code);
@@ -33,11 +53,7 @@ fn exit_status_of_the_command_is_microbox_status() {
     }
 }
 
-#[test]
-fn killed_by_signal_n_gives_128_plus_n() {
-    let Some(env) = require_root_and_rootfs() else {
-        return;
-    };
+fn killed_by_signal_n_gives_128_plus_n(env: &Env) {
     for (sig, name) in [
         (libc::SIGHUP, "HUP"),
         (libc::SIGKILL, "KILL"),
@@ -55,11 +71,7 @@ fn killed_by_signal_n_gives_128_plus_n() {
     out.assert_code(137);
 }
 
-#[test]
-fn command_not_found_is_127() {
-    let Some(env) = require_root_and_rootfs() else {
-        return;
-    };
+fn command_not_found_is_127(env: &Env) {
     let out = env
         .microbox()
         .args(env.fs_args())
@@ -85,11 +97,7 @@ fn command_not_found_is_127() {
     out.assert_code(3);
 }
 
-#[test]
-fn command_not_executable_is_126() {
-    let Some(env) = require_root_and_rootfs() else {
-        return;
-    };
+fn command_not_executable_is_126(env: &Env) {
     let dir = TempDir::new("noexec");
     std::fs::write(dir.join("script"), "#!/bin/sh\nexit 0\n").unwrap();
     make_executable(&dir.join("script"), 0o644);
@@ -109,18 +117,12 @@ fn command_not_executable_is_126() {
     out.assert_code(126);
 }
 
-#[test]
-fn microbox_own_failure_is_125() {
-    let Some(env) = require_bin() else { return };
+fn microbox_own_failure_is_125(env: &Env) {
     let out = env.run(&["--cpus", "0", "--", "/bin/true"]);
     out.assert_microbox_error();
 }
 
-#[test]
-fn sigterm_to_microbox_reaches_the_command_handler() {
-    let Some(env) = require_root_and_rootfs() else {
-        return;
-    };
+fn sigterm_to_microbox_reaches_the_command_handler(env: &Env) {
     for sig in ["TERM", "INT", "HUP", "USR1", "USR2", "QUIT"] {
         let signo = match sig {
             "TERM" => libc::SIGTERM,
@@ -145,11 +147,7 @@ fn sigterm_to_microbox_reaches_the_command_handler() {
     }
 }
 
-#[test]
-fn sigterm_stops_a_command_without_handler() {
-    let Some(env) = require_root_and_rootfs() else {
-        return;
-    };
+fn sigterm_stops_a_command_without_handler(env: &Env) {
     let mut run = env
         .microbox()
         .args(env.fs_args())
@@ -179,11 +177,7 @@ fn sigterm_stops_a_command_without_handler() {
 
 /// A command that stopped itself ends on SIGTERM: microbox continues the
 /// sandbox after passing the signal on (issue 8, item 4). It used to hang.
-#[test]
-fn a_stopped_command_ends_on_sigterm() {
-    let Some(env) = require_root_and_rootfs() else {
-        return;
-    };
+fn a_stopped_command_ends_on_sigterm(env: &Env) {
     let mut run = env
         .microbox()
         .args(env.fs_args())
@@ -211,11 +205,7 @@ fn a_stopped_command_ends_on_sigterm() {
 
 /// A sandbox that ignores SIGTERM is killed when `--stop-timeout` runs out,
 /// with the status of the signal; a second SIGTERM kills it at once.
-#[test]
-fn a_command_ignoring_sigterm_is_killed_after_the_stop_timeout() {
-    let Some(env) = require_root_and_rootfs() else {
-        return;
-    };
+fn a_command_ignoring_sigterm_is_killed_after_the_stop_timeout(env: &Env) {
     let ignoring = [
         "--",
         "/bin/sh",
@@ -260,11 +250,7 @@ fn a_command_ignoring_sigterm_is_killed_after_the_stop_timeout() {
 
 /// SIGTSTP stops the whole sandbox and microbox itself, so the caller's
 /// shell sees its job stop; SIGCONT resumes both and the command finishes.
-#[test]
-fn sigtstp_stops_the_sandbox_and_sigcont_resumes_it() {
-    let Some(env) = require_root_and_rootfs() else {
-        return;
-    };
+fn sigtstp_stops_the_sandbox_and_sigcont_resumes_it(env: &Env) {
     let ticker = "echo ready; i=0; while [ $i -lt 15 ]; do echo tick; sleep 0.1; i=$((i+1)); done";
     let mut run = env
         .microbox()
@@ -290,11 +276,7 @@ fn sigtstp_stops_the_sandbox_and_sigcont_resumes_it() {
     assert_eq!(out.stdout.matches("tick").count(), 15, "{out}");
 }
 
-#[test]
-fn orphaned_grandchildren_are_reaped() {
-    let Some(env) = require_root_and_rootfs() else {
-        return;
-    };
+fn orphaned_grandchildren_are_reaped(env: &Env) {
     let out = env.probe(&[], &["zombie"]);
     out.assert_success();
     assert_eq!(
@@ -317,12 +299,8 @@ fn marked(marker: &str) -> Vec<u32> {
         .collect()
 }
 
-#[test]
-fn background_processes_die_with_the_command() {
-    let Some(env) = require_root_and_rootfs() else {
-        return;
-    };
-    let marker = format!("{MARKER_PREFIX}{}", common::unique_token());
+fn background_processes_die_with_the_command(env: &Env) {
+    let marker = format!("{MARKER_PREFIX}{}", unique_token());
     // The harness's snapshot also catches marked processes; this says it plainly.
     let out = env.probe(&[], &["orphan", "60", &marker]);
     out.assert_success();
@@ -338,17 +316,16 @@ fn background_processes_die_with_the_command() {
     );
 }
 
-#[test]
-fn sandbox_dies_when_microbox_is_killed_and_next_run_cleans_up() {
-    let Some(env) = require_root_and_rootfs() else {
-        return;
-    };
+fn sandbox_dies_when_microbox_is_killed_and_next_run_cleans_up(env: &Env) {
+    // Both runs and both snapshots under one run lock: another test's sandbox
+    // running at the last snapshot would count as a leftover.
+    let lock = run_lock();
     let before = HostSnapshot::take();
-    let marker = format!("{MARKER_PREFIX}{}", common::unique_token());
+    let marker = format!("{MARKER_PREFIX}{}", unique_token());
     let mut run = env
         .probe_run(&[], &["sleep-trap", "TERM", &marker])
         .no_leftover_check()
-        .spawn();
+        .spawn_in_lock(&lock);
     assert!(
         run.wait_for_line("ready", env.timeout),
         "the probe never got ready"
@@ -372,12 +349,30 @@ fn sandbox_dies_when_microbox_is_killed_and_next_run_cleans_up() {
 
     // One more normal run may collect what the killed one left; then the host must
     // be as it was before both.
-    let out = env.probe(&[], &["pid"]);
+    let out = env.probe_run(&[], &["pid"]).output_in_lock(&lock);
     out.assert_success();
     let leftovers = before.leftovers_after_settling(Duration::from_secs(3));
     assert!(
         leftovers.is_empty(),
         "left after kill -9 and one more run:\n  {}",
         leftovers.join("\n  ")
+    );
+}
+
+/// Repeats: SIGSTOP, SIGKILL, SIGSEGV, SIGABRT and SIGCHLD sent to init from
+/// inside. A pid namespace's init gets no signal it has left at the default
+/// action, so none may stop or end it: the run ends with the command's own
+/// status. (The signals init forwards, SIGTERM among them, reach the command,
+/// which the sandbox can signal directly anyway.)
+fn signals_from_inside_neither_stop_nor_kill_init(env: &Env) {
+    let out = env.probe(
+        &[],
+        &["signal", "1", "STOP", "KILL", "SEGV", "ABRT", "CHLD"],
+    );
+    out.assert_success();
+    assert_eq!(
+        out.value("state"),
+        "S",
+        "init is not waiting as usual (sleeping) after signals from inside\n{out}"
     );
 }

@@ -1,21 +1,125 @@
-//! `--net bridge` as a user checks it, each test in a world of its own
-//! (DEVELOPERS.md network safety): a "host" network namespace where microbox
-//! runs and makes its bridge, tables and veths, and an "outside" namespace,
-//! joined to it by a veth pair on 198.51.100.0/24, with a responder at
-//! 198.51.100.2 that answers `from <peer address>` (so NAT shows: the outside
-//! sees the host's 198.51.100.1, never a sandbox address). Both namespaces are
-//! held by `sleep` processes the test starts and kills; nothing reaches the
-//! real host's network.
+//! Network modes: `none`, `host`, and `--net bridge` in namespaces the tests make.
 
-#![allow(clippy::unwrap_used)] // STYLE.md: allowed in tests
-
-mod common;
-
+use std::net::TcpListener;
 use std::os::fd::OwnedFd;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixListener};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{require_root_and_rootfs, Env, Outcome};
+use libtest_mimic::Trial;
+
+use crate::harness::{
+    holder, kv_all, run_lock, skip, unique_token, Env, Outcome, Run, Running, TempDir,
+};
+
+pub fn tests() -> Vec<Trial> {
+    crate::trials![
+        Image: [
+            default_network_has_only_loopback,
+            host_abstract_unix_socket_is_unreachable_with_net_none,
+            net_none_cannot_reach_a_host_loopback_service,
+            net_host_shares_the_host_network,
+            a_bridged_sandbox_gets_an_address_and_reaches_the_outside_through_nat,
+            a_bridged_sandbox_reaches_no_service_of_the_host,
+            bridged_sandboxes_cannot_reach_each_other,
+            a_bridged_sandbox_cannot_speak_as_another_address_or_mac,
+            a_published_port_answers_from_the_outside_and_from_the_host,
+            net_allow_lets_one_destination_through_and_refuses_the_rest_at_once,
+            fifty_bridged_sandboxes_at_once_get_distinct_addresses_and_all_reach_the_outside,
+            a_full_subnet_is_a_clear_error,
+            after_kill_9_of_microbox_nothing_of_the_sandbox_is_left,
+            microbox_itself_runs_no_ip_iptables_or_nft,
+            net_cleanup_removes_the_bridge_and_its_table_but_not_under_a_running_sandbox,
+            a_subnet_over_a_route_of_the_host_is_refused,
+        ],
+    ]
+}
+
+fn default_network_has_only_loopback(env: &Env) {
+    for opts in [&[][..], &["--net", "none"][..]] {
+        let out = env.probe(opts, &["net"]);
+        out.assert_success();
+        assert_eq!(out.value("links"), "lo", "{opts:?}\n{out}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// sockets
+
+/// Repeats: connect to a host service on an abstract Unix socket (X11, D-Bus and
+/// systemd use them). Their namespace is the network namespace: with the
+/// default `--net none` the host's listener must be unreachable. `--net host`
+/// reaches it, which shows the check can see a connection at all.
+fn host_abstract_unix_socket_is_unreachable_with_net_none(env: &Env) {
+    let name = format!("mbx-redteam-{}", unique_token());
+    let listener =
+        UnixListener::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap()).unwrap();
+    let target = format!("@{name}");
+    let out = env.probe(&[], &["unix-connect", &target]);
+    out.assert_success();
+    assert_ne!(
+        out.value("unix-connect"),
+        "ok",
+        "the sandbox reached the host's abstract socket @{name}\n{out}"
+    );
+    let out = env.probe(&["--net", "host"], &["unix-connect", &target]);
+    out.assert_success();
+    assert_eq!(
+        out.value("unix-connect"),
+        "ok",
+        "with --net host the abstract socket must be reachable (control)\n{out}"
+    );
+    drop(listener);
+}
+
+// ---------------------------------------------------------------------------
+// Network modes as a user checks them: `none` has only its own loopback and no
+// way to the host's services; `host` shares the host's stack. Only loopback
+// traffic: listeners are on 127.0.0.1 in this test process (THREATS.md section 6,
+// net_none_only_lo, net_none_no_host_loopback, net_host).
+
+/// A listener on the host's loopback, and its address.
+fn host_listener() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback listener");
+    let addr = listener.local_addr().expect("listener address").to_string();
+    (listener, addr)
+}
+
+fn net_none_cannot_reach_a_host_loopback_service(env: &Env) {
+    let (_listener, addr) = host_listener();
+    // The baseline: from the host itself the service answers.
+    let host = env.probe_on_host(&["connect", &addr]);
+    assert_eq!(host.value("connect"), "ok", "baseline on the host\n{host}");
+    for opts in [&[][..], &["--net", "none"][..]] {
+        let out = env.probe(opts, &["connect", &addr]);
+        out.assert_success();
+        // The sandbox's 127.0.0.1 is its own lo, where nothing listens.
+        assert_eq!(out.value("connect"), "ECONNREFUSED", "{opts:?}\n{out}");
+    }
+}
+
+fn net_host_shares_the_host_network(env: &Env) {
+    let (_listener, addr) = host_listener();
+    let out = env.probe(&["--net", "host"], &["connect", &addr]);
+    out.assert_success();
+    assert_eq!(out.value("connect"), "ok", "{out}");
+
+    let host = env.probe_on_host(&["net"]);
+    let inside = env.probe(&["--net", "host"], &["net"]);
+    inside.assert_success();
+    assert_eq!(inside.value("links"), host.value("links"), "{inside}");
+}
+
+// ---------------------------------------------------------------------------
+// `--net bridge` as a user checks it, each test in a world of its own
+// (DEVELOPERS.md network safety): a "host" network namespace where microbox
+// runs and makes its bridge, tables and veths, and an "outside" namespace,
+// joined to it by a veth pair on 198.51.100.0/24, with a responder at
+// 198.51.100.2 that answers `from <peer address>` (so NAT shows: the outside
+// sees the host's 198.51.100.1, never a sandbox address). Both namespaces are
+// held by `sleep` processes the test starts and kills; nothing reaches the
+// real host's network.
 
 const HOST_ADDR: &str = "198.51.100.1";
 const OUTSIDE_ADDR: &str = "198.51.100.2";
@@ -34,32 +138,10 @@ struct World {
     bin: std::path::PathBuf,
 }
 
-fn holder() -> Child {
-    Command::new("unshare")
-        .args(["--net", "--", "sleep", "600"])
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start a namespace holder (unshare)")
-}
-
-fn wait_for_own_netns(pid: u32) {
-    let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if std::fs::read_link(format!("/proc/{pid}/ns/net")).is_ok_and(|l| l != ours) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("namespace holder {pid} never got its own network namespace");
-}
-
 impl World {
     fn new(bin: &std::path::Path, bridge: &str) -> World {
         let host = holder();
         let outside = holder();
-        wait_for_own_netns(host.id());
-        wait_for_own_netns(outside.id());
         let world = World {
             host,
             outside,
@@ -152,24 +234,18 @@ impl World {
     }
 
     /// A second sandbox while `first` runs (inside the run lock `first` holds).
-    fn sandbox_beside(
-        &self,
-        env: &Env,
-        first: &common::Running,
-        opts: &[&str],
-        probe: &[&str],
-    ) -> Outcome {
+    fn sandbox_beside(&self, env: &Env, first: &Running, opts: &[&str], probe: &[&str]) -> Outcome {
         self.sandbox_run(env, opts, probe).output_beside(first)
     }
 
-    fn sandbox_run<'e>(&self, env: &'e Env, opts: &[&str], probe: &[&str]) -> common::Run<'e> {
+    fn sandbox_run<'e>(&self, env: &'e Env, opts: &[&str], probe: &[&str]) -> Run<'e> {
         let mut argv = vec!["/bin/probe"];
         argv.extend_from_slice(probe);
         self.command_run(env, opts, &argv)
     }
 
     /// `microbox --net bridge ... -- ARGV` in the host namespace.
-    fn command_run<'e>(&self, env: &'e Env, opts: &[&str], argv: &[&str]) -> common::Run<'e> {
+    fn command_run<'e>(&self, env: &'e Env, opts: &[&str], argv: &[&str]) -> Run<'e> {
         env.microbox()
             .args(env.fs_args())
             .args([
@@ -245,26 +321,21 @@ impl Drop for World {
     }
 }
 
-fn world(tag: &str) -> Option<(Env, World)> {
-    let env = require_root_and_rootfs()?;
-    let world = World::new(&env.bin, &format!("mbt-{tag}"));
-    Some((env, world))
+fn world(env: &Env, tag: &str) -> World {
+    World::new(&env.bin, &format!("mbt-{tag}"))
 }
 
-#[test]
-fn a_bridged_sandbox_gets_an_address_and_reaches_the_outside_through_nat() {
-    let Some((env, mut world)) = world("nat") else {
-        return;
-    };
-    world.serve(&env, false, &format!("{OUTSIDE_ADDR}:7"));
-    let out = world.sandbox(&env, &[], &["connect", &format!("{OUTSIDE_ADDR}:7")]);
+fn a_bridged_sandbox_gets_an_address_and_reaches_the_outside_through_nat(env: &Env) {
+    let mut world = world(env, "nat");
+    world.serve(env, false, &format!("{OUTSIDE_ADDR}:7"));
+    let out = world.sandbox(env, &[], &["connect", &format!("{OUTSIDE_ADDR}:7")]);
     out.assert_success();
     assert_eq!(out.value("connect"), "ok", "{out}");
     // The outside saw the host's address: the sandbox's was masqueraded.
     assert_eq!(out.value("reply"), format!("from {HOST_ADDR}"), "{out}");
-    let udp = world.sandbox(&env, &[], &["udp", &format!("{OUTSIDE_ADDR}:7")]);
+    let udp = world.sandbox(env, &[], &["udp", &format!("{OUTSIDE_ADDR}:7")]);
     assert_eq!(udp.value("reply"), format!("from {HOST_ADDR}"), "{udp}");
-    let net = world.sandbox(&env, &[], &["net"]);
+    let net = world.sandbox(env, &[], &["net"]);
     net.assert_success();
     assert!(net.value("links").contains("eth0"), "{net}");
     assert_eq!(world.leftovers(), Vec::<String>::new());
@@ -273,60 +344,51 @@ fn a_bridged_sandbox_gets_an_address_and_reaches_the_outside_through_nat() {
 /// The addresses a sandbox gets, in lease order, on a world's fresh bridge.
 const FIRST: &str = "10.44.0.2";
 
-#[test]
-fn a_bridged_sandbox_reaches_no_service_of_the_host() {
-    let Some((env, mut world)) = world("host") else {
-        return;
-    };
-    world.serve(&env, true, "0.0.0.0:8");
+fn a_bridged_sandbox_reaches_no_service_of_the_host(env: &Env) {
+    let mut world = world(env, "host");
+    world.serve(env, true, "0.0.0.0:8");
     // The baseline: in the host namespace itself the service answers on every
     // address (the bridge's exists once a sandbox has run).
-    world.sandbox(&env, &[], &["net"]).assert_success();
+    world.sandbox(env, &[], &["net"]).assert_success();
     for addr in [HOST_ADDR, "10.44.0.1", "127.0.0.1"] {
-        let base = world.probe_in(&env, true, &["connect", &format!("{addr}:8")]);
+        let base = world.probe_in(env, true, &["connect", &format!("{addr}:8")]);
         assert!(base.contains("connect=ok"), "baseline {addr}: {base}");
     }
     for addr in [HOST_ADDR, "10.44.0.1"] {
-        let out = world.sandbox(&env, &[], &["connect", &format!("{addr}:8")]);
+        let out = world.sandbox(env, &[], &["connect", &format!("{addr}:8")]);
         out.assert_success();
         // Refused at once by the input filter, not left to time out.
         assert_eq!(out.value("connect"), "ECONNREFUSED", "{addr}\n{out}");
     }
     // The sandbox's 127.0.0.1 is its own; the host's loopback is not routable.
-    let out = world.sandbox(&env, &[], &["connect", "127.0.0.1:8"]);
+    let out = world.sandbox(env, &[], &["connect", "127.0.0.1:8"]);
     assert_ne!(out.value("connect"), "ok", "{out}");
     assert_eq!(world.leftovers(), Vec::<String>::new());
 }
 
-#[test]
-fn bridged_sandboxes_cannot_reach_each_other() {
-    let Some((env, world)) = world("peer") else {
-        return;
-    };
+fn bridged_sandboxes_cannot_reach_each_other(env: &Env) {
+    let world = world(env, "peer");
     let mut server = world
-        .sandbox_run(&env, &[], &["serve", "0.0.0.0:7", "20"])
+        .sandbox_run(env, &[], &["serve", "0.0.0.0:7", "20"])
         .spawn();
     assert!(server.wait_for_line("serving=ok", Duration::from_secs(10)));
     // From the host namespace the first sandbox answers: it is there.
-    let base = world.probe_in(&env, true, &["connect", &format!("{FIRST}:7")]);
+    let base = world.probe_in(env, true, &["connect", &format!("{FIRST}:7")]);
     assert!(base.contains("connect=ok"), "{base}");
-    let out = world.sandbox_beside(&env, &server, &[], &["connect", &format!("{FIRST}:7")]);
+    let out = world.sandbox_beside(env, &server, &[], &["connect", &format!("{FIRST}:7")]);
     out.assert_success();
     assert_ne!(out.value("connect"), "ok", "{out}");
     server.signal(libc::SIGTERM);
     server.finish();
 }
 
-#[test]
-fn a_bridged_sandbox_cannot_speak_as_another_address_or_mac() {
-    let Some((env, mut world)) = world("spoof") else {
-        return;
-    };
-    world.serve(&env, false, &format!("{OUTSIDE_ADDR}:7"));
+fn a_bridged_sandbox_cannot_speak_as_another_address_or_mac(env: &Env) {
+    let mut world = world(env, "spoof");
+    world.serve(env, false, &format!("{OUTSIDE_ADDR}:7"));
     let connect = format!("/bin/probe connect {OUTSIDE_ADDR}:7");
     let run = |script: &str| {
         world
-            .command_run(&env, &["--cap-add", "NET_ADMIN"], &["sh", "-c", script])
+            .command_run(env, &["--cap-add", "NET_ADMIN"], &["sh", "-c", script])
             .output()
     };
     let honest = run(&connect);
@@ -348,31 +410,28 @@ fn a_bridged_sandbox_cannot_speak_as_another_address_or_mac() {
     assert!(!neigh.contains("02:00:00:00:00:99"), "{neigh}");
 }
 
-#[test]
-fn a_published_port_answers_from_the_outside_and_from_the_host() {
-    let Some((env, world)) = world("pub") else {
-        return;
-    };
+fn a_published_port_answers_from_the_outside_and_from_the_host(env: &Env) {
+    let world = world(env, "pub");
     let mut server = world
         .sandbox_run(
-            &env,
+            env,
             &["--publish", "8080:7", "--publish", "8081:7/udp"],
             &["serve", "0.0.0.0:7", "30"],
         )
         .spawn();
     assert!(server.wait_for_line("serving=ok", Duration::from_secs(10)));
-    let from_outside = world.probe_in(&env, false, &["connect", &format!("{HOST_ADDR}:8080")]);
+    let from_outside = world.probe_in(env, false, &["connect", &format!("{HOST_ADDR}:8080")]);
     assert!(from_outside.contains("connect=ok"), "{from_outside}");
     assert!(
         from_outside.contains(&format!("reply=from {OUTSIDE_ADDR}")),
         "{from_outside}"
     );
-    let udp = world.probe_in(&env, false, &["udp", &format!("{HOST_ADDR}:8081")]);
+    let udp = world.probe_in(env, false, &["udp", &format!("{HOST_ADDR}:8081")]);
     assert!(udp.contains("udp=ok"), "{udp}");
-    let from_host = world.probe_in(&env, true, &["connect", &format!("{HOST_ADDR}:8080")]);
+    let from_host = world.probe_in(env, true, &["connect", &format!("{HOST_ADDR}:8080")]);
     assert!(from_host.contains("connect=ok"), "{from_host}");
     // The same host port for a second sandbox is an error, and leaves nothing.
-    let second = world.sandbox_beside(&env, &server, &["--publish", "8080:7"], &["pid"]);
+    let second = world.sandbox_beside(env, &server, &["--publish", "8080:7"], &["pid"]);
     second.assert_code(125);
     assert!(
         second
@@ -383,48 +442,42 @@ fn a_published_port_answers_from_the_outside_and_from_the_host() {
     server.signal(libc::SIGTERM);
     server.finish();
     // Once the sandbox is gone, so is its port.
-    let after = world.probe_in(&env, false, &["connect", &format!("{HOST_ADDR}:8080")]);
+    let after = world.probe_in(env, false, &["connect", &format!("{HOST_ADDR}:8080")]);
     assert!(!after.contains("connect=ok"), "{after}");
     assert_eq!(world.leftovers(), Vec::<String>::new());
 }
 
-#[test]
-fn net_allow_lets_one_destination_through_and_refuses_the_rest_at_once() {
-    let Some((env, mut world)) = world("allow") else {
-        return;
-    };
-    world.serve(&env, false, &format!("{OUTSIDE_ADDR}:7"));
-    world.serve(&env, false, &format!("{OUTSIDE_ADDR}:9"));
-    let open = world.sandbox(&env, &[], &["connect", &format!("{OUTSIDE_ADDR}:9")]);
+fn net_allow_lets_one_destination_through_and_refuses_the_rest_at_once(env: &Env) {
+    let mut world = world(env, "allow");
+    world.serve(env, false, &format!("{OUTSIDE_ADDR}:7"));
+    world.serve(env, false, &format!("{OUTSIDE_ADDR}:9"));
+    let open = world.sandbox(env, &[], &["connect", &format!("{OUTSIDE_ADDR}:9")]);
     assert_eq!(
         open.value("connect"),
         "ok",
         "baseline without an allow-list\n{open}"
     );
     let allow = ["--net-allow", "198.51.100.2:7/tcp"];
-    let allowed = world.sandbox(&env, &allow, &["connect", &format!("{OUTSIDE_ADDR}:7")]);
+    let allowed = world.sandbox(env, &allow, &["connect", &format!("{OUTSIDE_ADDR}:7")]);
     assert_eq!(allowed.value("connect"), "ok", "{allowed}");
-    let refused = world.sandbox(&env, &allow, &["connect", &format!("{OUTSIDE_ADDR}:9")]);
+    let refused = world.sandbox(env, &allow, &["connect", &format!("{OUTSIDE_ADDR}:9")]);
     assert_eq!(refused.value("connect"), "ECONNREFUSED", "{refused}");
     // Refused, not dropped: well before the probe's 2 s connect timeout.
     assert!(refused.elapsed < Duration::from_millis(1500), "{refused}");
-    let udp = world.sandbox(&env, &allow, &["udp", &format!("{OUTSIDE_ADDR}:7")]);
+    let udp = world.sandbox(env, &allow, &["udp", &format!("{OUTSIDE_ADDR}:7")]);
     assert_ne!(udp.value("udp"), "ok", "udp is not allowed\n{udp}");
     assert_eq!(world.leftovers(), Vec::<String>::new());
 }
 
-#[test]
-fn fifty_bridged_sandboxes_at_once_get_distinct_addresses_and_all_reach_the_outside() {
-    let Some((env, mut world)) = world("fifty") else {
-        return;
-    };
-    world.serve(&env, false, &format!("{OUTSIDE_ADDR}:7"));
+fn fifty_bridged_sandboxes_at_once_get_distinct_addresses_and_all_reach_the_outside(env: &Env) {
+    let mut world = world(env, "fifty");
+    world.serve(env, false, &format!("{OUTSIDE_ADDR}:7"));
     let bin = env.bin.to_str().unwrap().to_string();
     let rootfs = env.rootfs().to_str().unwrap().to_string();
     let target = format!("{OUTSIDE_ADDR}:7");
     // Outside the harness's runs: hold its lock, so no other test's snapshot
     // sees these sandboxes.
-    let _lock = common::run_lock();
+    let _lock = run_lock();
     let children: Vec<Child> = (0..50)
         .map(|_| {
             World::nsenter(
@@ -459,23 +512,20 @@ fn fifty_bridged_sandboxes_at_once_get_distinct_addresses_and_all_reach_the_outs
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(text.contains(&format!("reply=from {HOST_ADDR}")), "{text}");
-        let local = common::kv_all(&text, "local");
+        let local = kv_all(&text, "local");
         addrs.insert(local.first().unwrap().to_string());
     }
     assert_eq!(addrs.len(), 50, "{addrs:?}");
     assert_eq!(world.leftovers(), Vec::<String>::new());
 }
 
-#[test]
-fn a_full_subnet_is_a_clear_error() {
-    let Some((env, world)) = world("full") else {
-        return;
-    };
+fn a_full_subnet_is_a_clear_error(env: &Env) {
+    let world = world(env, "full");
     // A /30 has one address for a sandbox.
     let tiny = ["--subnet", "192.0.2.0/30"];
-    let first = world.sandbox_run(&env, &tiny, &["sleep", "20"]).spawn();
+    let first = world.sandbox_run(env, &tiny, &["sleep", "20"]).spawn();
     std::thread::sleep(Duration::from_millis(300));
-    let second = world.sandbox_beside(&env, &first, &tiny, &["pid"]);
+    let second = world.sandbox_beside(env, &first, &tiny, &["pid"]);
     second.assert_code(125);
     assert!(
         second
@@ -487,42 +537,36 @@ fn a_full_subnet_is_a_clear_error() {
     first.finish();
 }
 
-#[test]
-fn after_kill_9_of_microbox_nothing_of_the_sandbox_is_left() {
-    let Some((env, world)) = world("kill") else {
-        return;
-    };
+fn after_kill_9_of_microbox_nothing_of_the_sandbox_is_left(env: &Env) {
+    let world = world(env, "kill");
+    // The run after the kill must be this test's: a run in another namespace
+    // would collect the cgroup and lock file but could not reach these tables.
+    let lock = run_lock();
     let mut run = world
-        .sandbox_run(
-            &env,
-            &["--publish", "8090:7"],
-            &["serve", "0.0.0.0:7", "60"],
-        )
+        .sandbox_run(env, &["--publish", "8090:7"], &["serve", "0.0.0.0:7", "60"])
         .no_leftover_check()
-        .spawn();
+        .spawn_in_lock(&lock);
     assert!(run.wait_for_line("serving=ok", Duration::from_secs(10)));
     run.signal(libc::SIGKILL);
     // Its cgroup and lock file are left for the next run to collect.
     let _ = run.finish();
     // The next run collects the tables; the veth went with the namespace,
     // and the lease and the port with their holder.
-    let next = world.sandbox(&env, &["--publish", "8090:7"], &["pid"]);
+    let next = world
+        .sandbox_run(env, &["--publish", "8090:7"], &["pid"])
+        .output_in_lock(&lock);
     next.assert_success();
     assert_eq!(world.leftovers(), Vec::<String>::new());
 }
 
-#[test]
-fn microbox_itself_runs_no_ip_iptables_or_nft() {
-    let Some((env, world)) = world("exec") else {
-        return;
-    };
+fn microbox_itself_runs_no_ip_iptables_or_nft(env: &Env) {
+    let world = world(env, "exec");
     if Command::new("strace").arg("-V").output().is_err() {
-        common::skip_or_fail("strace is not installed");
-        return;
+        skip("strace is not installed");
     }
-    let log = common::TempDir::new("bridge-strace");
+    let log = TempDir::new("bridge-strace");
     let trace = log.join("trace");
-    let lock = common::run_lock();
+    let lock = run_lock();
     let out = World::nsenter(
         &world.host,
         &[
@@ -562,23 +606,20 @@ fn microbox_itself_runs_no_ip_iptables_or_nft() {
     assert_eq!(world.leftovers(), Vec::<String>::new());
 }
 
-#[test]
-fn net_cleanup_removes_the_bridge_and_its_table_but_not_under_a_running_sandbox() {
-    let Some((env, world)) = world("clean") else {
-        return;
-    };
+fn net_cleanup_removes_the_bridge_and_its_table_but_not_under_a_running_sandbox(env: &Env) {
+    let world = world(env, "clean");
     let cleanup = || {
         env.microbox()
             .args(["--net-cleanup", "--bridge", &world.bridge])
             .in_netns(world.host_netns())
     };
     // A second sandbox reuses what the first made: the set-up is idempotent.
-    world.sandbox(&env, &[], &["pid"]).assert_success();
-    world.sandbox(&env, &[], &["pid"]).assert_success();
+    world.sandbox(env, &[], &["pid"]).assert_success();
+    world.sandbox(env, &[], &["pid"]).assert_success();
     let bridge_link = format!(": {}:", world.bridge);
     assert!(world.sh_host("ip -o link show").contains(&bridge_link));
     let mut live = world
-        .sandbox_run(&env, &[], &["serve", "0.0.0.0:7", "20"])
+        .sandbox_run(env, &[], &["serve", "0.0.0.0:7", "20"])
         .spawn();
     assert!(live.wait_for_line("serving=ok", Duration::from_secs(10)));
     let refused = cleanup().output_beside(&live);
@@ -596,12 +637,9 @@ fn net_cleanup_removes_the_bridge_and_its_table_but_not_under_a_running_sandbox(
     cleanup().output().assert_success();
 }
 
-#[test]
-fn a_subnet_over_a_route_of_the_host_is_refused() {
-    let Some((env, world)) = world("route") else {
-        return;
-    };
-    let out = world.sandbox(&env, &["--subnet", "198.51.100.128/25"], &["pid"]);
+fn a_subnet_over_a_route_of_the_host_is_refused(env: &Env) {
+    let world = world(env, "route");
+    let out = world.sandbox(env, &["--subnet", "198.51.100.128/25"], &["pid"]);
     out.assert_code(125);
     assert!(
         out.stderr

@@ -1,17 +1,5 @@
-//! Resource limits from the outside (issue 5): what a user can check on the host
-//! while a sandbox runs (the limit files of its cgroup on v1 or v2), what happens
-//! at each limit (OOM kill reported as such, fork bomb stopped, CPU share), and
-//! that no cgroup or lock file outlives a run, a burst of parallel runs, or a
-//! `kill -9` of microbox once the next run has collected it.
-//!
-//! The sandbox's cgroup is found from the host through its init process (the
-//! child of microbox) and `/proc/PID/cgroup`, so runs by other users of the
-//! machine cannot be mistaken for ours. Measured numbers are printed with
-//! `eprintln!` (visible with `--nocapture`).
-
-#![allow(clippy::unwrap_used)]
-
-mod common;
+//! Resource limits from the outside: the cgroup files of a running sandbox, what
+//! happens at each limit, and that no cgroup or lock file outlives a run.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -21,7 +9,168 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
-use common::{require_bin, require_root_and_rootfs, run_lock, skip_or_fail, Env, HostSnapshot};
+use libtest_mimic::Trial;
+
+use crate::harness::{run_lock, skip, Env, HostSnapshot};
+
+pub fn tests() -> Vec<Trial> {
+    crate::trials![
+        Image: [
+            every_thread_of_the_command_is_in_all_sandbox_cgroups_and_no_cgroup_fd_is_open,
+            limits_are_in_the_sandbox_cgroup_while_it_runs,
+            default_limits_are_1g_one_cpu_and_1024_pids,
+            pids_max_means_no_limit_and_the_smallest_cpu_share_is_accepted,
+            swap_is_off_for_the_sandbox,
+            inside_the_sandbox_its_cgroup_is_the_root,
+            memory_limit_kills_with_137_and_one_clear_line,
+            tcp_buffers_are_held_inside_the_memory_limit,
+            memory_below_the_limit_is_not_killed,
+            fork_bomb_stops_at_the_pids_limit,
+            fork_bomb_stops_at_the_default_pids_limit,
+            half_a_cpu_gets_about_half_a_core,
+            twenty_sandboxes_at_once_each_get_their_own_cgroup_and_leave_nothing,
+            kill_9_of_microbox_ends_the_sandbox_and_the_next_run_collects_its_cgroup,
+        ],
+        Bin: [
+            bad_limit_values_exit_125_before_anything_starts,
+            help_documents_the_pids_option_and_its_default,
+        ],
+    ]
+}
+
+// ---------------------------------------------------------------------------
+// cgroups as the host sees them
+
+/// The cgroup path of every hierarchy that must hold the sandbox, from one
+/// `/proc/.../cgroup` text: cpu, memory and pids on v1, the unified one on v2.
+fn placement(text: &str) -> Vec<(String, String)> {
+    let lines: Vec<(&str, &str)> = text
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
+            Some((ctrls, path))
+        })
+        .collect();
+    let v1 = lines
+        .iter()
+        .any(|(ctrls, _)| ctrls.split(',').any(|c| c == "pids"));
+    let wanted: &[&str] = if v1 {
+        &["cpu", "memory", "pids"]
+    } else {
+        &[""]
+    };
+    wanted
+        .iter()
+        .map(|want| {
+            let path = lines
+                .iter()
+                .find(|(ctrls, _)| {
+                    if want.is_empty() {
+                        ctrls.is_empty()
+                    } else {
+                        ctrls.split(',').any(|c| c == *want)
+                    }
+                })
+                .map(|(_, path)| (*path).to_string())
+                .unwrap_or_default();
+            ((*want).to_string(), path)
+        })
+        .collect()
+}
+
+fn fd_targets(pid: i32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .map(|t: PathBuf| t.display().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn every_thread_of_the_command_is_in_all_sandbox_cgroups_and_no_cgroup_fd_is_open(env: &Env) {
+    let mut running = env.probe_run(&[], &["spin", "3", "4"]).spawn();
+    assert!(
+        running.wait_for_line("spinning", Duration::from_secs(20)),
+        "the probe did not start"
+    );
+    let microbox = running.pid();
+    let init = children_of(microbox);
+    assert_eq!(init.len(), 1, "one sandbox init under microbox: {init:?}");
+    let init = init[0];
+    // The helper threads start right after "spinning": wait for all four.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (command, tasks) = loop {
+        let command = children_of(init);
+        let tasks: Vec<String> = command
+            .first()
+            .and_then(|c| std::fs::read_dir(format!("/proc/{c}/task")).ok())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path().display().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if tasks.len() >= 4 || Instant::now() > deadline {
+            break (command, tasks);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(command.len(), 1, "one command under init: {command:?}");
+    assert!(tasks.len() >= 4, "the probe's threads: {tasks:?}");
+
+    let init_place =
+        placement(&std::fs::read_to_string(format!("/proc/{init}/cgroup")).expect("init's cgroup"));
+    let id = init_place
+        .first()
+        .and_then(|(_, path)| path.strip_prefix("/microbox/"))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("init is not in a microbox cgroup: {init_place:?}"));
+    let mut bad = Vec::new();
+    let mut check = |who: &str, text: &str| {
+        for (ctrl, path) in placement(text) {
+            if path != format!("/microbox/{id}") {
+                bad.push(format!("{who} {ctrl}: {path}"));
+            }
+        }
+    };
+    check(
+        "init",
+        &std::fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap_or_default(),
+    );
+    for task in &tasks {
+        check(
+            task,
+            &std::fs::read_to_string(format!("{task}/cgroup")).unwrap_or_default(),
+        );
+    }
+    let leaked: Vec<String> = [init, command[0]]
+        .iter()
+        .flat_map(|&p| fd_targets(p))
+        .filter(|t| t.contains("cgroup") || t.ends_with("/tasks"))
+        .collect();
+    let out = running.finish();
+    out.assert_success();
+    assert!(bad.is_empty(), "outside the sandbox's cgroups: {bad:?}");
+    assert!(
+        leaked.is_empty(),
+        "cgroup files open in the sandbox: {leaked:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Resource limits from the outside (issue 5): what a user can check on the host
+// while a sandbox runs (the limit files of its cgroup on v1 or v2), what happens
+// at each limit (OOM kill reported as such, fork bomb stopped, CPU share), and
+// that no cgroup or lock file outlives a run, a burst of parallel runs, or a
+// `kill -9` of microbox once the next run has collected it.
+//
+// The sandbox's cgroup is found from the host through its init process (the
+// child of microbox) and `/proc/PID/cgroup`, so runs by other users of the
+// machine cannot be mistaken for ours. Measured numbers are printed with
+// `eprintln!` (visible with `--nocapture`).
 
 const MIB: u64 = 1 << 20;
 const SANDBOX_LOCKS: &str = "/run/microbox/sandboxes";
@@ -406,14 +555,10 @@ fn check_limits(
     assert_eq!(get("pids.max").as_deref(), Some(pids), "pids.max");
 }
 
-#[test]
-fn limits_are_in_the_sandbox_cgroup_while_it_runs() {
-    let Some(env) = require_root_and_rootfs() else {
-        return;
-    };
+fn limits_are_in_the_sandbox_cgroup_while_it_runs(env: &Env) {
     let h = hierarchy();
     let (sandbox, values, outside) = read_limits_while_running(
-        &env,
+        env,
         &h,
         &["--memory", "96M", "--cpus", "0.5", "--pids", "64"],
         &limit_files(&h),
@@ -426,24 +571,16 @@ fn limits_are_in_the_sandbox_cgroup_while_it_runs() {
     );
 }
 
-#[test]
-fn default_limits_are_1g_one_cpu_and_1024_pids() {
-    let Some(env) = require_root_and_rootfs() else {
-        return;
-    };
+fn default_limits_are_1g_one_cpu_and_1024_pids(env: &Env) {
     let h = hierarchy();
-    let (_, values, _) = read_limits_while_running(&env, &h, &[], &limit_files(&h));
+    let (_, values, _) = read_limits_while_running(env, &h, &[], &limit_files(&h));
     check_limits(&h, &values, 1 << 30, 100_000, "1024");
 }
 
-#[test]
-fn pids_max_means_no_limit_and_the_smallest_cpu_share_is_accepted() {
-    let Some(env) = require_root_and_rootfs() else {
-        return;
-    };
+fn pids_max_means_no_limit_and_the_smallest_cpu_share_is_accepted(env: &Env) {
     let h = hierarchy();
     let (_, values, _) = read_limits_while_running(
-        &env,
+        env,
         &h,
         &["--pids", "max", "--cpus", "0.01"],
         &limit_files(&h),
@@ -456,14 +593,10 @@ fn swap_active() -> bool {
     std::fs::read_to_string("/proc/swaps").is_ok_and(|s| s.lines().count() > 1)
 }
 
-#[test]
-fn swap_is_off_for_the_sandbox() {
-    let Some(env) = require_root_and_rootfs() else {
-        return;
-    };
+fn swap_is_off_for_the_sandbox(env: &Env) {
     let h = hierarchy();
     let files = limit_files(&h);
-    let (_, values, _) = read_limits_while_running(&env, &h, &["--memory", "96M"], &files);
+    let (_, values, _) = read_limits_while_running(env, &h, &["--memory", "96M"], &files);
     let get = |f: &str| {
         values
             .iter()
@@ -479,7 +612,7 @@ fn swap_is_off_for_the_sandbox() {
             eprintln!("{file} = {v}");
             assert_eq!(v, want, "{file}: swap must be off (memory+swap == memory)");
         }
-        None if swap_active() => skip_or_fail(&format!(
+        None if swap_active() => skip(&format!(
             "the host has active swap but no swap accounting ({file} missing): \
              a sandbox can swap past its memory limit"
         )),
@@ -487,11 +620,7 @@ fn swap_is_off_for_the_sandbox() {
     }
 }
 
-#[test]
-fn inside_the_sandbox_its_cgroup_is_the_root() {
-    let Some(env) = require_root_and_rootfs() else {
-        return;
-    };
+fn inside_the_sandbox_its_cgroup_is_the_root(env: &Env) {
     let out = env.probe(&[], &["cgroup"]);
     out.assert_success();
     let lines = out.all("cgroup");
@@ -508,11 +637,7 @@ fn inside_the_sandbox_its_cgroup_is_the_root() {
 // ---------------------------------------------------------------------------
 // outcomes at each limit
 
-#[test]
-fn memory_limit_kills_with_137_and_one_clear_line() {
-    let Some(env) = require_root_and_rootfs() else {
-        return;
-    };
+fn memory_limit_kills_with_137_and_one_clear_line(env: &Env) {
     let out = env.probe(&["--memory", "64M"], &["alloc", "256"]);
     let reached: u64 = out
         .all("touched_mib")
@@ -548,11 +673,7 @@ fn memory_limit_kills_with_137_and_one_clear_line() {
 /// limit, and the machine's TCP memory (/proc/net/sockstat, host-wide) grows
 /// by no more than the limit and some slack. On v1 without
 /// memory.kmem.tcp.limit_in_bytes, all 200 MiB were queued.
-#[test]
-fn tcp_buffers_are_held_inside_the_memory_limit() {
-    let Some(env) = require_root_and_rootfs() else {
-        return;
-    };
+fn tcp_buffers_are_held_inside_the_memory_limit(env: &Env) {
     const MIB: u64 = 1 << 20;
     let out = env.probe(&["--memory", "64M"], &["tcp-hold", "200", "64"]);
     if out.code == Some(137) {
@@ -574,11 +695,7 @@ fn tcp_buffers_are_held_inside_the_memory_limit() {
     );
 }
 
-#[test]
-fn memory_below_the_limit_is_not_killed() {
-    let Some(env) = require_root_and_rootfs() else {
-        return;
-    };
+fn memory_below_the_limit_is_not_killed(env: &Env) {
     let out = env.probe(&["--memory", "512M"], &["alloc", "256"]);
     out.assert_success();
     assert_eq!(out.value("alloc"), "ok", "{out}");
@@ -620,20 +737,12 @@ fn fork_bomb(env: &Env, opts: &[&str], limit: u64) {
     );
 }
 
-#[test]
-fn fork_bomb_stops_at_the_pids_limit() {
-    let Some(env) = require_root_and_rootfs() else {
-        return;
-    };
-    fork_bomb(&env, &["--pids", "32"], 32);
+fn fork_bomb_stops_at_the_pids_limit(env: &Env) {
+    fork_bomb(env, &["--pids", "32"], 32);
 }
 
-#[test]
-fn fork_bomb_stops_at_the_default_pids_limit() {
-    let Some(env) = require_root_and_rootfs() else {
-        return;
-    };
-    fork_bomb(&env, &[], 1024);
+fn fork_bomb_stops_at_the_default_pids_limit(env: &Env) {
+    fork_bomb(env, &[], 1024);
 }
 
 fn cpu_stat(h: &Hierarchy, id: &str, key: &str) -> Option<u64> {
@@ -642,11 +751,7 @@ fn cpu_stat(h: &Hierarchy, id: &str, key: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.parse().ok())
 }
 
-#[test]
-fn half_a_cpu_gets_about_half_a_core() {
-    let Some(env) = require_root_and_rootfs() else {
-        return;
-    };
+fn half_a_cpu_gets_about_half_a_core(env: &Env) {
     let h = hierarchy();
     let mut run = env
         .probe_run(&["--cpus", "0.5"], &["spin", "4", "2"])
@@ -706,11 +811,7 @@ fn half_a_cpu_gets_about_half_a_core() {
 // ---------------------------------------------------------------------------
 // cleanup
 
-#[test]
-fn twenty_sandboxes_at_once_each_get_their_own_cgroup_and_leave_nothing() {
-    let Some(env) = require_root_and_rootfs() else {
-        return;
-    };
+fn twenty_sandboxes_at_once_each_get_their_own_cgroup_and_leave_nothing(env: &Env) {
     let h = hierarchy();
     const N: usize = 20;
     let _guard = run_lock();
@@ -719,7 +820,7 @@ fn twenty_sandboxes_at_once_each_get_their_own_cgroup_and_leave_nothing() {
     let mut runs: Vec<Direct> = (0..N)
         .map(|_| {
             Direct::start(
-                &env,
+                env,
                 &["--memory", "64M", "--pids", "64"],
                 &["sleep-trap", "TERM"],
             )
@@ -767,15 +868,11 @@ fn twenty_sandboxes_at_once_each_get_their_own_cgroup_and_leave_nothing() {
     );
 }
 
-#[test]
-fn kill_9_of_microbox_ends_the_sandbox_and_the_next_run_collects_its_cgroup() {
-    let Some(env) = require_root_and_rootfs() else {
-        return;
-    };
+fn kill_9_of_microbox_ends_the_sandbox_and_the_next_run_collects_its_cgroup(env: &Env) {
     let h = hierarchy();
     let _guard = run_lock();
     let before = HostSnapshot::take();
-    let mut run = Direct::start(&env, &["--pids", "64"], &["sleep-trap", "TERM"]);
+    let mut run = Direct::start(env, &["--pids", "64"], &["sleep-trap", "TERM"]);
     let ready = run.wait_for_line("ready", env.timeout);
     let sandbox = find_sandbox(&h, run.pid(), Duration::from_secs(5));
     // The probe: the one child of init.
@@ -794,7 +891,7 @@ fn kill_9_of_microbox_ends_the_sandbox_and_the_next_run_collects_its_cgroup() {
     );
 
     let procs = |sb: &Sandbox| h.read(&sb.id, "cgroup.procs").unwrap_or_default();
-    while !(is_dead(sandbox.init) && probe.is_none_or(is_dead) && procs(&sandbox).is_empty())
+    while !(is_dead(sandbox.init) && probe.map_or(true, is_dead) && procs(&sandbox).is_empty())
         && killed.elapsed() < Duration::from_secs(5)
     {
         std::thread::sleep(Duration::from_millis(10));
@@ -824,7 +921,7 @@ fn kill_9_of_microbox_ends_the_sandbox_and_the_next_run_collects_its_cgroup() {
         );
     }
 
-    let next = Direct::start(&env, &[], &["exit", "0"]);
+    let next = Direct::start(env, &[], &["exit", "0"]);
     let (code, stderr) = next.wait(env.timeout);
     assert_eq!(code, 0, "the next run failed: {stderr}");
     assert!(stderr.is_empty(), "the next run complained: {stderr}");
@@ -841,9 +938,7 @@ fn kill_9_of_microbox_ends_the_sandbox_and_the_next_run_collects_its_cgroup() {
 // ---------------------------------------------------------------------------
 // values the kernel would refuse
 
-#[test]
-fn bad_limit_values_exit_125_before_anything_starts() {
-    let Some(env) = require_bin() else { return };
+fn bad_limit_values_exit_125_before_anything_starts(env: &Env) {
     // Those usage.rs does not cover already.
     let cases: &[(&[&str], &str)] = &[
         (&["--memory", "0"], "'0'"),
@@ -874,9 +969,7 @@ fn bad_limit_values_exit_125_before_anything_starts() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-#[test]
-fn help_documents_the_pids_option_and_its_default() {
-    let Some(env) = require_bin() else { return };
+fn help_documents_the_pids_option_and_its_default(env: &Env) {
     let out = env.run(&["--help"]);
     out.assert_success();
     let at = out

@@ -1,28 +1,31 @@
 //! The harness checks itself: a leftover check that never fires would make every
-//! "nothing left behind" assertion in the other files worthless.
-
-#![allow(clippy::unwrap_used)]
-
-mod common;
+//! "nothing left behind" assertion worthless.
 
 use std::ffi::CString;
 use std::time::Duration;
 
-use common::{kv_all, require_root_and_rootfs, run_lock, HostSnapshot, TempDir, MARKER_PREFIX};
+use libtest_mimic::Trial;
 
-#[test]
-fn probe_output_parsing() {
+use super::{kv_all, run_lock, unique_token, Env, HostSnapshot, TempDir, MARKER_PREFIX};
+
+pub fn tests() -> Vec<Trial> {
+    crate::trials![
+        Image: [
+            probe_output_parsing,
+            snapshot_sees_a_new_mount,
+            snapshot_sees_a_marked_process,
+        ],
+    ]
+}
+
+fn probe_output_parsing(_env: &Env) {
     let text = "a=1\nb=x=y\nnoise\na=2\n";
     assert_eq!(kv_all(text, "a"), ["1", "2"]);
     assert_eq!(kv_all(text, "b"), ["x=y"]);
     assert!(kv_all(text, "noise").is_empty());
 }
 
-#[test]
-fn snapshot_sees_a_new_mount() {
-    let Some(_env) = require_root_and_rootfs() else {
-        return;
-    };
+fn snapshot_sees_a_new_mount(_env: &Env) {
     let dir = TempDir::new("harness-mount");
     // Each test's host changes are the other's leftovers unless they take turns.
     let _guard = run_lock();
@@ -53,14 +56,10 @@ fn snapshot_sees_a_new_mount() {
     assert!(!after.iter().any(|a| a.starts_with("mount: ")), "{after:?}");
 }
 
-#[test]
-fn snapshot_sees_a_marked_process() {
-    let Some(env) = require_root_and_rootfs() else {
-        return;
-    };
+fn snapshot_sees_a_marked_process(env: &Env) {
     let _guard = run_lock();
     let before = HostSnapshot::take();
-    let marker = format!("{MARKER_PREFIX}{}", common::unique_token());
+    let marker = format!("{MARKER_PREFIX}{}", unique_token());
     let mut child = std::process::Command::new(env.rootfs().join("bin/probe"))
         .args(["sleep", "30", &marker])
         .spawn()
