@@ -12,12 +12,16 @@
 //! | `ipam/<netns>-<bridge>/<addr>.lock` | the lease of a bridge address (`Lease`); `<netns>` is the network namespace's inode |
 //! | `ipam/<netns>-<bridge>/last` | the address leased last, where the next search starts (a hint) |
 //! | `ports/<netns>-<proto>-<port>.lock` | the lease of a published host port |
+//! | `ids/<first host id>.lock`, `ids/last` | the lease of a host id range (`idrange`), and where the next search starts |
 //! | `/run/microbox` itself      | each sandbox's staging tmpfs mount point, inside its own mount namespace only |
 //!
 //! Leases are their own flocks (a dead holder frees them by dying), unlinked
-//! on release; id-range leases (id-shifted user namespaces) come the same way.
+//! on release; id-range leases (id-shifted user namespaces) are the same.
 
 mod collect;
+// Issue 11's id ranges: leased and unit-tested here, not yet used by `ns`.
+#[allow(dead_code)]
+mod idrange;
 mod lease;
 mod lock;
 
