@@ -539,24 +539,21 @@ pub fn sandbox_table(net: &SandboxNet<'_>) -> Option<Table> {
                 Some(publish.proto),
                 Some((publish.host_port, publish.host_port)),
             );
+            // Only connections to the host itself (one of its addresses, or
+            // HOSTIP): without `fib daddr type local` the rule would capture
+            // every forwarded connection to the port, whoever it was for.
+            let local = vec![
+                Expr::FibDaddrType,
+                Expr::Cmp(CmpOp::Eq, RTN_LOCAL.to_ne_bytes().to_vec()),
+            ];
             let on = match publish.host_ip {
-                Some(ip) => [ipv4_only(), ip_in(DADDR, host(ip), CmpOp::Eq)].concat(),
-                None => Vec::new(),
+                Some(ip) => [ipv4_only(), ip_in(DADDR, host(ip), CmpOp::Eq), local].concat(),
+                None => local,
             };
-            inet.rules.push(rule(
-                "prerouting",
-                vec![on.clone(), port.clone(), to(publish)],
-            ));
-            // From the host itself: to one of its own addresses.
-            let local = match publish.host_ip {
-                Some(_) => on,
-                None => vec![
-                    Expr::FibDaddrType,
-                    Expr::Cmp(CmpOp::Eq, RTN_LOCAL.to_ne_bytes().to_vec()),
-                ],
-            };
-            inet.rules
-                .push(rule("output", vec![local, port, to(publish)]));
+            for chain in ["prerouting", "output"] {
+                inet.rules
+                    .push(rule(chain, vec![on.clone(), port.clone(), to(publish)]));
+            }
         }
     }
     if !net.allow.is_empty() {

@@ -411,7 +411,10 @@ fn a_bridged_sandbox_cannot_speak_as_another_address_or_mac(env: &Env) {
 }
 
 fn a_published_port_answers_from_the_outside_and_from_the_host(env: &Env) {
-    let world = world(env, "pub");
+    let mut world = world(env, "pub");
+    // The same port elsewhere: an outside server on 8080, which the publisher
+    // must not capture.
+    world.serve(env, false, &format!("{OUTSIDE_ADDR}:8080"));
     let mut server = world
         .sandbox_run(
             env,
@@ -430,6 +433,19 @@ fn a_published_port_answers_from_the_outside_and_from_the_host(env: &Env) {
     assert!(udp.contains("udp=ok"), "{udp}");
     let from_host = world.probe_in(env, true, &["connect", &format!("{HOST_ADDR}:8080")]);
     assert!(from_host.contains("connect=ok"), "{from_host}");
+    // Only connections to the host are published: another sandbox reaches the
+    // outside's own 8080 (masqueraded as the host), not the publisher.
+    let elsewhere = world.sandbox_beside(
+        env,
+        &server,
+        &[],
+        &["connect", &format!("{OUTSIDE_ADDR}:8080")],
+    );
+    assert_eq!(
+        elsewhere.value("reply"),
+        format!("from {HOST_ADDR}"),
+        "{elsewhere}"
+    );
     // The same host port for a second sandbox is an error, and leaves nothing.
     let second = world.sandbox_beside(env, &server, &["--publish", "8080:7"], &["pid"]);
     second.assert_code(125);
