@@ -364,6 +364,11 @@ fn delete_tables(tables: &[(nft::Family, String)]) -> Result<()> {
 /// for it on the host, refusing while a live sandbox holds an address on it.
 /// Stale lease files (of dead runs) go too. Nothing there is fine.
 pub fn cleanup(name: &str) -> Result<()> {
+    // Refuses a link of that name microbox did not make, before anything goes.
+    {
+        let mut nl = Netlink::open(Bus::Route).map_err(|e| e.into_error("open", "rtnetlink"))?;
+        bridge_index(&mut nl, name)?;
+    }
     let leases = lease_dir(netns_id()?, name);
     let dir = Path::new(RUN_DIR).join(&leases);
     let mut in_use = 0;
@@ -470,7 +475,19 @@ fn bridge_index(nl: &mut Netlink, name: &str) -> Result<Option<u32>> {
     match answer.refused {
         Some(r) if r.errno == libc::ENODEV => Ok(None),
         Some(r) => Err(r.into_error("look up", format_args!("link {name}"))),
-        None => Ok(answer.data.first().and_then(|p| rtnl::link_index(p))),
+        None => {
+            let Some(link) = answer.data.first() else {
+                return Ok(None);
+            };
+            // Someone else's link of that name (a docker0, a wg0, a plain
+            // bridge): neither joined nor, by --net-cleanup, removed.
+            if rtnl::link_group(link) != Some(rtnl::BRIDGE_GROUP) {
+                return Err(Error::failed("use", "microbox did not make it")
+                    .on(format_args!("link {name}"))
+                    .hint("choose another --bridge"));
+            }
+            Ok(rtnl::link_index(link))
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::netlink::{Message, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL};
+use super::netlink::{attrs, Message, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL};
 
 /// `VETH_INFO_PEER` (`<linux/veth.h>`): the peer's own ifinfomsg and attributes.
 const VETH_INFO_PEER: u16 = 1;
@@ -37,7 +37,14 @@ fn attr_u16(value: libc::c_ushort) -> u16 {
     value
 }
 
-/// Creates bridge `name`, up. EEXIST when it exists (then it is reused).
+/// The device group that marks a bridge microbox made (`ip -d link` shows
+/// `group 1835169840`; ASCII "mbx0"): the kernel sets it as it creates the
+/// link, so no other run ever sees the bridge without it. A link of the
+/// bridge's name in another group is someone else's, never joined or removed.
+pub const BRIDGE_GROUP: u32 = 0x6d62_7830;
+
+/// Creates bridge `name`, up, in [`BRIDGE_GROUP`]. EEXIST when it exists
+/// (then it is reused).
 pub fn new_bridge(name: &str) -> Message {
     let mut msg = Message::new(libc::RTM_NEWLINK, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
         .header(&ifinfo(0, true));
@@ -46,7 +53,16 @@ pub fn new_bridge(name: &str) -> Message {
         // No NUL, as ip(8) writes it; the kernel takes either.
         m.attr(attr_u16(libc::IFLA_INFO_KIND), b"bridge");
     });
+    msg.attr_u32(attr_u16(libc::IFLA_GROUP), BRIDGE_GROUP);
     msg
+}
+
+/// The device group in an RTM_NEWLINK answer's payload.
+pub fn link_group(payload: &[u8]) -> Option<u32> {
+    attrs(payload.get(16..)?)
+        .map_while(std::result::Result::ok)
+        .find(|(kind, _)| *kind == attr_u16(libc::IFLA_GROUP))
+        .and_then(|(_, value)| value.try_into().ok().map(u32::from_ne_bytes))
 }
 
 /// Sets link `name` up (the bridge, when it existed down).
@@ -163,9 +179,12 @@ mod tests {
         let want: &[u8] = &[
             0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, // ifinfomsg, IFF_UP
             14, 0, 3, 0, b'm', b'i', b'c', b'r', b'o', b'b', b'o', b'x', b'0', 0, 0, 0, //
-            16, 0, 18, 0x80, 10, 0, 1, 0, b'b', b'r', b'i', b'd', b'g', b'e', 0, 0,
+            16, 0, 18, 0x80, 10, 0, 1, 0, b'b', b'r', b'i', b'd', b'g', b'e', 0, 0, //
+            8, 0, 27, 0, 0x30, 0x78, 0x62, 0x6d, // IFLA_GROUP
         ];
         assert_eq!(bytes, want);
+        assert_eq!(link_group(&bytes), Some(BRIDGE_GROUP));
+        assert_eq!(link_group(&bytes[..48]), None);
     }
 
     #[test]

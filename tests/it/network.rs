@@ -32,6 +32,7 @@ pub fn tests() -> Vec<Trial> {
             microbox_itself_runs_no_ip_iptables_or_nft,
             net_cleanup_removes_the_bridge_and_its_table_but_not_under_a_running_sandbox,
             a_subnet_over_a_route_of_the_host_is_refused,
+            a_link_microbox_did_not_make_is_neither_joined_nor_removed,
         ],
     ]
 }
@@ -663,4 +664,28 @@ fn a_subnet_over_a_route_of_the_host_is_refused(env: &Env) {
         "{out}"
     );
     assert_eq!(world.leftovers(), Vec::<String>::new());
+}
+
+fn a_link_microbox_did_not_make_is_neither_joined_nor_removed(env: &Env) {
+    let world = world(env, "foreign");
+    // Someone else's bridge of the name, with a table of the name as well.
+    world.sh_host(&format!(
+        "ip link add {0} type bridge && nft add table inet {0}",
+        world.bridge
+    ));
+    let out = world.sandbox(env, &[], &["pid"]);
+    out.assert_code(125);
+    assert!(out.stderr.contains("microbox did not make it"), "{out}");
+    let cleanup = env
+        .microbox()
+        .args(["--net-cleanup", "--bridge", &world.bridge])
+        .in_netns(world.host_netns())
+        .output();
+    cleanup.assert_code(125);
+    assert!(world
+        .sh_host("ip -o link show")
+        .contains(&format!(": {}:", world.bridge)));
+    assert!(world
+        .sh_host("nft list tables")
+        .contains(&format!("table inet {}", world.bridge)));
 }
