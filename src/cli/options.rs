@@ -228,7 +228,7 @@ pub static OPTIONS: &[CliOption] = &[
             metavar: "CIDR",
             apply: set_subnet,
         },
-        help: "the bridge's IPv4 network, /16 to /30; the bridge is its first \
+        help: "the bridge's IPv4 network, unicast, /16 to /30; the bridge is its first \
                address; refused if it overlaps a route of the host",
         repeatable: false,
         default: Some(DefaultText::Value(|| DEFAULT_SUBNET.to_string())),

@@ -47,6 +47,15 @@ impl Subnet {
                 "host bits are set (the network is {base}/{prefix})"
             ));
         }
+        // Only unicast space a host routes: not loopback, link-local,
+        // multicast, reserved or "this network".
+        let first = network.octets()[0];
+        if network.is_loopback() || network.is_link_local() || first == 0 || first >= 224 {
+            return Err(format!(
+                "{network}/{prefix} is not unicast address space a bridge can use \
+                 (loopback, link-local, multicast or reserved)"
+            ));
+        }
         Ok(subnet)
     }
 
@@ -280,6 +289,11 @@ mod tests {
     #[test]
     fn bad_subnets_say_why() {
         for (text, why) in [
+            ("127.0.0.0/24", "not unicast"),
+            ("169.254.0.0/16", "not unicast"),
+            ("224.0.0.0/24", "not unicast"),
+            ("0.0.0.0/16", "not unicast"),
+            ("240.0.0.0/24", "not unicast"),
             (
                 "10.44.0.1/24",
                 "host bits are set (the network is 10.44.0.0/24)",

@@ -263,6 +263,25 @@ impl World {
             .in_netns(self.host_netns())
     }
 
+    /// The addresses leased on this world's bridge (their lock files).
+    fn leased_addresses(&self) -> Vec<String> {
+        use std::os::unix::fs::MetadataExt;
+        let ino = std::fs::metadata(Self::netns_path(&self.host))
+            .unwrap()
+            .ino();
+        let dir = format!("/run/microbox/ipam/{ino}-{}", self.bridge);
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".lock")
+                    .map(str::to_string)
+            })
+            .collect()
+    }
+
     /// The host namespace's links other than lo, the world's veth and the
     /// bridge, and its nf_tables tables other than the bridge's own: what a
     /// sandbox left behind (polled: the kernel removes a veth with its
@@ -342,9 +361,6 @@ fn a_bridged_sandbox_gets_an_address_and_reaches_the_outside_through_nat(env: &E
     assert_eq!(world.leftovers(), Vec::<String>::new());
 }
 
-/// The addresses a sandbox gets, in lease order, on a world's fresh bridge.
-const FIRST: &str = "10.44.0.2";
-
 fn a_bridged_sandbox_reaches_no_service_of_the_host(env: &Env) {
     let mut world = world(env, "host");
     world.serve(env, true, "0.0.0.0:8");
@@ -373,10 +389,14 @@ fn bridged_sandboxes_cannot_reach_each_other(env: &Env) {
         .sandbox_run(env, &[], &["serve", "0.0.0.0:7", "20"])
         .spawn();
     assert!(server.wait_for_line("serving=ok", Duration::from_secs(10)));
+    // The server's address is the one lease held on the bridge.
+    let leased = world.leased_addresses();
+    assert_eq!(leased.len(), 1, "{leased:?}");
+    let first = &leased[0];
     // From the host namespace the first sandbox answers: it is there.
-    let base = world.probe_in(env, true, &["connect", &format!("{FIRST}:7")]);
+    let base = world.probe_in(env, true, &["connect", &format!("{first}:7")]);
     assert!(base.contains("connect=ok"), "{base}");
-    let out = world.sandbox_beside(env, &server, &[], &["connect", &format!("{FIRST}:7")]);
+    let out = world.sandbox_beside(env, &server, &[], &["connect", &format!("{first}:7")]);
     out.assert_success();
     assert_ne!(out.value("connect"), "ok", "{out}");
     server.signal(libc::SIGTERM);
