@@ -64,6 +64,7 @@ pub fn prepare(spec: &Spec, id: &str) -> Result<Prepared> {
         .hint("use a wider --subnet, or another --bridge with its own --subnet")
     })?;
     crate::state::remember_leased(run, &dir, lease.name());
+    let stale_flows = lease.inherited();
     let addr: Ipv4Addr = lease
         .name()
         .parse()
@@ -92,6 +93,7 @@ pub fn prepare(spec: &Spec, id: &str) -> Result<Prepared> {
         publish: spec.publish.clone(),
         allow: spec.net_allow.clone(),
         dns: dns_v4(spec),
+        stale_flows,
         _leases: leases,
     })
 }
@@ -140,6 +142,9 @@ pub struct Prepared {
     publish: Vec<Publish>,
     allow: Vec<Allow>,
     dns: Vec<Ipv4Addr>,
+    /// The address's last holder was killed before it could forget its flows
+    /// (see `forget_flows`), so attach does.
+    stale_flows: bool,
     /// Held, never read: dropping them frees the address and ports.
     _leases: Vec<Lease>,
 }
@@ -159,6 +164,9 @@ impl Prepared {
         let mut nl = Netlink::open(Bus::Route).map_err(|e| e.into_error("open", "rtnetlink"))?;
         let bridge = ensure_bridge(&mut nl, &self.bridge, self.subnet)?;
         enable_forwarding()?;
+        if self.stale_flows {
+            forget_flows(self.inside.addr)?;
+        }
         let veth = host_veth_name(self.inside.addr);
         let pid = u32::try_from(pid).map_err(|_| Error::runtime("internal error: pid"))?;
         let mac = sandbox_mac(self.inside.addr);
@@ -253,16 +261,78 @@ impl Attached {
         Ok(())
     }
 
-    /// Removes this sandbox's tables and frees its leases. Not the veth: the
-    /// kernel removes it with the sandbox's namespace, soon after and off the
-    /// caller's clock (deleting it here costs some 24 ms of waiting for RCU
-    /// grace periods, with the namespace still alive); the address it is named
-    /// after is the last to be leased again.
+    /// Removes this sandbox's tables and flows and frees its leases. Not the
+    /// veth: the kernel removes it with the sandbox's namespace, soon after and
+    /// off the caller's clock (deleting it here costs some 24 ms of waiting for
+    /// RCU grace periods, with the namespace still alive); the address it is
+    /// named after is the last to be leased again. The flows go before the
+    /// address is free, and after the tables (no new flow is NAT'd to it).
     pub fn detach(self) -> Result<()> {
         let tables = delete_tables(&self.tables);
+        let flows = if veth_carried_nothing(&self.veth) {
+            Ok(())
+        } else {
+            forget_flows(self.prepared.inside.addr)
+        };
         drop(self.prepared);
-        tables
+        tables.and(flows)
     }
+}
+
+/// Whether not one packet went through the sandbox's veth, either way: then
+/// no conntrack entry names its address (an entry is confirmed as its first
+/// packet leaves for the veth, or for the ARP request that precedes it), and
+/// detach skips [`forget_flows`], which costs two walks of the kernel's whole
+/// conntrack hash (some 3.5 ms each with 262144 buckets). A veth already gone
+/// with its namespace, or unreadable counters, count as used.
+fn veth_carried_nothing(veth: &str) -> bool {
+    let Ok(mut nl) = Netlink::open(Bus::Route) else {
+        return false;
+    };
+    let Ok(mut answers) = nl.answers(vec![with_ack(rtnl::get_link(veth))]) else {
+        return false;
+    };
+    let answer = answers.pop().unwrap_or_default();
+    answer.refused.is_none()
+        && answer
+            .data
+            .first()
+            .and_then(|link| rtnl::link_packets(link))
+            == Some((0, 0))
+}
+
+/// Deletes the conntrack entries of `addr` (see `conntrack.rs`: its flows
+/// would otherwise reach the next sandbox leased the address). Two dumps the
+/// kernel filters: it sends only the entries found, but walks its whole hash
+/// table for each.
+pub(super) fn forget_flows(addr: Ipv4Addr) -> Result<()> {
+    use super::conntrack::{delete, dump_by_source, flows_from, Direction};
+    let object = || format!("conntrack entries of {addr}");
+    let failed = |e: Failure| {
+        e.into_error("list", object())
+            .hint("does the kernel have nf_conntrack_netlink?")
+    };
+    let mut nl = Netlink::open(Bus::Netfilter).map_err(failed)?;
+    let mut flows = Vec::new();
+    for direction in [Direction::Original, Direction::Reply] {
+        let entries = nl.dump(dump_by_source(addr, direction)).map_err(failed)?;
+        let found = flows_from(&entries, addr)
+            .map_err(|m| Error::failed("list", m.to_string()).on(object()))?;
+        for flow in found {
+            // A flow from the address to itself is in both dumps.
+            if !flows.contains(&flow) {
+                flows.push(flow);
+            }
+        }
+    }
+    if flows.is_empty() {
+        return Ok(());
+    }
+    let answers = nl
+        .answers(flows.iter().map(delete).collect())
+        .map_err(|e| e.into_error("delete", object()))?;
+    // ENOENT: expired between the dump and the delete.
+    first_refusal(answers, &[libc::ENOENT]).map_err(|r| r.into_error("delete", object()))
 }
 
 /// Deletes link `name`; Ok when there is none.
@@ -378,9 +448,15 @@ pub fn cleanup(name: &str) -> Result<()> {
             let Some(addr) = file.to_str().and_then(|f| f.strip_suffix(".lock")) else {
                 continue;
             };
-            // Taking a free lease and dropping it removes its stale file.
+            // Taking a free lease and dropping it removes its stale file, once
+            // its dead holder's flows are gone (the file is what says so).
             match Lease::take(Path::new(RUN_DIR), &leases, addr)? {
-                Some(free) => drop(free),
+                Some(free) => {
+                    if let (true, Ok(ip)) = (free.inherited(), addr.parse()) {
+                        forget_flows(ip)?;
+                    }
+                    drop(free);
+                }
                 None => in_use += 1,
             }
         }
@@ -725,6 +801,7 @@ mod tests {
             publish: Vec::new(),
             allow: Vec::new(),
             dns: Vec::new(),
+            stale_flows: false,
             _leases: Vec::new(),
         };
         let attached = prepared("0123456789abcdef")

@@ -4,6 +4,7 @@
 
 pub(crate) mod addr;
 mod bridge;
+mod conntrack;
 mod netlink;
 mod nft;
 mod nlsock;
@@ -13,7 +14,7 @@ pub(crate) use bridge::{cleanup, configure_inside, forget, prepare, Inside};
 
 /// Every reader microbox applies to what the kernel sends back, over one
 /// datagram of arbitrary bytes: the message framing and error/ack decoding, and
-/// the route and table-name readers on each entry. For `fuzz/` (target
+/// the route, table-name and conntrack readers on each entry. For `fuzz/` (target
 /// `netlink`) and the unit test below; Err is the first malformed piece.
 pub fn read_netlink_reply(datagram: &[u8]) -> std::result::Result<usize, String> {
     let replies = netlink::parse_replies(datagram).map_err(|m| m.to_string())?;
@@ -24,7 +25,10 @@ pub fn read_netlink_reply(datagram: &[u8]) -> std::result::Result<usize, String>
             entries.push(payload.to_vec());
         }
     }
+    // Every reader runs before the first error is returned.
+    let flows = conntrack::flows_from(&entries, std::net::Ipv4Addr::new(10, 44, 0, 2));
     nft::table_names(&entries).map_err(|m| m.to_string())?;
+    flows.map_err(|m| m.to_string())?;
     Ok(replies.len())
 }
 

@@ -65,6 +65,17 @@ pub fn link_group(payload: &[u8]) -> Option<u32> {
         .and_then(|(_, value)| value.try_into().ok().map(u32::from_ne_bytes))
 }
 
+/// The packets a link received and sent, from an RTM_NEWLINK answer's
+/// IFLA_STATS64 (`struct rtnl_link_stats64` starts with rx_packets, tx_packets).
+pub fn link_packets(payload: &[u8]) -> Option<(u64, u64)> {
+    let (_, stats) = attrs(payload.get(16..)?)
+        .map_while(std::result::Result::ok)
+        .find(|(kind, _)| *kind == attr_u16(libc::IFLA_STATS64))?;
+    let rx = u64::from_ne_bytes(stats.get(..8)?.try_into().ok()?);
+    let tx = u64::from_ne_bytes(stats.get(8..16)?.try_into().ok()?);
+    Some((rx, tx))
+}
+
 /// Sets link `name` up (the bridge, when it existed down).
 pub fn set_up(name: &str) -> Message {
     let mut msg = Message::new(libc::RTM_NEWLINK, NLM_F_ACK).header(&ifinfo(0, true));

@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 pub struct Lease {
     name: String,
     path: PathBuf,
+    inherited: bool,
     _fd: OwnedFd,
 }
 
@@ -33,7 +34,7 @@ impl Lease {
     pub fn take(run_dir: &Path, dir: &str, name: &str) -> Result<Option<Lease>> {
         let path = run_dir.join(dir).join(format!("{name}.lock"));
         for _ in 0..RETRIES {
-            let fd = open_creating(&path)?;
+            let (fd, inherited) = open_noting_existence(&path)?;
             match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => {}
                 Err(rustix::io::Errno::WOULDBLOCK) => return Ok(None),
@@ -43,6 +44,7 @@ impl Lease {
                 return Ok(Some(Lease {
                     name: name.to_string(),
                     path,
+                    inherited,
                     _fd: fd,
                 }));
             }
@@ -66,6 +68,25 @@ impl Lease {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether the file was there when taken: its last holder ended without
+    /// releasing it (a SIGKILL), so what it left elsewhere may still be there.
+    /// Rarely, a taker that had just created the file and lost the race to
+    /// lock it: a false "inherited", never a missed one.
+    pub fn inherited(&self) -> bool {
+        self.inherited
+    }
+}
+
+/// Opens `path` creating it, and says whether it existed already.
+fn open_noting_existence(path: &Path) -> Result<(OwnedFd, bool)> {
+    let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    match rustix::fs::open(path, flags, Mode::from_raw_mode(0o600)) {
+        Ok(fd) => Ok((fd, false)),
+        Err(rustix::io::Errno::EXIST) => Ok((open_creating(path)?, true)),
+        // No directory yet: open_creating makes it.
+        Err(_) => Ok((open_creating(path)?, false)),
     }
 }
 
@@ -121,6 +142,7 @@ mod tests {
         let run = crate::test_dir("state-lease");
         let a = Lease::take(&run, "ipam/br0", "10.44.0.2").unwrap().unwrap();
         assert_eq!(a.name(), "10.44.0.2");
+        assert!(!a.inherited());
         assert!(Lease::take(&run, "ipam/br0", "10.44.0.2")
             .unwrap()
             .is_none());
@@ -143,6 +165,23 @@ mod tests {
             .unwrap()
             .is_none());
         drop((b, c, d));
+        std::fs::remove_dir_all(&run).unwrap();
+    }
+
+    /// The file of a holder that never released it (killed: the file stays,
+    /// the lock went with the process) is free and says so; a released one
+    /// leaves nothing to inherit.
+    #[test]
+    fn a_lease_left_by_a_dead_holder_is_inherited() {
+        let run = crate::test_dir("state-lease-dead");
+        std::fs::create_dir_all(run.join("ipam/br0")).unwrap();
+        std::fs::write(run.join("ipam/br0/10.44.0.2.lock"), "").unwrap();
+        let next = Lease::take(&run, "ipam/br0", "10.44.0.2").unwrap().unwrap();
+        assert!(next.inherited());
+        drop(next);
+        let again = Lease::take(&run, "ipam/br0", "10.44.0.2").unwrap().unwrap();
+        assert!(!again.inherited());
+        drop(again);
         std::fs::remove_dir_all(&run).unwrap();
     }
 

@@ -25,6 +25,7 @@ pub fn tests() -> Vec<Trial> {
             bridged_sandboxes_cannot_reach_each_other,
             a_bridged_sandbox_cannot_speak_as_another_address_or_mac,
             a_published_port_answers_from_the_outside_and_from_the_host,
+            a_flow_through_a_published_port_ends_with_its_sandbox,
             net_allow_lets_one_destination_through_and_refuses_the_rest_at_once,
             fifty_bridged_sandboxes_at_once_get_distinct_addresses_and_all_reach_the_outside,
             a_full_subnet_is_a_clear_error,
@@ -482,6 +483,60 @@ fn a_published_port_answers_from_the_outside_and_from_the_host(env: &Env) {
     let after = world.probe_in(env, false, &["connect", &format!("{HOST_ADDR}:8080")]);
     assert!(!after.contains("connect=ok"), "{after}");
     assert_eq!(world.leftovers(), Vec::<String>::new());
+}
+
+/// The kernel keeps a published flow's conntrack entry (with its DNAT to the
+/// sandbox's address) after the sandbox; a client that keeps sending on it
+/// would reach the next sandbox given that address, which published nothing.
+/// Once after a clean end, once after a SIGKILL of microbox.
+fn a_flow_through_a_published_port_ends_with_its_sandbox(env: &Env) {
+    let world = world(env, "flow");
+    for kill in [false, true] {
+        let second = next_holder_of_a_published_flow(env, &world, kill);
+        second.assert_success();
+        assert_eq!(second.value("udp_served"), "0", "kill -9: {kill}\n{second}");
+    }
+    assert_eq!(world.leftovers(), Vec::<String>::new());
+}
+
+/// A sandbox publishing UDP 8082 answers a client in the outside that keeps
+/// sending from one port; the sandbox ends (or microbox is killed), and the
+/// next sandbox on the same address serves the same port for 3 s.
+fn next_holder_of_a_published_flow(env: &Env, world: &World, kill: bool) -> Outcome {
+    // A /30 has one address for a sandbox: the second gets the first's.
+    let tiny = ["--subnet", "192.0.2.0/30"];
+    let publish = [tiny[0], tiny[1], "--publish", "8082:7/udp"];
+    let lock = run_lock();
+    let mut first = world
+        .sandbox_run(env, &publish, &["serve", "0.0.0.0:7", "30"])
+        .no_leftover_check()
+        .spawn_in_lock(&lock);
+    assert!(first.wait_for_line("serving=ok", Duration::from_secs(10)));
+    let probe = env.rootfs().join("bin/probe");
+    let target = format!("{HOST_ADDR}:8082");
+    let mut stream = World::nsenter(
+        &world.outside,
+        &[probe.to_str().unwrap(), "udp-stream", &target, "15"],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .expect("start the client");
+    let mut line = String::new();
+    let mut stdout = std::io::BufReader::new(stream.stdout.take().unwrap());
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(
+        line.trim(),
+        "first_reply=ok",
+        "the published port never answered"
+    );
+    first.signal(if kill { libc::SIGKILL } else { libc::SIGTERM });
+    let _ = first.finish();
+    let second = world
+        .sandbox_run(env, &tiny, &["serve", "0.0.0.0:7", "3"])
+        .output_in_lock(&lock);
+    let _ = stream.kill();
+    let _ = stream.wait();
+    second
 }
 
 fn net_allow_lets_one_destination_through_and_refuses_the_rest_at_once(env: &Env) {

@@ -26,6 +26,7 @@ pub const WANTED_MODULES: &[&str] = &[
     "nf_defrag_ipv4",
     "nf_defrag_ipv6",
     "nf_conntrack",
+    "nf_conntrack_netlink",
     "nf_nat",
     "nft_chain_nat",
     "nft_masq",

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: probe SUBCOMMAND [ARGS] [+ SUBCOMMAND [ARGS]]...
   fds | pid | caps | seccomp | ids | idmap | hostname | env | net | procs | ns
-  connect IP:PORT | udp IP:PORT | serve IP:PORT SECS
+  connect IP:PORT | udp IP:PORT | udp-stream IP:PORT SECS | serve IP:PORT SECS
   syscall NAME... | x32 NAME... | int80 NAME... | syscalls
   mknod-block [DIR] | open PATH ro|rw|w|create | write PATH TEXT | read PATH
   stat PATH | mounts PATH | mountinfo | cwd [NAME] | exe | tiocsti | cgroup
@@ -69,6 +69,7 @@ fn run(args: &[String]) -> i32 {
         ("net", _, _) => net(),
         ("connect", Some(addr), _) => connect(addr),
         ("udp", Some(addr), _) => udp(addr),
+        ("udp-stream", Some(addr), Some(secs)) => with_number(secs, |s| udp_stream(addr, s)),
         ("serve", Some(addr), secs) => serve(addr, secs.and_then(|s| s.parse().ok()).unwrap_or(30)),
         ("procs", _, _) => procs(),
         ("ns", _, _) => ns(),
@@ -473,9 +474,45 @@ fn udp(addr: &str) -> i32 {
     0
 }
 
+/// One UDP flow to `addr` for `secs`: a datagram every 200 ms from one
+/// socket (so one conntrack entry), replies read in between. Prints
+/// `first_reply=ok` at the first reply (flushed: a test waits for it), then
+/// `replies=N` at the end. Errors (ICMP unreachable) do not end it.
+fn udp_stream(addr: &str, secs: u64) -> i32 {
+    let Ok(addr) = addr.parse::<std::net::SocketAddr>() else {
+        out("udp-stream", "bad-address");
+        return 2;
+    };
+    let sock = match std::net::UdpSocket::bind("0.0.0.0:0") {
+        Ok(sock) => sock,
+        Err(e) => {
+            out("udp-stream", io_errno(&e));
+            return 1;
+        }
+    };
+    let _ = sock.set_read_timeout(Some(Duration::from_millis(200)));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut replies = 0u64;
+    while Instant::now() < deadline {
+        let sent = Instant::now();
+        let _ = sock.send_to(b"hello\n", addr);
+        let mut buf = [0u8; 256];
+        if sock.recv(&mut buf).is_ok() {
+            replies += 1;
+            if replies == 1 {
+                out("first_reply", "ok");
+                flush();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200).saturating_sub(sent.elapsed()));
+    }
+    out("replies", replies);
+    0
+}
+
 /// A responder on `addr`, TCP and UDP, for `secs`: each connection or datagram
 /// is answered with `from <peer address>` (so a test sees NAT at work). Prints
-/// `serving=ok` once both sockets listen.
+/// `serving=ok` once both sockets listen, and `udp_served=N` at the end.
 fn serve(addr: &str, secs: u64) -> i32 {
     let Ok(addr) = addr.parse::<std::net::SocketAddr>() else {
         out("serve", "bad-address");
@@ -500,6 +537,7 @@ fn serve(addr: &str, secs: u64) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let _ = tcp.set_nonblocking(true);
     let _ = udp.set_read_timeout(Some(Duration::from_millis(20)));
+    let mut udp_served = 0u64;
     while Instant::now() < deadline {
         // Every pending connection before the next UDP wait: many clients at once
         // must not each wait out a UDP timeout.
@@ -509,9 +547,11 @@ fn serve(addr: &str, secs: u64) -> i32 {
         }
         let mut buf = [0u8; 256];
         if let Ok((_, peer)) = udp.recv_from(&mut buf) {
+            udp_served += 1;
             let _ = udp.send_to(format!("from {}\n", peer.ip()).as_bytes(), peer);
         }
     }
+    out("udp_served", udp_served);
     0
 }
 
