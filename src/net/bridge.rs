@@ -26,7 +26,7 @@ use super::nlsock::{Answer, Bus, Failure, Netlink};
 use super::rtnl;
 use crate::error::{Error, Result};
 use crate::spec::Spec;
-use crate::state::{Lease, RUN_DIR};
+use crate::state::{DirHold, Lease, RUN_DIR};
 
 /// The sandbox's side of the network, computed before the clone and copied
 /// into the child with its memory.
@@ -47,6 +47,8 @@ pub fn prepare(spec: &Spec, id: &str) -> Result<Prepared> {
     let subnet = spec.subnet;
     let netns = netns_id()?;
     let dir = lease_dir(netns, &spec.bridge);
+    // Held for the sandbox's lifetime: `--net-cleanup` removes nothing under it.
+    let users = DirHold::shared(run, &dir)?;
     // Round-robin from the address leased last: a freed address comes back
     // only after all the others, by when the kernel has long removed the veth
     // of its last holder (which it does after the sandbox, not with it).
@@ -95,6 +97,7 @@ pub fn prepare(spec: &Spec, id: &str) -> Result<Prepared> {
         dns: dns_v4(spec),
         stale_flows,
         _leases: leases,
+        _users: Some(users),
     })
 }
 
@@ -147,6 +150,8 @@ pub struct Prepared {
     stale_flows: bool,
     /// Held, never read: dropping them frees the address and ports.
     _leases: Vec<Lease>,
+    /// The shared hold on the bridge's lease directory (None in unit tests).
+    _users: Option<DirHold>,
 }
 
 /// What step 2 made for one sandbox.
@@ -441,32 +446,28 @@ pub fn cleanup(name: &str) -> Result<()> {
     }
     let leases = lease_dir(netns_id()?, name);
     let dir = Path::new(RUN_DIR).join(&leases);
-    let mut in_use = 0;
+    // Every sandbox on the bridge holds its lease directory shared from
+    // before it leases to after it ends; held exclusive, none is starting
+    // or running, and none starts until this ends.
+    let Some(_alone) = DirHold::exclusive(Path::new(RUN_DIR), &leases)? else {
+        return Err(Error::failed("remove", "running sandbox(es) use it")
+            .on(format_args!("bridge {name}"))
+            .hint("stop them first"));
+    };
     if let Ok(entries) = std::fs::read_dir(&dir) {
         for entry in entries.flatten() {
             let file = entry.file_name();
             let Some(addr) = file.to_str().and_then(|f| f.strip_suffix(".lock")) else {
                 continue;
             };
-            // Taking a free lease and dropping it removes its stale file, once
-            // its dead holder's flows are gone (the file is what says so).
-            match Lease::take(Path::new(RUN_DIR), &leases, addr)? {
-                Some(free) => {
-                    if let (true, Ok(ip)) = (free.inherited(), addr.parse()) {
-                        forget_flows(ip)?;
-                    }
-                    drop(free);
+            // A lease file now is a dead holder's: its flows go, then the file.
+            if let Some(free) = Lease::take(Path::new(RUN_DIR), &leases, addr)? {
+                if let (true, Ok(ip)) = (free.inherited(), addr.parse()) {
+                    forget_flows(ip)?;
                 }
-                None => in_use += 1,
+                drop(free);
             }
         }
-    }
-    if in_use > 0 {
-        return Err(
-            Error::failed("remove", format!("{in_use} running sandbox(es) use it"))
-                .on(format_args!("bridge {name}"))
-                .hint("stop them first"),
-        );
     }
     collect_dead_tables()?;
     // The port tables of this bridge: `<name>-` and eight hex digits.
@@ -803,6 +804,7 @@ mod tests {
             dns: Vec::new(),
             stale_flows: false,
             _leases: Vec::new(),
+            _users: None,
         };
         let attached = prepared("0123456789abcdef")
             .attach(i32::try_from(pid).unwrap())

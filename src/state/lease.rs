@@ -10,6 +10,7 @@
 //! taker retries with a fresh open.
 
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{FlockOperation, Mode, OFlags};
@@ -87,6 +88,63 @@ fn open_noting_existence(path: &Path) -> Result<(OwnedFd, bool)> {
         Err(rustix::io::Errno::EXIST) => Ok((open_creating(path)?, true)),
         // No directory yet: open_creating makes it.
         Err(_) => Ok((open_creating(path)?, false)),
+    }
+}
+
+/// A hold on a whole lease directory: shared by every sandbox leasing in it
+/// (for its lifetime), exclusive for `--net-cleanup`, which removes what the
+/// directory's leases stand for. A `flock` on the directory itself; a
+/// directory removed while a sandbox waited for it is opened again.
+#[derive(Debug)]
+pub struct DirHold {
+    _fd: OwnedFd,
+}
+
+impl DirHold {
+    /// Waits while an exclusive holder works (a `--net-cleanup`: milliseconds).
+    pub fn shared(run_dir: &Path, dir: &str) -> Result<DirHold> {
+        let path = run_dir.join(dir);
+        for _ in 0..RETRIES {
+            let fd = open_dir_creating(&path)?;
+            rustix::fs::flock(&fd, FlockOperation::LockShared)
+                .map_err(|e| Error::os("lock", e).on(path.display()))?;
+            if still_named(&fd, &path)? {
+                return Ok(DirHold { _fd: fd });
+            }
+        }
+        Err(Error::failed("lock", "it keeps being removed by --net-cleanup").on(path.display()))
+    }
+
+    /// None while any sandbox holds it shared.
+    pub fn exclusive(run_dir: &Path, dir: &str) -> Result<Option<DirHold>> {
+        let path = run_dir.join(dir);
+        let fd = open_dir_creating(&path)?;
+        match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(DirHold { _fd: fd })),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(Error::os("lock", e).on(path.display())),
+        }
+    }
+}
+
+fn open_dir_creating(path: &Path) -> Result<OwnedFd> {
+    let open = || {
+        rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )
+    };
+    match open() {
+        Err(rustix::io::Errno::NOENT) => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(path)
+                .map_err(|err| Error::os("create", err).on(path.display()))?;
+            open().map_err(|e| Error::os("open", e).on(path.display()))
+        }
+        other => other.map_err(|e| Error::os("open", e).on(path.display())),
     }
 }
 
@@ -181,6 +239,24 @@ mod tests {
         drop(next);
         let again = Lease::take(&run, "ipam/br0", "10.44.0.2").unwrap().unwrap();
         assert!(!again.inherited());
+        drop(again);
+        std::fs::remove_dir_all(&run).unwrap();
+    }
+
+    #[test]
+    fn a_directory_held_shared_cannot_be_held_exclusive() {
+        let run = crate::test_dir("state-lease-dir");
+        let a = DirHold::shared(&run, "ipam/br0").unwrap();
+        let b = DirHold::shared(&run, "ipam/br0").unwrap();
+        assert!(DirHold::exclusive(&run, "ipam/br0").unwrap().is_none());
+        drop((a, b));
+        let only = DirHold::exclusive(&run, "ipam/br0").unwrap();
+        assert!(only.is_some());
+        // Removed under a waiting sandbox: it makes the directory again.
+        std::fs::remove_dir(run.join("ipam/br0")).unwrap();
+        drop(only);
+        let again = DirHold::shared(&run, "ipam/br0").unwrap();
+        assert!(run.join("ipam/br0").is_dir());
         drop(again);
         std::fs::remove_dir_all(&run).unwrap();
     }

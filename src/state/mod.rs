@@ -26,7 +26,7 @@ mod lease;
 mod lock;
 
 pub use collect::collect_dead;
-pub use lease::{forget_last_leased, last_leased, remember_leased, Lease};
+pub use lease::{forget_last_leased, last_leased, remember_leased, DirHold, Lease};
 pub use lock::SandboxLock;
 
 /// The directory this module owns.

@@ -32,6 +32,7 @@ pub fn tests() -> Vec<Trial> {
             after_kill_9_of_microbox_nothing_of_the_sandbox_is_left,
             microbox_itself_runs_no_ip_iptables_or_nft,
             net_cleanup_removes_the_bridge_and_its_table_but_not_under_a_running_sandbox,
+            net_cleanup_never_pulls_the_bridge_from_under_a_starting_sandbox,
             a_subnet_over_a_route_of_the_host_is_refused,
             a_link_microbox_did_not_make_is_neither_joined_nor_removed,
         ],
@@ -727,6 +728,39 @@ fn net_cleanup_removes_the_bridge_and_its_table_but_not_under_a_running_sandbox(
     assert_eq!(world.sh_host("nft list tables"), "");
     // Nothing left to remove is no error.
     cleanup().output().assert_success();
+}
+
+/// `--net-cleanup` at every moment of a sandbox's start: the sandbox either
+/// starts after it (and makes the bridge again) or is seen and refused, never
+/// left with a bridge or table deleted under it.
+fn net_cleanup_never_pulls_the_bridge_from_under_a_starting_sandbox(env: &Env) {
+    let mut world = world(env, "race");
+    world.serve(env, false, &format!("{OUTSIDE_ADDR}:7"));
+    world.sandbox(env, &[], &["pid"]).assert_success();
+    let target = format!("{OUTSIDE_ADDR}:7");
+    let (mut removed, mut refused) = (0, 0);
+    for round in 0..32u64 {
+        // The sandbox made the bridge last round; cleanup starts first and
+        // the sandbox from 0 to 7.75 ms after, across cleanup's own work.
+        let cleanup = env
+            .microbox()
+            .args(["--net-cleanup", "--bridge", &world.bridge])
+            .in_netns(world.host_netns())
+            .spawn();
+        std::thread::sleep(Duration::from_micros(250 * round));
+        let out = world
+            .sandbox_run(env, &[], &["connect", &target])
+            .output_beside(&cleanup);
+        let cleanup = cleanup.finish();
+        assert_eq!(out.value("connect"), "ok", "round {round}: {out}\n{cleanup}");
+        match cleanup.code {
+            Some(0) => removed += 1,
+            Some(125) if cleanup.stderr.contains("running sandbox(es) use it") => refused += 1,
+            _ => panic!("round {round}: {cleanup}"),
+        }
+    }
+    eprintln!("cleanup removed the bridge {removed} times, was refused {refused} times");
+    assert_eq!(world.leftovers(), Vec::<String>::new());
 }
 
 fn a_subnet_over_a_route_of_the_host_is_refused(env: &Env) {
