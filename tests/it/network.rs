@@ -752,7 +752,11 @@ fn net_cleanup_never_pulls_the_bridge_from_under_a_starting_sandbox(env: &Env) {
             .sandbox_run(env, &[], &["connect", &target])
             .output_beside(&cleanup);
         let cleanup = cleanup.finish();
-        assert_eq!(out.value("connect"), "ok", "round {round}: {out}\n{cleanup}");
+        assert_eq!(
+            out.value("connect"),
+            "ok",
+            "round {round}: {out}\n{cleanup}"
+        );
         match cleanup.code {
             Some(0) => removed += 1,
             Some(125) if cleanup.stderr.contains("running sandbox(es) use it") => refused += 1,

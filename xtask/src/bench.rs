@@ -879,7 +879,8 @@ fn print_report(rep: &Report) {
     println!("  --net host  the same without the network namespace: the difference is its cost");
     println!(
         "  --net bridge  the defaults plus a veth pair on the bridge microbox0, an address \
-         lease and two nf_tables tables per sandbox (made and removed over netlink)"
+         lease and the bridge's shared tables, asked for over netlink (no per-sandbox table \
+         without --publish or --net-allow; no conntrack walk, since /bin/true sends nothing)"
     );
     if let Some(bin) = &rep.opts.baseline {
         println!(
