@@ -96,7 +96,7 @@ pub fn prepare(spec: &Spec, id: &str) -> Result<Prepared> {
         allow: spec.net_allow.clone(),
         dns: dns_v4(spec),
         stale_flows,
-        _leases: leases,
+        leases,
         _users: Some(users),
     })
 }
@@ -148,8 +148,8 @@ pub struct Prepared {
     /// The address's last holder was killed before it could forget its flows
     /// (see `forget_flows`), so attach does.
     stale_flows: bool,
-    /// Held, never read: dropping them frees the address and ports.
-    _leases: Vec<Lease>,
+    /// Held: dropping them frees the address (the first) and ports.
+    leases: Vec<Lease>,
     /// The shared hold on the bridge's lease directory (None in unit tests).
     _users: Option<DirHold>,
 }
@@ -164,13 +164,24 @@ pub struct Attached {
 }
 
 impl Prepared {
+    /// Frees the leases but leaves the address's lease file, so that the
+    /// next holder deletes the flows this run could not.
+    fn abandon_address(mut self) {
+        if !self.leases.is_empty() {
+            self.leases.remove(0).abandon();
+        }
+    }
+
     /// Step 2, for the child `pid` waiting for Go.
     pub fn attach(self, pid: i32) -> Result<Attached> {
         let mut nl = Netlink::open(Bus::Route).map_err(|e| e.into_error("open", "rtnetlink"))?;
         let bridge = ensure_bridge(&mut nl, &self.bridge, self.subnet)?;
         enable_forwarding()?;
         if self.stale_flows {
-            forget_flows(self.inside.addr)?;
+            if let Err(err) = forget_flows(self.inside.addr) {
+                self.abandon_address();
+                return Err(err);
+            }
         }
         let veth = host_veth_name(self.inside.addr);
         let pid = u32::try_from(pid).map_err(|_| Error::runtime("internal error: pid"))?;
@@ -279,8 +290,14 @@ impl Attached {
         } else {
             forget_flows(self.prepared.inside.addr)
         };
-        drop(self.prepared);
-        tables.and(flows)
+        match flows {
+            Ok(()) => drop(self.prepared),
+            Err(err) => {
+                self.prepared.abandon_address();
+                return Err(err);
+            }
+        }
+        tables
     }
 }
 
@@ -803,7 +820,7 @@ mod tests {
             allow: Vec::new(),
             dns: Vec::new(),
             stale_flows: false,
-            _leases: Vec::new(),
+            leases: Vec::new(),
             _users: None,
         };
         let attached = prepared("0123456789abcdef")

@@ -78,6 +78,14 @@ impl Lease {
     pub fn inherited(&self) -> bool {
         self.inherited
     }
+
+    /// Ends the hold but leaves the file, as a killed holder would: the next
+    /// taker then finds it [`inherited`](Lease::inherited) and redoes what this
+    /// one failed to. The fd stays open (and locked) until the process exits,
+    /// which for microbox is moments after.
+    pub fn abandon(self) {
+        std::mem::forget(self);
+    }
 }
 
 /// Opens `path` creating it, and says whether it existed already.
@@ -239,7 +247,10 @@ mod tests {
         drop(next);
         let again = Lease::take(&run, "ipam/br0", "10.44.0.2").unwrap().unwrap();
         assert!(!again.inherited());
-        drop(again);
+        // Abandoned, the file stays for the next taker (whose lock this
+        // process's leaked fd would block here: flock is per open file).
+        again.abandon();
+        assert!(run.join("ipam/br0/10.44.0.2.lock").exists());
         std::fs::remove_dir_all(&run).unwrap();
     }
 
