@@ -290,7 +290,9 @@ impl World {
     /// namespace, a moment after microbox exits).
     fn leftovers(&self) -> Vec<String> {
         let mut left = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(3);
+        // The kernel tears namespaces down one after another on a work queue:
+        // fifty at once in the VM have taken over 3 s.
+        let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             left.clear();
             for line in self.sh_host("ip -o link show").lines() {
