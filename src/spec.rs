@@ -128,13 +128,6 @@ impl Spec {
         .into_iter()
         .find_map(|(used, name)| used.then_some(name))
     }
-
-    /// Whether the sandbox can write the host's storage: a `--mount-rw`, or
-    /// `--fs host` without `--readonly`. Sandbox root is host root for those files
-    /// (ids map 1:1), so a setuid binary or device node made there is real.
-    pub(crate) fn writes_host_storage(&self) -> bool {
-        self.mounts.iter().any(|m| m.writable) || (self.fs == FsMode::Host && !self.readonly)
-    }
 }
 
 impl Default for Spec {

@@ -5,7 +5,7 @@
 //! the fds of the bases and host devices the steps name.
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use rustix::fs::{open, openat, symlinkat, Mode, OFlags};
@@ -21,10 +21,10 @@ use super::resolve;
 use crate::error::{Error, Result};
 use crate::sys::mount::{set_attr, PROPAGATION_PRIVATE};
 
-/// What the steps refer to that the plan cannot hold: the image directory and
+/// What the steps refer to that the plan cannot hold: the image's tree and
 /// the user's bind trees, prepared by the parent before the clone.
 pub struct Inputs<'a, 'b> {
-    pub image: Option<&'a Path>,
+    pub image: Option<BorrowedFd<'a>>,
     pub binds: &'a [bind::Prepared<'b>],
 }
 
@@ -33,7 +33,6 @@ struct Executor<'a, 'b> {
     bases: BTreeMap<Base, OwnedFd>,
     /// Host device nodes, opened and checked once each.
     devices: Vec<(&'static str, OwnedFd)>,
-    image: Option<OwnedFd>,
 }
 
 /// Runs `steps` in order; the first failure ends it, named by its step.
@@ -48,7 +47,6 @@ pub fn apply(steps: &[Step], inputs: Inputs<'_, '_>) -> Result<()> {
         inputs,
         bases: BTreeMap::from([(Base::Host, host)]),
         devices: Vec::new(),
-        image: None,
     };
     for step in steps {
         ex.run(step)?;
@@ -73,9 +71,6 @@ impl Executor<'_, '_> {
                 becomes,
                 missing_ok,
             } => {
-                if options.iter().any(|(_, v)| matches!(v, Value::ImageDir)) {
-                    self.open_image()?;
-                }
                 let Some(target) = self.target(target, *missing_ok).map_err(failed)? else {
                     return Ok(());
                 };
@@ -87,10 +82,6 @@ impl Executor<'_, '_> {
                         Value::Flag => fsconfig_set_flag(fs_fd.as_fd(), *key),
                         Value::Text(text) => {
                             fsconfig_set_string(fs_fd.as_fd(), *key, text.as_str())
-                        }
-                        Value::ImageDir => {
-                            let image = self.image()?;
-                            fsconfig_set_string(fs_fd.as_fd(), *key, fd_path(image).as_str())
                         }
                     }
                     .map_err(failed)?;
@@ -135,6 +126,23 @@ impl Executor<'_, '_> {
                     Err(Errno::NOENT) if *missing_ok => return Ok(()),
                     other => other.map_err(failed)?,
                 }
+            }
+            Step::AttachImage { target } => {
+                let image = self
+                    .inputs
+                    .image
+                    .ok_or_else(|| Error::runtime("internal error: an overlay without an image"))?;
+                let target = self.target(target, false).map_err(failed)?;
+                let target = target.ok_or_else(|| failed(Errno::NOENT))?;
+                move_mount(
+                    image,
+                    "",
+                    target.fd().map_err(failed)?,
+                    "",
+                    MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
+                        | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+                )
+                .map_err(failed)?;
             }
             Step::AttachBind {
                 index,
@@ -270,30 +278,6 @@ impl Executor<'_, '_> {
             .map(|(_, fd)| fd.as_fd())
             .ok_or_else(|| Error::runtime(format!("internal error: /dev/{name} not opened")))
     }
-
-    /// Opens the image directory once, for the overlay's lowerdir.
-    fn open_image(&mut self) -> Result<()> {
-        if self.image.is_none() {
-            let dir = self
-                .inputs
-                .image
-                .ok_or_else(|| Error::runtime("internal error: an overlay without an image"))?;
-            let fd = open(
-                dir,
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| Error::os("open rootfs", e).on(dir.display()))?;
-            self.image = Some(fd);
-        }
-        Ok(())
-    }
-
-    fn image(&self) -> Result<&OwnedFd> {
-        self.image
-            .as_ref()
-            .ok_or_else(|| Error::runtime("internal error: no image fd"))
-    }
 }
 
 /// Whether `path` below `base` exists (the last component not followed).
@@ -361,12 +345,6 @@ fn clone_tree(from: &Target<'_>) -> rustix::io::Result<OwnedFd> {
         Target::Fd(fd) => open_tree(*fd, "", flags | OpenTreeFlags::AT_EMPTY_PATH),
         Target::Path(base, path) => open_tree(*base, *path, flags),
     }
-}
-
-/// The `/proc/self/fd/N` path of an fd, for the fsconfig strings that take
-/// paths: the kernel follows the magic link to exactly the object the fd holds.
-fn fd_path(fd: &OwnedFd) -> String {
-    format!("/proc/self/fd/{}", fd.as_raw_fd())
 }
 
 /// The step's one-line description with the errno, and a hint where the

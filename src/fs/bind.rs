@@ -4,7 +4,9 @@
 //! mount_setattr while still detached, and the child attaches it with
 //! move_mount onto a destination resolved inside the root. A swap of the source
 //! path after that one open changes nothing, the flags hold before the mount is
-//! visible, and the destination cannot lead out.
+//! visible, and the destination cannot lead out. With shifted ids the tree is
+//! idmapped too (`idmap.rs`): a read-only one onto the sandbox's ids, a
+//! writable one so that sandbox root writes as the source's owner.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
@@ -20,7 +22,36 @@ use crate::sys::mount::{set_attr, PROPAGATION_PRIVATE};
 pub struct Prepared<'a> {
     tree: OwnedFd,
     kind: Kind,
+    /// The on-disk uid and gid of the source itself.
+    owner: (u32, u32),
     spec: &'a BindMount,
+}
+
+impl Prepared<'_> {
+    pub fn writable(&self) -> bool {
+        self.spec.writable
+    }
+
+    pub fn owner(&self) -> (u32, u32) {
+        self.owner
+    }
+
+    /// Idmaps the whole tree through `userns` (still detached: the child has
+    /// not attached its copy of the fd yet, and sees the change).
+    pub fn idmap(&self, userns: BorrowedFd<'_>) -> Result<()> {
+        super::idmap::idmap(self.tree.as_fd(), userns, true, &self.spec.source)
+    }
+}
+
+/// Who owns on the host what the sandbox root writes through a writable bind
+/// whose source is owned by `(uid, gid)` on disk: that owner, as if no sandbox
+/// were between, if neither id is root's. Else None: the tree is not idmapped
+/// and the sandbox writes as its own range. Mapping root's id onto any sandbox
+/// id would let that id write as host root; leaving it unmapped would make
+/// the source itself read-only, since the kernel refuses writes through an
+/// idmapped mount to an inode whose owner it does not map.
+pub fn host_owner(uid: u32, gid: u32) -> Option<(u32, u32)> {
+    (uid != 0 && gid != 0).then_some((uid, gid))
 }
 
 /// Opens the source of `bind` (O_PATH, symlinks followed this once) and says
@@ -75,9 +106,11 @@ pub fn prepare<'a>(bind: &'a BindMount, source: &OwnedFd) -> Result<Prepared<'a>
     set_attr(tree.as_fd(), attrs, PROPAGATION_PRIVATE, true)
         .map_err(|e| Error::os("set mount flags on", e).on(&src))?;
     let kind = resolve::kind_of(tree.as_fd()).map_err(|e| Error::os("stat", e).on(&src))?;
+    let stat = rustix::fs::fstat(&tree).map_err(|e| Error::os("stat", e).on(&src))?;
     Ok(Prepared {
         tree,
         kind,
+        owner: (stat.st_uid, stat.st_gid),
         spec: bind,
     })
 }
@@ -163,4 +196,17 @@ pub fn attach(root: BorrowedFd<'_>, prepared: &Prepared<'_>, create: bool) -> Re
     .map_err(|e| {
         Error::os("mount", e).on(format_args!("{} on {dest}", prepared.spec.source.display()))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_written_through_a_bind_never_belong_to_host_root() {
+        assert_eq!(host_owner(1000, 100), Some((1000, 100)));
+        assert_eq!(host_owner(1000, 0), None);
+        assert_eq!(host_owner(0, 1000), None);
+        assert_eq!(host_owner(0, 0), None);
+    }
 }

@@ -10,25 +10,31 @@
 mod apply;
 mod bind;
 pub use bind::{
-    open_source, prepare as prepare_bind, reserved_destination, Prepared as PreparedBind,
+    host_owner, open_source, prepare as prepare_bind, reserved_destination,
+    Prepared as PreparedBind,
 };
 mod dev;
 mod etc;
+mod idmap;
+pub use idmap::{clone_image, idmap};
 pub mod plan;
 mod proc;
 pub mod resolve;
 
-use crate::error::Result;
-use crate::spec::{FsMode, Spec};
+use std::os::fd::BorrowedFd;
 
-/// Builds the whole filesystem and enters it (cwd `/`).
-/// `binds` are the user's bind mounts, cloned by the supervisor before the
-/// clone, in the order of `spec.mounts`.
-pub fn setup(spec: &Spec, hostname: &str, binds: &[bind::Prepared]) -> Result<()> {
+use crate::error::Result;
+use crate::spec::Spec;
+
+/// Builds the whole filesystem and enters it (cwd `/`). `image` is the image
+/// directory's tree and `binds` the user's bind mounts (in the order of
+/// `spec.mounts`), cloned by the supervisor before the clone.
+pub fn setup(
+    spec: &Spec,
+    hostname: &str,
+    image: Option<BorrowedFd<'_>>,
+    binds: &[bind::Prepared],
+) -> Result<()> {
     let steps = plan::plan(spec, hostname);
-    let image = match &spec.fs {
-        FsMode::Dir(dir) => Some(dir.as_path()),
-        FsMode::Tmpfs | FsMode::Host => None,
-    };
     apply::apply(&steps, apply::Inputs { image, binds })
 }

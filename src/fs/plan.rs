@@ -114,9 +114,6 @@ impl Fs {
 pub enum Value {
     Flag,
     Text(String),
-    /// `/proc/self/fd/N` of the image directory, opened by the executor: no
-    /// escaping of ',' or ':' in its path, and no second lookup of it.
-    ImageDir,
 }
 
 /// What a [`Step::Bind`] clones.
@@ -163,6 +160,11 @@ pub enum Step {
         attrs: MountAttrFlags,
         missing_ok: bool,
     },
+    /// The image directory, cloned (and idmapped onto the sandbox's ids) by the
+    /// parent before the clone (`image.rs`), attached at `target` in the
+    /// staging tmpfs for the overlay's lower layer. Safe: the clone is of the
+    /// image directory alone, read-only, and the target is microbox's own.
+    AttachImage { target: At },
     /// The user's bind mount number `index` (cloned and flagged by the parent
     /// before the clone: `bind.rs`), attached at its destination. Safe: the
     /// destination is resolved inside the root, and refused if it lands on
@@ -249,16 +251,29 @@ pub fn plan(spec: &Spec, hostname: &str) -> Vec<Step> {
             let staging = At::new(Base::Host, STAGING, Lookup::Host);
             let size = spec.storage.to_string();
             steps.push(tmpfs(staging, &size, "0755", Some(Base::Staging), false));
-            for dir in ["upper", "work", "root"] {
+            for dir in ["upper", "work", "root", "lower"] {
                 let target = At::new(Base::Staging, dir, Lookup::NoSymlinks).creating(Kind::Dir);
                 steps.push(Step::Make { target });
             }
+            steps.push(Step::AttachImage {
+                target: At::new(Base::Staging, "lower", Lookup::NoSymlinks),
+            });
+            // With the ids shifted, setuid files of the image raise ids of the
+            // sandbox's own range only: they work, as in any root filesystem.
+            let attrs = if crate::ns::shifts_ids(spec) {
+                MountAttrFlags::MOUNT_ATTR_NODEV
+            } else {
+                NOSUID_NODEV
+            };
             steps.push(Step::Mount {
                 fs: Fs::Overlay,
                 target: At::new(Base::Staging, "root", Lookup::NoSymlinks),
-                attrs: NOSUID_NODEV,
+                attrs,
                 options: vec![
-                    ("lowerdir", Value::ImageDir),
+                    // readdir's d_ino then agrees with stat's st_ino for every
+                    // entry (the layers are on different filesystems).
+                    ("xino", Value::Text("on".into())),
+                    ("lowerdir", Value::Text(format!("{STAGING}/lower"))),
                     ("upperdir", Value::Text(format!("{STAGING}/upper"))),
                     ("workdir", Value::Text(format!("{STAGING}/work"))),
                 ],
@@ -453,7 +468,6 @@ impl fmt::Display for Step {
                     match value {
                         Value::Flag => write!(f, " {key}")?,
                         Value::Text(v) => write!(f, " {key}={v}")?,
-                        Value::ImageDir => write!(f, " {key}=<image>")?,
                     }
                 }
                 if let Some(base) = becomes {
@@ -475,6 +489,9 @@ impl fmt::Display for Step {
                 }
                 write!(f, " on {} {}", Where(target), attr_names(*attrs))?;
                 f.write_str(optional(*missing_ok))
+            }
+            Step::AttachImage { target } => {
+                write!(f, "attach the image on {}", Where(target))
             }
             Step::AttachBind {
                 index,
@@ -557,6 +574,7 @@ impl Step {
                 "bind".into(),
                 Some(format!("{target} onto itself {}", attr_names(*attrs))),
             ),
+            Step::AttachImage { target } => ("mount the image on".into(), Some(target.to_string())),
             Step::AttachBind { source, target, .. } => (
                 format!("mount {} on", source.display()),
                 Some(target.to_string()),
@@ -609,7 +627,7 @@ mod tests {
                     readonly: true,
                     mounts: vec![bind("/src", "/data", false), bind("/out", "/out", true)],
                     dns: vec!["192.0.2.53".parse().unwrap()],
-                    ..image
+                    ..image.clone()
                 },
             ),
             (
@@ -618,6 +636,13 @@ mod tests {
                     fs: FsMode::Host,
                     mounts: vec![bind("/src", "/mnt", false)],
                     ..Spec::default()
+                },
+            ),
+            (
+                "image-userns-host",
+                Spec {
+                    userns: crate::spec::UsernsMode::Host,
+                    ..image
                 },
             ),
             (
@@ -700,6 +725,7 @@ mod tests {
                     Step::Mount { target, .. }
                     | Step::Bind { target, .. }
                     | Step::AttachBind { target, .. }
+                    | Step::AttachImage { target }
                     | Step::SetAttr { target, .. }
                     | Step::Make { target }
                     | Step::Symlink { target, .. } => Some(target.base),
@@ -766,15 +792,18 @@ mod tests {
         }
     }
 
-    /// Every new filesystem is nosuid, and nodev but for devpts (its ptys are
-    /// its own device nodes); images never get a host lookup.
+    /// Every new filesystem is nosuid, but for the overlay root of a sandbox
+    /// whose ids are shifted; nodev but for devpts (its ptys are its own
+    /// device nodes); images never get a host lookup.
     #[test]
     fn mounts_carry_nosuid_and_nodev() {
         for (name, steps) in all_plans() {
             for step in &steps {
                 if let Step::Mount { fs, attrs, .. } = step {
-                    assert!(
+                    let shifted_root = *fs == Fs::Overlay && !name.contains("userns-host");
+                    assert_eq!(
                         attrs.contains(MountAttrFlags::MOUNT_ATTR_NOSUID),
+                        !shifted_root,
                         "{name}: {step}"
                     );
                     if *fs != Fs::Devpts {

@@ -1,11 +1,22 @@
 //! The sandbox's namespaces: which ones the clone makes, the user namespace's
 //! id maps and their writing, and the cgroup namespace the child makes itself.
 //!
-//! Kept as data first (`clone_flags`, `id_maps`) so that the id-shifted user
-//! namespace (leased ranges) changes what is computed, not how it is applied.
+//! Kept as data first (`clone_flags`, `id_maps`, `owner_maps`); the helpers
+//! below apply them: the sandbox's clone with its user namespace owned by its
+//! range, the namespaces of idmapped mounts, the child's switch to its root.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::fs::{Mode, OFlags};
+use rustix::process::{
+    pidfd_send_signal, set_parent_process_death_signal, waitid, Gid, Signal, Uid, WaitId,
+    WaitIdOptions,
+};
+use rustix::thread;
 
 use crate::error::{Error, Result};
-use crate::spec::{NetMode, Spec, UsernsMode};
+use crate::spec::{FsMode, NetMode, Spec, UsernsMode};
+use crate::sys::clone::Forked;
 
 /// The namespaces `clone3` creates for `spec`. The cgroup namespace is not among
 /// them: the child makes it after it is in its cgroup ([`enter_cgroup_namespace`]).
@@ -43,19 +54,44 @@ pub struct IdMaps {
     pub gids: Vec<IdRange>,
 }
 
-/// Ids 0-65535 of the sandbox are the same host ids (DESIGN.md section 4).
-const IDENTITY: IdRange = IdRange {
-    inside: 0,
-    outside: 0,
-    count: 65536,
-};
+/// Ids per sandbox: 0-65535 inside.
+const COUNT: u32 = 65536;
+
+/// Whether the sandbox's ids are shifted onto a leased host range (DESIGN.md
+/// section 9): with its own user namespace, unless `--fs host`, whose host
+/// mounts keep the 1:1 map (minimal isolation, as the specification says).
+pub fn shifts_ids(spec: &Spec) -> bool {
+    spec.userns == UsernsMode::Isolated && spec.fs != FsMode::Host
+}
 
 /// The maps the sandbox's user namespace gets; None when it shares the host's.
-pub fn id_maps(spec: &Spec) -> Option<IdMaps> {
+/// `first`: the first host id of the leased range; None maps ids 0-65535 to
+/// the same host ids (`--fs host`).
+pub fn id_maps(spec: &Spec, first: Option<u32>) -> Option<IdMaps> {
+    let range = IdRange {
+        inside: 0,
+        outside: first.unwrap_or(0),
+        count: COUNT,
+    };
     (spec.userns == UsernsMode::Isolated).then(|| IdMaps {
-        uids: vec![IDENTITY],
-        gids: vec![IDENTITY],
+        uids: vec![range],
+        gids: vec![range],
     })
+}
+
+/// The maps of a writable bind's idmapped mount: the source's owner on disk
+/// is sandbox root (host id `first`), and no other id of either side exists
+/// there, so nothing written through it can be owned by anyone else.
+pub fn owner_maps(first: u32, owner_uid: u32, owner_gid: u32) -> IdMaps {
+    let one = |inside| IdRange {
+        inside,
+        outside: first,
+        count: 1,
+    };
+    IdMaps {
+        uids: vec![one(owner_uid)],
+        gids: vec![one(owner_gid)],
+    }
 }
 
 /// The text the kernel takes in one write(2).
@@ -75,6 +111,78 @@ pub fn write_id_maps(pid: i32, maps: &IdMaps) -> Result<()> {
         std::fs::write(&path, render(ranges)).map_err(|e| Error::os("write", e).on(&path))?;
     }
     Ok(())
+}
+
+/// The user namespace of process `pid`, as an fd (for MOUNT_ATTR_IDMAP).
+pub fn open_user_namespace(pid: i32) -> Result<OwnedFd> {
+    let path = format!("/proc/{pid}/ns/user");
+    rustix::fs::open(&path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| Error::os("open", e).on(&path))
+}
+
+/// A user namespace with `maps` and no process in it: a child made in it
+/// waits while its maps are written and its namespace is opened, then is
+/// killed. About 150 us; only writable binds need one.
+pub fn user_namespace(maps: &IdMaps) -> Result<OwnedFd> {
+    let flags = u64::from(libc::CLONE_NEWUSER.unsigned_abs());
+    let op = "create a user namespace for an idmapped mount";
+    match crate::sys::clone::clone3(flags, None).map_err(|e| Error::os(op, e))? {
+        Forked::Child => {
+            // Dies with microbox if it never gets to kill it.
+            let _ = set_parent_process_death_signal(Some(Signal::KILL));
+            crate::sys::exec::wait_to_be_killed()
+        }
+        Forked::Parent { pid, pidfd } => {
+            let made = write_id_maps(pid, maps).and_then(|()| open_user_namespace(pid));
+            let _ = pidfd_send_signal(&pidfd, Signal::KILL);
+            let _ = waitid(WaitId::PidFd(pidfd.as_fd()), WaitIdOptions::EXITED);
+            made
+        }
+    }
+}
+
+/// clone3 with the sandbox's namespaces, its user namespace owned by host id
+/// `owner` (the first id of its range) rather than by root: the kernel charges
+/// the per-user counters of everything in the namespace (inotify instances,
+/// user namespaces) to its owner at the host level. The euid is `owner` for
+/// the clone alone; the effective capabilities the uid change clears are
+/// raised again from the permitted set, for CLONE_INTO_CGROUP's permission check.
+pub fn clone_sandbox(
+    flags: u64,
+    cgroup: Option<BorrowedFd<'_>>,
+    owner: Option<u32>,
+) -> std::io::Result<Forked> {
+    let Some(owner) = owner else {
+        return crate::sys::clone::clone3(flags, cgroup);
+    };
+    let root = rustix::process::geteuid();
+    thread::set_thread_res_uid(None, Some(Uid::from_raw(owner)), None)?;
+    let restore = || thread::set_thread_res_uid(None, Some(root), None);
+    let forked = thread::capabilities(None)
+        .and_then(|mut caps| {
+            caps.effective = caps.permitted;
+            thread::set_capabilities(None, caps)
+        })
+        .map_err(std::io::Error::from)
+        .and_then(|()| crate::sys::clone::clone3(flags, cgroup));
+    match forked {
+        Ok(Forked::Child) => Ok(Forked::Child),
+        // Back to root: the effective set returns with the uid.
+        other => restore().map_err(std::io::Error::from).and(other),
+    }
+}
+
+/// In the child after Go: every id becomes the namespace's root (host id
+/// `first` when shifted), with no supplementary group. It was cloned with the
+/// real and saved uid of root, which the namespace does not map.
+pub fn become_namespace_root() -> Result<()> {
+    let root_uid = Uid::from_raw(0);
+    let root_gid = Gid::from_raw(0);
+    thread::set_thread_groups(&[]).map_err(|e| Error::os("drop supplementary groups", e))?;
+    thread::set_thread_res_gid(root_gid, root_gid, root_gid)
+        .map_err(|e| Error::os("become group 0 of the sandbox", e))?;
+    thread::set_thread_res_uid(root_uid, root_uid, root_uid)
+        .map_err(|e| Error::os("become user 0 of the sandbox", e))
 }
 
 /// In the child, once it is in its cgroup: a new cgroup namespace rooted there,
@@ -110,15 +218,30 @@ mod tests {
     }
 
     #[test]
-    fn an_isolated_user_namespace_maps_the_first_65536_ids_to_themselves() {
-        let maps = id_maps(&Spec::default()).expect("isolated by default");
+    fn an_isolated_user_namespace_maps_its_65536_ids_onto_the_leased_range() {
+        let maps = id_maps(&Spec::default(), Some(1 << 31)).expect("isolated by default");
+        assert_eq!(render(&maps.uids), "0 2147483648 65536\n");
+        assert_eq!(render(&maps.gids), "0 2147483648 65536\n");
+        let host_fs = Spec {
+            fs: FsMode::Host,
+            ..Spec::default()
+        };
+        assert!(shifts_ids(&Spec::default()) && !shifts_ids(&host_fs));
+        let maps = id_maps(&host_fs, None).expect("isolated");
         assert_eq!(render(&maps.uids), "0 0 65536\n");
-        assert_eq!(render(&maps.gids), "0 0 65536\n");
         let shared = Spec {
             userns: UsernsMode::Host,
             ..Spec::default()
         };
-        assert_eq!(id_maps(&shared), None);
+        assert_eq!(id_maps(&shared, None), None);
+        assert!(!shifts_ids(&shared));
+    }
+
+    #[test]
+    fn a_writable_binds_owner_is_sandbox_root_and_nothing_else_is_mapped() {
+        let maps = owner_maps(1 << 31, 1000, 100);
+        assert_eq!(render(&maps.uids), "1000 2147483648 1\n");
+        assert_eq!(render(&maps.gids), "100 2147483648 1\n");
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! process, so it may allocate, but it must never return into the parent's
 //! code: every path ends in `execve` or `_exit`.
 
+use std::os::fd::AsFd;
+
 use rustix::process::{set_parent_process_death_signal, Signal};
 
 use super::channel::{Channel, Message};
@@ -57,7 +59,11 @@ fn setup(
     // Rooted at the cgroup it is in now: the sandbox sees itself at `/`.
     crate::ns::enter_cgroup_namespace()?;
     wait_for(chan, &Message::Go);
-    crate::fs::setup(spec, &launch.hostname, &launch.binds)?;
+    if launch.ids.is_some() {
+        crate::ns::become_namespace_root()?;
+    }
+    let image = launch.image.as_ref().map(AsFd::as_fd);
+    crate::fs::setup(spec, &launch.hostname, image, &launch.binds)?;
     rustix::system::sethostname(launch.hostname.as_bytes())
         .map_err(|e| Error::os("set hostname", e).on(&launch.hostname))?;
     if spec.net != NetMode::Host {

@@ -10,11 +10,14 @@ mod parent;
 mod preflight;
 
 use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::security::seccomp;
 use crate::spec::Spec;
+use crate::state::Lease;
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -51,6 +54,18 @@ pub(crate) struct Launch<'a> {
     pub seccomp: Vec<seccompiler::BpfProgram>,
     /// The user's bind mounts, cloned from sources opened once, here.
     pub binds: Vec<crate::fs::PreparedBind<'a>>,
+    /// The image directory's tree (`--fs DIR`), cloned here and idmapped by
+    /// the parent once the sandbox's user namespace has its maps.
+    pub image: Option<OwnedFd>,
+    /// The sandbox's leased host id range: its first id, and the lease that
+    /// holds it until microbox exits. None when the ids are not shifted.
+    pub ids: Option<(u32, Lease)>,
+}
+
+impl Launch<'_> {
+    pub fn first_host_id(&self) -> Option<u32> {
+        self.ids.as_ref().map(|(first, _)| *first)
+    }
 }
 
 /// `microbox --net-cleanup`: removes bridge mode's host state for `bridge`.
@@ -68,8 +83,17 @@ pub fn run(spec: &Spec) -> Result<i32> {
 
 /// Each bind source opened once and its tree cloned, before the clone: the
 /// child never looks the source path up again (issue 8: a symlink swapped in
-/// between the two lookups bound another host path).
-fn prepare_binds(spec: &Spec) -> Result<Vec<crate::fs::PreparedBind<'_>>> {
+/// between the two lookups bound another host path). With shifted ids
+/// (`first`), each writable tree is idmapped at once so that sandbox root
+/// writes as the source's owner (`fs::host_owner`); read-only trees wait for
+/// the sandbox's own user namespace. Also says whether a writable bind is
+/// written as the sandbox's range (a source owned by root's uid or gid).
+fn prepare_binds(
+    spec: &Spec,
+    first: Option<u32>,
+) -> Result<(Vec<crate::fs::PreparedBind<'_>>, bool)> {
+    let mut owners: Vec<((u32, u32), OwnedFd)> = Vec::new();
+    let mut range_written = false;
     let mut binds = Vec::with_capacity(spec.mounts.len());
     for bind in &spec.mounts {
         let (source, resolved) = crate::fs::open_source(bind)?;
@@ -81,9 +105,46 @@ fn prepare_binds(spec: &Spec) -> Result<Vec<crate::fs::PreparedBind<'_>>> {
                 ("dest", &bind.dest.display().to_string()),
             ],
         );
-        binds.push(crate::fs::prepare_bind(bind, &source)?);
+        let prepared = crate::fs::prepare_bind(bind, &source)?;
+        if let (Some(first), true) = (first, prepared.writable()) {
+            let (uid, gid) = prepared.owner();
+            match crate::fs::host_owner(uid, gid) {
+                Some(owner) => {
+                    let index = match owners.iter().position(|(o, _)| *o == owner) {
+                        Some(index) => index,
+                        None => {
+                            let maps = crate::ns::owner_maps(first, owner.0, owner.1);
+                            owners.push((owner, crate::ns::user_namespace(&maps)?));
+                            owners.len() - 1
+                        }
+                    };
+                    prepared.idmap(owners[index].1.as_fd())?;
+                }
+                None => range_written = true,
+            }
+            let (host_uid, host_gid) = crate::fs::host_owner(uid, gid).unwrap_or((first, first));
+            crate::log::info(
+                "writable bind",
+                &[
+                    ("source", &bind.source.display().to_string()),
+                    ("host_uid", &host_uid.to_string()),
+                    ("host_gid", &host_gid.to_string()),
+                ],
+            );
+        }
+        binds.push(prepared);
     }
-    Ok(binds)
+    Ok((binds, range_written))
+}
+
+/// Whether the seccomp setid rules and the MKNOD/SETFCAP/FSETID drops apply:
+/// where the sandbox writes host storage with ids the host honours, that is
+/// with the 1:1 map (`--fs host`, `--userns host`), or as its range's ids (a
+/// setid file of those would act for a later sandbox given the same range).
+fn host_storage_guard(spec: &Spec, range_written: bool) -> bool {
+    let writable_bind = spec.mounts.iter().any(|m| m.writable);
+    let writable_host = spec.fs == crate::spec::FsMode::Host && !spec.readonly;
+    writable_host || (writable_bind && !crate::ns::shifts_ids(spec)) || range_written
 }
 
 fn prepare(spec: &Spec) -> Result<Launch<'_>> {
@@ -111,12 +172,25 @@ fn prepare(spec: &Spec) -> Result<Launch<'_>> {
         })
         .collect::<Result<Vec<_>>>()?;
     let hostname = spec.hostname.clone().unwrap_or_else(names::random_hostname);
-    let guard = spec.writes_host_storage();
+    let ids = if crate::ns::shifts_ids(spec) {
+        Some(crate::state::lease_id_range(Path::new(
+            crate::state::RUN_DIR,
+        ))?)
+    } else {
+        None
+    };
+    let (binds, range_written) = prepare_binds(spec, ids.as_ref().map(|(first, _)| *first))?;
+    let guard = host_storage_guard(spec, range_written);
     let caps = sandbox_caps(spec, guard);
     let profile = seccomp::profile(&spec.allow_syscalls, &spec.deny_syscalls, guard)?;
     let seccomp = seccomp::compile(&profile)?;
-    let binds = prepare_binds(spec)?;
+    let image = match &spec.fs {
+        crate::spec::FsMode::Dir(dir) => Some(crate::fs::clone_image(dir)?),
+        crate::spec::FsMode::Tmpfs | crate::spec::FsMode::Host => None,
+    };
     Ok(Launch {
+        image,
+        ids,
         binds,
         hostname,
         argv,
@@ -190,6 +264,45 @@ mod tests {
         };
         assert_ne!(sandbox_caps(&asked, true) & bit(SETFCAP), 0);
         assert_eq!(sandbox_caps(&asked, true) & bit(MKNOD), 0);
+    }
+
+    #[test]
+    fn the_host_storage_guard_stays_where_written_ids_are_the_hosts_or_a_range() {
+        use crate::spec::{BindMount, FsMode, UsernsMode};
+        let rw = vec![BindMount {
+            source: "/src".into(),
+            dest: "/src".into(),
+            writable: true,
+        }];
+        let shifted = Spec {
+            mounts: rw.clone(),
+            ..Spec::default()
+        };
+        assert!(!host_storage_guard(&shifted, false));
+        assert!(host_storage_guard(&shifted, true));
+        let userns_host = Spec {
+            userns: UsernsMode::Host,
+            ..shifted.clone()
+        };
+        assert!(host_storage_guard(&userns_host, false));
+        let host = Spec {
+            fs: FsMode::Host,
+            ..Spec::default()
+        };
+        assert!(host_storage_guard(&host, false));
+        let host_ro = Spec {
+            readonly: true,
+            ..host.clone()
+        };
+        assert!(!host_storage_guard(&host_ro, false));
+        assert!(host_storage_guard(
+            &Spec {
+                mounts: rw,
+                ..host_ro
+            },
+            false
+        ));
+        assert!(!host_storage_guard(&Spec::default(), false));
     }
 
     #[test]

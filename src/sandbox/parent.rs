@@ -17,7 +17,7 @@ use crate::log;
 use crate::ns;
 use crate::spec::{NetMode, Spec};
 use crate::state::{SandboxLock, RUN_DIR};
-use crate::sys::clone::{clone3, Forked};
+use crate::sys::clone::Forked;
 use crate::sys::signal::{self, SigSet};
 
 pub fn supervise(spec: &Spec, launch: &Launch) -> Result<i32> {
@@ -28,7 +28,12 @@ pub fn supervise(spec: &Spec, launch: &Launch) -> Result<i32> {
     let sigfd = signal::signalfd(&forwarded).map_err(|e| Error::os("create a signalfd", e))?;
     let (ours, theirs) =
         channel::pair().map_err(|e| Error::os("create the parent/child channel", e))?;
-    if let Err(err) = collect_stale(crate::net::forget) {
+    let forget = |id: &str| {
+        // Whatever of theirs the kernel did not remove with their processes.
+        crate::state::collect_free_id_ranges(Path::new(RUN_DIR));
+        crate::net::forget(id)
+    };
+    if let Err(err) = collect_stale(forget) {
         log::warn(
             &format!("cannot collect the cgroups of dead sandboxes: {err}"),
             &[],
@@ -47,15 +52,17 @@ pub fn supervise(spec: &Spec, launch: &Launch) -> Result<i32> {
     };
     let inside = bridge.as_ref().map(|prepared| prepared.inside);
 
-    let (pid, pidfd) = match clone3(ns::clone_flags(spec), placement.clone_into()) {
-        Ok(Forked::Child) => {
-            drop(ours);
-            drop(sigfd);
-            child::main(spec, launch, theirs, placement, inside)
-        }
-        Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
-        Err(e) => return Err(Error::os(crate::error::CLONE_OP, e)),
-    };
+    let first_id = launch.first_host_id();
+    let (pid, pidfd) =
+        match ns::clone_sandbox(ns::clone_flags(spec), placement.clone_into(), first_id) {
+            Ok(Forked::Child) => {
+                drop(ours);
+                drop(sigfd);
+                child::main(spec, launch, theirs, placement, inside)
+            }
+            Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
+            Err(e) => return Err(Error::os(crate::error::CLONE_OP, e)),
+        };
     drop(theirs);
     log::info(
         "sandbox started",
@@ -63,8 +70,9 @@ pub fn supervise(spec: &Spec, launch: &Launch) -> Result<i32> {
     );
 
     drop(placement);
-    let attached = ns::id_maps(spec)
+    let attached = ns::id_maps(spec, first_id)
         .map_or(Ok(()), |maps| ns::write_id_maps(pid, &maps))
+        .and_then(|()| idmap_onto_sandbox(spec, launch, pid))
         .and_then(|()| bridge.map(|prepared| prepared.attach(pid)).transpose());
     let attached = match attached {
         Ok(attached) => attached,
@@ -102,6 +110,24 @@ pub fn supervise(spec: &Spec, launch: &Launch) -> Result<i32> {
         log::error(&format!("{err} (the next microbox run removes it)"), &[]);
     }
     status
+}
+
+/// With shifted ids: the image and the read-only binds become idmapped mounts
+/// through the sandbox's user namespace (its maps written), so their files
+/// show inside with their on-disk owners. The child attaches its copies of
+/// the same detached trees after Go.
+fn idmap_onto_sandbox(spec: &Spec, launch: &Launch, pid: i32) -> Result<()> {
+    if launch.ids.is_none() {
+        return Ok(());
+    }
+    let userns = ns::open_user_namespace(pid)?;
+    if let (Some(image), crate::spec::FsMode::Dir(dir)) = (&launch.image, &spec.fs) {
+        crate::fs::idmap(image.as_fd(), userns.as_fd(), false, dir)?;
+    }
+    for bind in launch.binds.iter().filter(|bind| !bind.writable()) {
+        bind.idmap(userns.as_fd())?;
+    }
+    Ok(())
 }
 
 /// A terminating signal has been passed on; the sandbox has until `deadline`.

@@ -19,13 +19,12 @@
 //! on release; id-range leases (id-shifted user namespaces) are the same.
 
 mod collect;
-// Issue 11's id ranges: leased and unit-tested here, not yet used by `ns`.
-#[allow(dead_code)]
 mod idrange;
 mod lease;
 mod lock;
 
 pub use collect::collect_dead;
+pub use idrange::{collect_free as collect_free_id_ranges, lease_for_sandbox as lease_id_range};
 pub use lease::{forget_last_leased, last_leased, remember_leased, DirHold, Lease};
 pub use lock::SandboxLock;
 

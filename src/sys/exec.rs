@@ -22,6 +22,16 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// pause(2) forever: a helper child whose only job is to exist until its
+/// parent kills it (the holder of a user namespace while its maps are written).
+pub fn wait_to_be_killed() -> ! {
+    loop {
+        // SAFETY: pause takes nothing and only returns after a signal handler,
+        // of which a clone3 child with the parent's dispositions has none it runs.
+        unsafe { libc::pause() };
+    }
+}
+
 /// close_range(first, ~0, 0): closes every fd from `first` up.
 pub fn close_from(first: u32) -> io::Result<()> {
     close_range(first, u32::MAX)
