@@ -58,9 +58,17 @@ fn setup(
         .map_err(|e| Error::os("move the sandbox into its cgroup", e))?;
     // Rooted at the cgroup it is in now: the sandbox sees itself at `/`.
     crate::ns::enter_cgroup_namespace()?;
+    let parent = rustix::process::getppid();
     wait_for(chan, &Message::Go);
     if launch.ids.is_some() {
         crate::ns::become_namespace_root()?;
+        // The id change cleared the parent-death signal: set it again, and
+        // end here if the parent died in between (this child was reparented).
+        set_parent_process_death_signal(Some(Signal::KILL))
+            .map_err(|e| Error::os("set the parent-death signal", e))?;
+        if rustix::process::getppid() != parent {
+            exit_now(EXIT_SETUP_FAILED);
+        }
     }
     let image = launch.image.as_ref().map(AsFd::as_fd);
     crate::fs::setup(spec, &launch.hostname, image, &launch.binds)?;

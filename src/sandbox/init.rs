@@ -63,8 +63,10 @@ fn start_command(launch: &Launch, chan: &Channel) -> Result<i32> {
     // Loaded once, here, and inherited through fork: init and the command run
     // under the same filter, and the command pays no second load (each load
     // translates and JITs the program: hundreds of microseconds). Nothing
-    // either process does from here on needs a denied syscall.
-    crate::security::seccomp::load(&launch.seccomp)?;
+    // either process does from here on needs a denied syscall. With shifted
+    // ids init still holds CAP_SYS_ADMIN in its namespace here, so the load
+    // needs no no_new_privs, and setuid binaries of the image work.
+    crate::security::seccomp::load(&launch.seccomp, launch.ids.is_none())?;
     match fork().map_err(|e| Error::os("start the command", e))? {
         None => exec_command(launch, chan),
         Some(pid) => Ok(pid),

@@ -10,4 +10,5 @@ pub mod mount;
 pub mod netdev;
 pub mod netlink;
 pub mod ns;
+pub mod seccomp;
 pub mod signal;

@@ -457,25 +457,32 @@ fn device_node_in_the_image_cannot_be_opened(env: &Env) {
     );
 }
 
+/// A setuid-root binary in the image: where sandbox root is host root
+/// (`--userns host`) it must raise nothing (nosuid root, no_new_privs); with
+/// shifted ids it works, and raises the sandbox's own ids only (`ids.rs`).
 fn setuid_binary_in_the_image_gives_no_privilege(env: &Env) {
     let (_dir, image) = image_copy(env, "hostile-suid");
     let suid = image.join("bin/suid-probe");
     std::fs::copy(image.join("bin/probe"), &suid).unwrap();
     // Owned by root (the copy was made as root), setuid.
     make_executable(&suid, 0o4755);
-    let out = env
-        .microbox()
-        .args(["--fs".as_ref(), image.as_os_str()])
-        .args([
-            "--",
-            "/bin/probe",
-            "exec-as",
-            "1000",
-            "1000",
-            "/bin/suid-probe",
-            "ids",
-        ])
-        .output();
+    let run = |opts: &[&str], args: &[&str]| {
+        env.microbox()
+            .args(["--fs".as_ref(), image.as_os_str()])
+            .args(opts)
+            .arg("--")
+            .args(args)
+            .output()
+    };
+    let as_user = [
+        "/bin/probe",
+        "exec-as",
+        "1000",
+        "1000",
+        "/bin/suid-probe",
+        "ids",
+    ];
+    let out = run(&["--userns", "host"], &as_user);
     out.assert_success();
     assert_eq!(out.value("uid"), "1000", "{out}");
     assert_eq!(
@@ -483,13 +490,12 @@ fn setuid_binary_in_the_image_gives_no_privilege(env: &Env) {
         "1000",
         "the setuid bit of an image file was honoured\n{out}"
     );
-    let out = env
-        .microbox()
-        .args(["--fs".as_ref(), image.as_os_str()])
-        .args(["--", "/bin/probe", "mounts", "/"])
-        .output();
+    let out = run(&["--userns", "host"], &["/bin/probe", "mounts", "/"]);
     out.assert_success();
     assert_eq!(out.value("nosuid"), "1", "{out}");
+    assert_eq!(out.value("nodev"), "1", "{out}");
+    let out = run(&[], &["/bin/probe", "mounts", "/"]);
+    assert_eq!(out.value("nosuid"), "0", "shifted ids: setuid works\n{out}");
     assert_eq!(out.value("nodev"), "1", "{out}");
 }
 

@@ -13,6 +13,7 @@ mod cli;
 mod exit_signals;
 mod filesystem;
 mod hostile;
+mod ids;
 mod isolation;
 mod limits;
 mod network;
@@ -27,6 +28,7 @@ fn main() {
         exit_signals::tests(),
         filesystem::tests(),
         hostile::tests(),
+        ids::tests(),
         isolation::tests(),
         limits::tests(),
         network::tests(),

@@ -9,7 +9,7 @@ use libtest_mimic::Trial;
 use microbox::security::syscalls::{self, Arch};
 
 use crate::harness::{
-    image_copy, inconclusive, make_executable, probe_in, skip, Env, Mode, Outcome, TempDir,
+    image_copy, inconclusive, make_executable, probe_in, skip, Env, Mode, Outcome, TempDir, USER_ID,
 };
 
 pub fn tests() -> Vec<Trial> {
@@ -32,6 +32,7 @@ pub fn tests() -> Vec<Trial> {
             calls_newer_than_linux_6_1_are_decided,
             cap_sys_admin_reaches_no_unmasked_proc,
             a_writable_bind_gets_no_setid_binary_and_no_device_node,
+            a_users_writable_bind_is_written_as_the_user_and_nothing_there_is_roots,
             a_writable_bind_drops_mknod_setfcap_and_fsetid_unless_asked,
             an_image_sandbox_without_host_storage_may_still_make_setuid_files,
             overwriting_an_existing_setuid_file_clears_its_bit_even_with_userns_host,
@@ -216,11 +217,18 @@ fn report_inconclusive(what: &str, names: &[String]) {
     }
 }
 
+/// no_new_privs where sandbox root is host root (`--userns host`, and the 1:1
+/// map of `--fs host`); with shifted ids it stays off so that setuid binaries
+/// of the image work (they raise the sandbox's own ids only).
 fn seccomp_filter_and_no_new_privs_are_on(env: &Env) {
-    let out = env.probe(&[], &["seccomp"]);
-    out.assert_success();
-    assert_eq!(out.value("Seccomp"), "2", "{out}");
-    assert_eq!(out.value("NoNewPrivs"), "1", "{out}");
+    for (opts, nnp) in [(&[][..], "0"), (&["--userns", "host"][..], "1")] {
+        let out = env.probe(opts, &["seccomp"]);
+        out.assert_success();
+        assert_eq!(out.value("Seccomp"), "2", "{opts:?}\n{out}");
+        assert_eq!(out.value("NoNewPrivs"), nnp, "{opts:?}\n{out}");
+    }
+    let out = probe_in(env, Mode::Host, &[], &["seccomp"]);
+    assert_eq!(out.value("NoNewPrivs"), "1", "--fs host\n{out}");
 }
 
 fn default_denied_syscalls_fail_with_their_errno(env: &Env) {
@@ -513,10 +521,14 @@ fn cap_sys_admin_reaches_no_unmasked_proc(env: &Env) {
 }
 
 // ---------------------------------------------------------------------------
-// Sandbox root is host root for files (the id map is 1:1), so where the sandbox
-// can write host storage (`--mount-rw`, `--fs host`) it must not leave behind a
-// setuid/setgid binary, a device node or file capabilities that the host would
-// honour for any user. Also: AF_VSOCK, which no network namespace separates.
+// Where the sandbox writes host storage it must not leave behind a setuid or
+// setgid binary, a device node or file capabilities that the host would honour
+// for root's privilege. With shifted ids the shift does that: sandbox root
+// writes a user's directory as that user, and nothing it makes there can be
+// root's. Where its writes keep host ids (`--fs host`, `--userns host`) or land
+// as its own range (a root-owned directory), the guards do: MKNOD, SETFCAP
+// and FSETID dropped, setid modes refused. Also: AF_VSOCK, which no network
+// namespace separates.
 
 const FSETID: u32 = 4;
 const MKNOD: u32 = 27;
@@ -526,20 +538,29 @@ fn has_cap(hex: &str, cap: u32) -> bool {
     u64::from_str_radix(hex.trim(), 16).expect("capability hex") & (1 << cap) != 0
 }
 
-fn a_writable_bind_gets_no_setid_binary_and_no_device_node(env: &Env) {
-    let shared = TempDir::new("host-storage");
-    let bind = format!("{}:/work", shared.path.display());
-    let script = "cp /bin/busybox /work/x; \
+const SETID_SCRIPT: &str = "cp /bin/busybox /work/x; \
                   chmod 4755 /work/x; echo suid=$?; \
                   chmod 2755 /work/x; echo sgid=$?; \
                   chmod 0755 /work/x; echo plain=$?; \
                   mknod /work/null c 1 3; echo mknod=$?";
+
+/// SETID_SCRIPT with `dir` bound writable at /work.
+fn run_setid_script(env: &Env, dir: &TempDir) -> Outcome {
+    let bind = format!("{}:/work", dir.path.display());
     let out = env
         .microbox()
         .args(env.fs_args())
-        .args(["--mount-rw", &bind, "--", "/bin/sh", "-c", script])
+        .args(["--mount-rw", &bind, "--", "/bin/sh", "-c", SETID_SCRIPT])
         .output();
     out.assert_success();
+    out
+}
+
+fn a_writable_bind_gets_no_setid_binary_and_no_device_node(env: &Env) {
+    // A root-owned directory anyone may write: the sandbox writes it as its
+    // range, and the guard refuses setid modes there.
+    let shared = TempDir::shared("host-storage");
+    let out = run_setid_script(env, &shared);
     assert_ne!(out.value("suid"), "0", "{out}");
     assert_ne!(out.value("sgid"), "0", "{out}");
     assert_eq!(out.value("plain"), "0", "ordinary modes still work\n{out}");
@@ -555,8 +576,24 @@ fn a_writable_bind_gets_no_setid_binary_and_no_device_node(env: &Env) {
     );
 }
 
+fn a_users_writable_bind_is_written_as_the_user_and_nothing_there_is_roots(env: &Env) {
+    // No guard: the setuid bit is set, on a file of the user's, which grants
+    // nothing the user has not. Device nodes stay impossible in a user namespace.
+    let dir = TempDir::of_user("host-storage-user");
+    let out = run_setid_script(env, &dir);
+    assert_eq!(out.value("suid"), "0", "the guard is gone here\n{out}");
+    assert_ne!(out.value("mknod"), "0", "{out}");
+    let meta = std::fs::metadata(dir.join("x")).expect("the copy exists");
+    assert_eq!((meta.uid(), meta.gid()), (USER_ID, USER_ID), "{out}");
+    let found = privileged_files(&dir.path);
+    assert!(found.is_empty(), "{found:?}\n{out}");
+    let bind = format!("{}:/work", dir.path.display());
+    let out = env.probe(&["--mount-rw", &bind], &["caps"]);
+    assert!(has_cap(out.value("CapEff"), SETFCAP), "{out}");
+}
+
 fn a_writable_bind_drops_mknod_setfcap_and_fsetid_unless_asked(env: &Env) {
-    let shared = TempDir::new("host-storage-caps");
+    let shared = TempDir::shared("host-storage-caps");
     let bind = format!("{}:/work", shared.path.display());
     let out = env.probe(&["--mount-rw", &bind], &["caps"]);
     out.assert_success();
@@ -636,8 +673,10 @@ fn vsock_sockets_are_refused(env: &Env) {
 // the sandbox.
 
 /// Every file below `dir` (not following symlinks) that the host would honour
-/// for privilege: a setuid/setgid mode, a device other than the 0:0 whiteout, or
-/// a `security.capability` xattr.
+/// for root's privilege: a setuid mode on a file of uid 0, a setgid mode on one
+/// of gid 0, a device other than the 0:0 whiteout, a `security.capability`
+/// xattr the host applies (v2, or v3 with root id 0); and any file of uid 0,
+/// which a sandbox could only have made as host root.
 fn privileged_files(dir: &Path) -> Vec<String> {
     let mut found = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
@@ -652,13 +691,18 @@ fn privileged_files(dir: &Path) -> Vec<String> {
             if kind.is_dir() {
                 todo.push(path.clone());
             }
-            if meta.mode() & 0o6000 != 0 {
+            if meta.uid() == 0 {
+                found.push(format!("{} owned by root", path.display()));
+            }
+            if (meta.mode() & 0o4000 != 0 && meta.uid() == 0)
+                || (meta.mode() & 0o2000 != 0 && meta.gid() == 0)
+            {
                 found.push(format!("{} mode {:o}", path.display(), meta.mode()));
             }
             if (kind.is_char_device() || kind.is_block_device()) && meta.rdev() != 0 {
                 found.push(format!("{} device {:#x}", path.display(), meta.rdev()));
             }
-            if kind.is_file() && has_capability_xattr(&path) {
+            if kind.is_file() && has_host_capability_xattr(&path) {
                 found.push(format!("{} has security.capability", path.display()));
             }
         }
@@ -666,19 +710,27 @@ fn privileged_files(dir: &Path) -> Vec<String> {
     found
 }
 
-fn has_capability_xattr(path: &Path) -> bool {
+/// A `security.capability` the host honours: v2 (20 bytes), or v3 (24) whose
+/// root id is host root. A v3 of another root id acts only in namespaces whose
+/// root that id is.
+fn has_host_capability_xattr(path: &Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
     let name = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("no NUL");
-    // SAFETY: a size query (null buffer, size 0) on a NUL-terminated path.
+    let mut buf = [0u8; 64];
+    // SAFETY: `buf` is writable for its length; the path is NUL-terminated.
     let size = unsafe {
         libc::lgetxattr(
             name.as_ptr(),
             c"security.capability".as_ptr(),
-            std::ptr::null_mut(),
-            0,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
         )
     };
-    size >= 0
+    match size {
+        20 => true,
+        24 => u32::from_le_bytes([buf[20], buf[21], buf[22], buf[23]]) == 0,
+        n => n >= 0,
+    }
 }
 
 /// The attempts of `probe setid-create` that must fail where host storage is
@@ -723,9 +775,10 @@ fn assert_all_refused(out: &Outcome, what: &str) {
 }
 
 fn no_syscall_route_leaves_a_setid_file_device_or_capability_on_a_writable_bind(env: &Env) {
-    // --userns host as well: its capabilities are real host ones (MKNOD above all).
+    // Guarded: a root-owned directory (written as the sandbox's range), and
+    // --userns host, whose capabilities are real host ones (MKNOD above all).
     for extra in [&[][..], &["--userns", "host"][..]] {
-        let shared = TempDir::new("redteam2-setid");
+        let shared = TempDir::shared("redteam2-setid");
         let bind = format!("{}:/w", shared.path.display());
         let mut opts = vec!["--mount-rw", bind.as_str()];
         opts.extend_from_slice(extra);
@@ -733,11 +786,27 @@ fn no_syscall_route_leaves_a_setid_file_device_or_capability_on_a_writable_bind(
         let what = format!("microbox {opts:?}");
         assert_all_refused(&out, &what);
         let found = privileged_files(&shared.path);
+        let found: Vec<_> = found
+            .iter()
+            .filter(|f| !f.ends_with("owned by root"))
+            .collect();
         assert!(found.is_empty(), "{what}: {found:?}\n{out}");
         // The harmless forms still work: the guard is about modes, not files.
         assert_eq!(out.value("tmpfile_linkat"), "ok", "{what}\n{out}");
         assert_eq!(out.value("mkdir_setgid"), "ok", "{what}\n{out}");
     }
+    // Shifted onto a user's directory: no guard, and still nothing of root's.
+    let dir = TempDir::of_user("redteam2-setid-user");
+    let bind = format!("{}:/w", dir.path.display());
+    let out = env.probe(&["--mount-rw", &bind], &["setid-create", "/w"]);
+    out.assert_success();
+    assert_eq!(
+        out.value("chmod"),
+        "ok",
+        "the shift replaces the guard\n{out}"
+    );
+    let found = privileged_files(&dir.path);
+    assert!(found.is_empty(), "{found:?}\n{out}");
 }
 
 fn the_setid_probe_has_teeth_where_no_host_storage_is_writable(env: &Env) {
@@ -764,7 +833,7 @@ fn copy_tools_cannot_carry_a_setid_bit_onto_a_writable_bind(env: &Env) {
     make_executable(&dir.path, 0o700);
     std::fs::write(image.join("bin/setid"), "not a program\n").expect("write the original");
     make_executable(&image.join("bin/setid"), 0o6644);
-    let shared = TempDir::new("redteam2-copy");
+    let shared = TempDir::of_user("redteam2-copy");
     let bind = format!("{}:/w", shared.path.display());
     // Carried over by tar, cp -a, cp -p, mv (EXDEV: copy, then chmod) and ln.
     let script = "cd /bin && tar -cf /tmp/t.tar setid; \

@@ -119,11 +119,14 @@ fn rules(when: When) -> Result<Vec<SeccompRule>> {
     }
 }
 
-/// Install `programs` in the calling thread, in order, with no_new_privs set
-/// (seccompiler sets it before each load; without it an unprivileged process may
-/// not load a filter, and exec of a setuid binary could shed the filter's intent).
-/// The sandbox process is single-threaded, so the calling thread is the process.
-pub fn load(programs: &[BpfProgram]) -> Result<()> {
+/// Install `programs` in the calling thread, in order. With `no_new_privs`
+/// that flag is set first (seccompiler sets it before each load): where
+/// sandbox root is host root (the 1:1 map) a setuid binary must not raise
+/// anything. Without it the caller needs CAP_SYS_ADMIN in its user namespace,
+/// and setuid binaries of the sandbox's shifted ids work after exec (the
+/// filter stays on across it either way). The sandbox process is
+/// single-threaded, so the calling thread is the process.
+pub fn load(programs: &[BpfProgram], no_new_privs: bool) -> Result<()> {
     if programs.is_empty() {
         return Err(Error::failed(
             "load the seccomp filter",
@@ -132,6 +135,11 @@ pub fn load(programs: &[BpfProgram]) -> Result<()> {
     }
     for (index, program) in programs.iter().enumerate() {
         let which = format!("seccomp filter {} of {}", index + 1, programs.len());
+        if !no_new_privs {
+            crate::sys::seccomp::set_filter(program)
+                .map_err(|e| Error::os("load", e).on(&which))?;
+            continue;
+        }
         seccompiler::apply_filter(program).map_err(|e| match e {
             seccompiler::Error::Prctl(err) => Error::os("set no_new_privs", err),
             seccompiler::Error::Seccomp(err) => Error::os("load", err).on(which),
@@ -246,7 +254,7 @@ mod tests {
     fn loads_and_denies_for_real() {
         if std::env::var_os(LOAD_CHILD).is_some() {
             let programs = compiled(Arch::NATIVE, &[], &["getcwd"]);
-            load(&programs).expect("load");
+            load(&programs, true).expect("load");
             let status = std::fs::read_to_string("/proc/thread-self/status").expect("status");
             assert!(status.lines().any(|l| l == "Seccomp:\t2"), "{status}");
             assert!(status

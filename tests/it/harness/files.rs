@@ -32,10 +32,31 @@ impl TempDir {
         TempDir { path }
     }
 
+    /// A user's directory: owned by `USER_ID` (1000:1000), as a project
+    /// directory bound with `--mount-rw` is; sandbox root writes there as them.
+    pub fn of_user(tag: &str) -> TempDir {
+        let dir = TempDir::new(tag);
+        std::os::unix::fs::chown(&dir.path, Some(USER_ID), Some(USER_ID))
+            .unwrap_or_else(|e| panic!("cannot chown {}: {e}", dir.path.display()));
+        dir
+    }
+
+    /// A root-owned directory anyone may write (mode 1777, like /tmp): what a
+    /// sandbox writes there belongs to its own host id range.
+    pub fn shared(tag: &str) -> TempDir {
+        let dir = TempDir::new(tag);
+        std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o1777))
+            .unwrap_or_else(|e| panic!("cannot chmod {}: {e}", dir.path.display()));
+        dir
+    }
+
     pub fn join(&self, p: impl AsRef<Path>) -> PathBuf {
         self.path.join(p)
     }
 }
+
+/// The host user of the tests' user directories.
+pub const USER_ID: u32 = 1000;
 
 impl Drop for TempDir {
     fn drop(&mut self) {

@@ -84,7 +84,8 @@ impl HostSnapshot {
 
 /// What microbox keeps across runs and may create once: directories holding
 /// nothing else (the lease directories, one per bridge, which live as long as
-/// the bridge, with the `last` hint of where the next address search starts)
+/// the bridge, with the `last` hint of where the next address search starts,
+/// and the id ranges' directory with its `last` hint)
 /// or an empty global lock file directly in /run/microbox (`gc.lock`, held
 /// with flock, so it needs no cleanup).
 fn is_persistent_state(path: &Path) -> bool {
@@ -99,7 +100,8 @@ fn is_persistent_state(path: &Path) -> bool {
         .parent()
         .and_then(Path::parent)
         .is_some_and(|p| p == Path::new(RUN_DIR).join("ipam"));
-    if in_lease_dir && path.file_name().is_some_and(|n| n == "last") {
+    let in_id_dir = path.parent() == Some(&Path::new(RUN_DIR).join("ids"));
+    if (in_lease_dir || in_id_dir) && path.file_name().is_some_and(|n| n == "last") {
         return true;
     }
     meta.is_file()

@@ -28,6 +28,7 @@ const USAGE: &str = "usage: probe SUBCOMMAND [ARGS] [+ SUBCOMMAND [ARGS]]...
   syscall NAME... | x32 NAME... | int80 NAME... | syscalls
   mknod-block [DIR] | open PATH ro|rw|w|create | write PATH TEXT | read PATH
   stat PATH | mounts PATH | mountinfo | cwd [NAME] | exe | tiocsti | cgroup
+  inodes DIR | setgroups GID,GID...
   sleep-trap SIG | sleep SECS | zombie | orphan SECS [MARKER] | exit N
   kill-self SIG | exec-as UID GID PROG [ARGS...] | fill PATH MIB
   alloc MIB | forks N | spin SECS [THREADS]
@@ -86,6 +87,8 @@ fn run(args: &[String]) -> i32 {
         ("open", Some(path), Some(mode)) => open(path, mode),
         ("opens", Some(mode), Some(_)) => opens(mode, &rest[1..]),
         ("entries", Some(dir), _) => entries(dir),
+        ("inodes", Some(dir), _) => inodes(dir),
+        ("setgroups", Some(list), _) => set_groups(list),
         ("signal", Some(pid), Some(_)) => signal(pid, &rest[1..]),
         ("mask-attacks", Some(dir), _) => mask_attacks(dir),
         ("write", Some(path), Some(text)) => write(path, text),
@@ -1412,6 +1415,73 @@ fn entries(dir: &str) -> i32 {
         }
     }
     out("entries", n);
+    0
+}
+
+/// Compares each entry's inode number as readdir gives it (d_ino) with
+/// lstat's: `inodes=N` entries, `inode_mismatches=M`, and the first few as
+/// `mismatch=NAME D_INO ST_INO`. Mount points are left out: readdir names the
+/// directory under the mount, on every filesystem.
+fn inodes(dir: &str) -> i32 {
+    use std::os::unix::fs::DirEntryExt;
+    let Ok(dir_dev) = std::fs::metadata(dir).map(|m| m.dev()) else {
+        out("inodes", "ENOENT");
+        return 1;
+    };
+    let d = match std::fs::read_dir(dir) {
+        Ok(d) => d,
+        Err(e) => {
+            out("inodes", io_errno(&e));
+            return 1;
+        }
+    };
+    let (mut n, mut bad) = (0, 0);
+    for entry in d.flatten() {
+        n += 1;
+        let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
+            continue;
+        };
+        if meta.dev() != dir_dev {
+            continue;
+        }
+        if meta.ino() != entry.ino() {
+            bad += 1;
+            if bad <= 3 {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                out("mismatch", format!("{name} {} {}", entry.ino(), meta.ino()));
+            }
+        }
+    }
+    out("inodes", n);
+    out("inode_mismatches", bad);
+    0
+}
+
+/// setgroups(2) with the comma-separated gids, then `groups=` as getgroups
+/// reads them back, or `setgroups=ERRNO`.
+fn set_groups(list: &str) -> i32 {
+    let Ok(gids) = list
+        .split(',')
+        .map(str::parse::<libc::gid_t>)
+        .collect::<Result<Vec<_>, _>>()
+    else {
+        eprintln!("probe: setgroups GID,GID...");
+        return 2;
+    };
+    // SAFETY: the pointer and length describe `gids`, which outlives the call.
+    if unsafe { libc::setgroups(gids.len(), gids.as_ptr()) } != 0 {
+        out("setgroups", errno_name(errno()));
+        return 1;
+    }
+    let mut back = [0 as libc::gid_t; 64];
+    // SAFETY: `back` is writable for 64 gids.
+    let n = unsafe { libc::getgroups(64, back.as_mut_ptr()) };
+    let shown: Vec<String> = back[..usize::try_from(n).unwrap_or(0)]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    out("setgroups", "ok");
+    out("groups", shown.join(","));
     0
 }
 
