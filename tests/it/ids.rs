@@ -27,6 +27,7 @@ pub fn tests() -> Vec<Trial> {
             inotify_instances_are_charged_to_the_sandboxs_range_not_to_host_root,
             the_range_lease_of_a_killed_microbox_is_collected,
             a_moved_pool_is_used_and_a_bad_one_refused,
+            a_bind_whose_filesystem_cannot_be_idmapped_is_refused_in_one_line,
         ],
     ]
 }
@@ -376,4 +377,21 @@ fn a_moved_pool_is_used_and_a_bad_one_refused(env: &Env) {
         let line = out.assert_microbox_error();
         assert!(line.contains("MICROBOX_ID_POOL"), "{bad}: {out}");
     }
+}
+
+fn a_bind_whose_filesystem_cannot_be_idmapped_is_refused_in_one_line(env: &Env) {
+    // sysfs has no idmapped mounts on any kernel: the read-only bind would
+    // show every file as nobody's, so the run is refused, never shifted
+    // silently. (A writable bind of a root-owned source is not idmapped: it
+    // is written as the sandbox's range, and root's files are nobody's there.)
+    let out = env.probe(&["--mount-ro", "/sys/fs:/x"], &["pid"]);
+    out.assert_code(125);
+    let line = out.assert_microbox_error();
+    assert!(
+        line.contains("/sys/fs") && line.contains("sysfs") && line.contains("--userns host"),
+        "{out}"
+    );
+    // The remedy the line names works.
+    env.probe(&["--userns", "host", "--mount-ro", "/sys/fs:/x"], &["pid"])
+        .assert_success();
 }

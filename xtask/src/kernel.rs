@@ -14,6 +14,9 @@ use std::process::{Command, Stdio};
 /// What the tests need beyond the built-in config of Debian's kernel, in the
 /// order VM-NOTES §1 verified. Dependencies from modules.dep are added anyway.
 pub const WANTED_MODULES: &[&str] = &[
+    // The VM's root: ext4 on a RAM disk (tmpfs cannot be idmapped before 6.3).
+    "brd",
+    "ext4",
     "overlay",
     "veth",
     "llc",

@@ -133,14 +133,25 @@ vm_exit() {
 infra() { echo "MICROBOX-VMTEST-ERROR $*"; vm_exit 3; }
 if [ ! -e /.stage2 ]; then
   # pivot_root(2) is EINVAL while / is the initramfs rootfs, so move the
-  # whole tree onto a tmpfs and make that the root.
+  # whole tree onto a new root and switch to it. The new root is ext4 on a
+  # RAM disk, not a tmpfs: this kernel (6.1) cannot idmap tmpfs (Linux 6.3
+  # can), and the image and the tests' bind sources are idmapped mounts.
   mount -t proc proc /proc
-  mount -t tmpfs -o mode=0755 tmpfs /newroot || infra "tmpfs for switch_root"
+  KV=$(uname -r)
+  for m in @MODULES@; do
+    case "$m" in brd) args="rd_nr=1 rd_size=393216" ;; *) args= ;; esac
+    insmod /lib/modules/$KV/$m.ko $args || infra "insmod $m"
+  done
+  mount -t devtmpfs devtmpfs /dev || infra "devtmpfs for the RAM disk"
+  mke2fs -q -m 0 /dev/ram0 >/dev/null || infra "mke2fs /dev/ram0"
+  mount -t ext4 /dev/ram0 /newroot || infra "ext4 root for switch_root"
   for f in /*; do
     case "$f" in /proc|/sys|/dev|/newroot) ;; *) cp -a "$f" /newroot/ || infra "copy $f" ;; esac
   done
-  mkdir -p /newroot/proc /newroot/sys /newroot/dev
+  mkdir -p /newroot/proc /newroot/sys /newroot/dev /newroot/tmp
+  chmod 1777 /newroot/tmp
   touch /newroot/.stage2
+  umount /dev
   umount /proc
   exec switch_root /newroot /init
 fi
@@ -153,13 +164,10 @@ mkdir -p /dev/pts /dev/shm /run /tmp
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
 mount -t tmpfs tmpfs /run
-mount -t tmpfs -o mode=1777 tmpfs /tmp
+# /tmp stays on the ext4 root (the tests' bind sources live there).
 # Only panics may interleave with the tests' output.
 echo 1 > /proc/sys/kernel/printk
 KV=$(uname -r)
-for m in @MODULES@; do
-  insmod /lib/modules/$KV/$m.ko || infra "insmod $m"
-done
 mount -t cgroup2 cgroup2 /sys/fs/cgroup || infra "mount cgroup2"
 echo "+cpu +memory +pids" > /sys/fs/cgroup/cgroup.subtree_control || infra "enable cgroup controllers"
 ip link set lo up || infra "lo up"
