@@ -359,7 +359,7 @@ pub static OPTIONS: &[CliOption] = &[
             apply: set_userns,
         },
         // The line break keeps each mode with its explanation.
-        help: "isolated (a new user namespace mapping ids 0-65535)\nor host (the host's)",
+        help: "isolated (a new user namespace mapping ids 0-65535\nto a leased host range; MICROBOX_ID_POOL moves it)\nor host (the host's)",
         repeatable: false,
         default: Some(DefaultText::Value(|| "isolated".into())),
         note: None,
