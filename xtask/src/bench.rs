@@ -414,7 +414,8 @@ fn write_bundle(dir: &Path, image: &Path, payload: Payload) -> Result<(), String
 }
 
 /// An OCI config as close to microbox's defaults as crun allows: the same
-/// namespaces (user with microbox's identity map 0-65535), a read-only image
+/// namespaces (user with an identity map 0-65535: crun has no leased ranges
+/// or idmapped image), a read-only image
 /// (crun has no overlay root), the same limits (1 CPU, 1 GiB without swap,
 /// 1024 pids), capabilities and EPERM deny list. Mounts are `crun spec`'s
 /// defaults plus a /tmp tmpfs.
@@ -872,8 +873,9 @@ fn print_report(rep: &Report) {
     println!();
     println!("what each runtime does here:");
     println!(
-        "  microbox    defaults: user (0-65535 identity map), pid, mount, net, ipc, uts and \
-         cgroup namespaces; overlay root (image read-only under a tmpfs layer); cgroups \
+        "  microbox    defaults: user (0-65535 on a leased host range, the image idmapped), pid, \
+         mount, net, ipc, uts and cgroup namespaces; overlay root (image read-only under a \
+         tmpfs layer); cgroups \
          (1 CPU, 1 GiB without swap, 1024 pids); seccomp deny list; 14 capabilities"
     );
     println!("  --net host  the same without the network namespace: the difference is its cost");
