@@ -342,12 +342,13 @@ pub static OPTIONS: &[CliOption] = &[
         repeatable: true,
         default: None,
         // Written out by hand (a unit test checks it against caps::DEFAULT); the
-        // line break keeps "SETFCAP and FSETID" together.
+        // line break keeps the help column narrow.
         note: Some(
             "default set: CHOWN, DAC_OVERRIDE, FSETID, FOWNER, MKNOD, NET_RAW, SETGID, \
              SETUID, SETFCAP, SETPCAP, NET_BIND_SERVICE, SYS_CHROOT, KILL, AUDIT_WRITE; \
-             without MKNOD,\nSETFCAP and FSETID, and with no setuid/setgid modes, when \
-             a --mount-rw or --fs host makes host storage writable",
+             without FSETID\nand setuid/setgid modes when a --mount-rw or --fs host \
+             makes host storage writable (and without MKNOD and SETFCAP where the ids \
+             are the host's)",
         ),
     },
     CliOption {

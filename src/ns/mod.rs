@@ -126,10 +126,17 @@ pub fn open_user_namespace(pid: i32) -> Result<OwnedFd> {
 pub fn user_namespace(maps: &IdMaps) -> Result<OwnedFd> {
     let flags = u64::from(libc::CLONE_NEWUSER.unsigned_abs());
     let op = "create a user namespace for an idmapped mount";
+    let parent = rustix::process::getpid();
     match crate::sys::clone::clone3(flags, None).map_err(|e| Error::os(op, e))? {
         Forked::Child => {
-            // Dies with microbox if it never gets to kill it.
+            // It holds nothing of microbox's (lease files, bind trees), and
+            // dies with microbox: also if microbox died before the signal
+            // was set (it is reparented then).
+            let _ = crate::sys::exec::close_from(3);
             let _ = set_parent_process_death_signal(Some(Signal::KILL));
+            if rustix::process::getppid() != Some(parent) {
+                crate::sys::exec::exit_now(1);
+            }
             crate::sys::exec::wait_to_be_killed()
         }
         Forked::Parent { pid, pidfd } => {

@@ -54,6 +54,23 @@ impl Channel {
         Ok(())
     }
 
+    /// Whether the other end has closed (or sent something), without waiting:
+    /// for the child after Go, when the parent sends nothing more.
+    pub fn peer_gone(&self) -> bool {
+        let mut fds = [rustix::event::PollFd::new(
+            &self.0,
+            rustix::event::PollFlags::IN,
+        )];
+        let zero = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        match rustix::event::poll(&mut fds, Some(&zero)) {
+            Ok(n) => n > 0,
+            Err(_) => true,
+        }
+    }
+
     /// The next record, or `None` at EOF.
     pub fn recv(&self) -> io::Result<Option<Message>> {
         let mut buf = [0u8; MAX_RECORD];

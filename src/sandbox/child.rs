@@ -58,15 +58,18 @@ fn setup(
         .map_err(|e| Error::os("move the sandbox into its cgroup", e))?;
     // Rooted at the cgroup it is in now: the sandbox sees itself at `/`.
     crate::ns::enter_cgroup_namespace()?;
-    let parent = rustix::process::getppid();
     wait_for(chan, &Message::Go);
     if launch.ids.is_some() {
         crate::ns::become_namespace_root()?;
-        // The id change cleared the parent-death signal: set it again, and
-        // end here if the parent died in between (this child was reparented).
+        // The id change cleared the parent-death signal and reset the dumpable
+        // flag (to the host's fs.suid_dumpable): set both again. A parent that
+        // died in between shows as a hang-up of the channel (it sends nothing
+        // after Go; getppid says 0 in a new pid namespace either way).
         set_parent_process_death_signal(Some(Signal::KILL))
             .map_err(|e| Error::os("set the parent-death signal", e))?;
-        if rustix::process::getppid() != parent {
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+            .map_err(|e| Error::os("make the sandbox init non-dumpable", e))?;
+        if chan.peer_gone() {
             exit_now(EXIT_SETUP_FAILED);
         }
     }

@@ -86,14 +86,9 @@ pub fn run(spec: &Spec) -> Result<i32> {
 /// between the two lookups bound another host path). With shifted ids
 /// (`first`), each writable tree is idmapped at once so that sandbox root
 /// writes as the source's owner (`fs::host_owner`); read-only trees wait for
-/// the sandbox's own user namespace. Also says whether a writable bind is
-/// written as the sandbox's range (a source owned by root's uid or gid).
-fn prepare_binds(
-    spec: &Spec,
-    first: Option<u32>,
-) -> Result<(Vec<crate::fs::PreparedBind<'_>>, bool)> {
+/// the sandbox's own user namespace.
+fn prepare_binds(spec: &Spec, first: Option<u32>) -> Result<Vec<crate::fs::PreparedBind<'_>>> {
     let mut owners: Vec<((u32, u32), OwnedFd)> = Vec::new();
-    let mut range_written = false;
     let mut binds = Vec::with_capacity(spec.mounts.len());
     for bind in &spec.mounts {
         let (source, resolved) = crate::fs::open_source(bind)?;
@@ -108,19 +103,16 @@ fn prepare_binds(
         let prepared = crate::fs::prepare_bind(bind, &source)?;
         if let (Some(first), true) = (first, prepared.writable()) {
             let (uid, gid) = prepared.owner();
-            match crate::fs::host_owner(uid, gid) {
-                Some(owner) => {
-                    let index = match owners.iter().position(|(o, _)| *o == owner) {
-                        Some(index) => index,
-                        None => {
-                            let maps = crate::ns::owner_maps(first, owner.0, owner.1);
-                            owners.push((owner, crate::ns::user_namespace(&maps)?));
-                            owners.len() - 1
-                        }
-                    };
-                    prepared.idmap(owners[index].1.as_fd())?;
-                }
-                None => range_written = true,
+            if let Some(owner) = crate::fs::host_owner(uid, gid) {
+                let index = match owners.iter().position(|(o, _)| *o == owner) {
+                    Some(index) => index,
+                    None => {
+                        let maps = crate::ns::owner_maps(first, owner.0, owner.1);
+                        owners.push((owner, crate::ns::user_namespace(&maps)?));
+                        owners.len() - 1
+                    }
+                };
+                prepared.idmap(owners[index].1.as_fd())?;
             }
             let (host_uid, host_gid) = crate::fs::host_owner(uid, gid).unwrap_or((first, first));
             crate::log::info(
@@ -134,17 +126,18 @@ fn prepare_binds(
         }
         binds.push(prepared);
     }
-    Ok((binds, range_written))
+    Ok(binds)
 }
 
-/// Whether the seccomp setid rules and the MKNOD/SETFCAP/FSETID drops apply:
-/// where the sandbox writes host storage with ids the host honours, that is
-/// with the 1:1 map (`--fs host`, `--userns host`), or as its range's ids (a
-/// setid file of those would act for a later sandbox given the same range).
-fn host_storage_guard(spec: &Spec, range_written: bool) -> bool {
+/// Whether the seccomp setid rules and the FSETID drop apply: wherever the
+/// sandbox writes host storage (a `--mount-rw`, or `--fs host` without
+/// `--readonly`). Even with shifted ids a setid file there is honoured by the
+/// host for its owner: the user of a user's bind (and any group of theirs),
+/// or an id of the range, which a later sandbox gets again.
+fn host_storage_guard(spec: &Spec) -> bool {
     let writable_bind = spec.mounts.iter().any(|m| m.writable);
     let writable_host = spec.fs == crate::spec::FsMode::Host && !spec.readonly;
-    writable_host || (writable_bind && !crate::ns::shifts_ids(spec)) || range_written
+    writable_host || writable_bind
 }
 
 fn prepare(spec: &Spec) -> Result<Launch<'_>> {
@@ -179,8 +172,8 @@ fn prepare(spec: &Spec) -> Result<Launch<'_>> {
     } else {
         None
     };
-    let (binds, range_written) = prepare_binds(spec, ids.as_ref().map(|(first, _)| *first))?;
-    let guard = host_storage_guard(spec, range_written);
+    let binds = prepare_binds(spec, ids.as_ref().map(|(first, _)| *first))?;
+    let guard = host_storage_guard(spec);
     let caps = sandbox_caps(spec, guard);
     let profile = seccomp::profile(&spec.allow_syscalls, &spec.deny_syscalls, guard)?;
     let seccomp = seccomp::compile(&profile)?;
@@ -202,19 +195,24 @@ fn prepare(spec: &Spec) -> Result<Launch<'_>> {
 }
 
 /// The default set, adjusted by `--cap-add`/`--cap-drop`. Where the sandbox can
-/// write host storage, MKNOD (device nodes), SETFCAP (file capabilities) and
-/// FSETID (writing into a setuid file without clearing the bit, which under
-/// `--userns host` is real) are left out unless asked for: the host would honour
-/// what they make there, like a setuid bit (which the seccomp profile refuses then).
+/// write host storage, FSETID (writing into a setuid file without clearing
+/// the bit) is left out unless asked for, like the setid modes the seccomp
+/// profile refuses then; so are MKNOD (device nodes) and SETFCAP (file
+/// capabilities) where its ids are the host's (`--userns host`, `--fs host`).
+/// With shifted ids a user namespace can make no device node, and a file
+/// capability it sets is bound to its own root (a v3 one), which the host
+/// does not honour.
 fn sandbox_caps(spec: &Spec, writes_host_storage: bool) -> u64 {
     use crate::security::caps;
     let mut drop = spec.cap_drop.clone();
     if writes_host_storage {
-        drop.extend(
-            [caps::MKNOD, caps::SETFCAP, caps::FSETID]
-                .iter()
-                .filter(|cap| !spec.cap_add.contains(cap)),
-        );
+        let host_ids = !crate::ns::shifts_ids(spec);
+        let guarded: &[u8] = if host_ids {
+            &[caps::MKNOD, caps::SETFCAP, caps::FSETID]
+        } else {
+            &[caps::FSETID]
+        };
+        drop.extend(guarded.iter().filter(|cap| !spec.cap_add.contains(cap)));
     }
     caps::sandbox_set(&spec.cap_add, &drop)
 }
@@ -254,21 +252,30 @@ mod tests {
     fn writable_host_storage_loses_mknod_setfcap_and_fsetid_unless_added() {
         use crate::security::caps::{self, FSETID, MKNOD, SETFCAP};
         let bit = |cap: u8| 1u64 << cap;
-        let plain = Spec::default();
+        // Shifted ids: FSETID alone.
+        let shifted = sandbox_caps(&Spec::default(), true);
+        assert_eq!(
+            shifted & (bit(MKNOD) | bit(SETFCAP) | bit(FSETID)),
+            bit(MKNOD) | bit(SETFCAP)
+        );
+        let plain = Spec {
+            userns: crate::spec::UsernsMode::Host,
+            ..Spec::default()
+        };
         assert_eq!(sandbox_caps(&plain, false), caps::sandbox_set(&[], &[]));
         let full = sandbox_caps(&plain, true);
         assert_eq!(full & (bit(MKNOD) | bit(SETFCAP) | bit(FSETID)), 0);
         let asked = Spec {
             cap_add: vec![SETFCAP],
-            ..Spec::default()
+            ..plain.clone()
         };
         assert_ne!(sandbox_caps(&asked, true) & bit(SETFCAP), 0);
         assert_eq!(sandbox_caps(&asked, true) & bit(MKNOD), 0);
     }
 
     #[test]
-    fn the_host_storage_guard_stays_where_written_ids_are_the_hosts_or_a_range() {
-        use crate::spec::{BindMount, FsMode, UsernsMode};
+    fn the_host_storage_guard_stays_wherever_host_storage_is_writable() {
+        use crate::spec::{BindMount, FsMode};
         let rw = vec![BindMount {
             source: "/src".into(),
             dest: "/src".into(),
@@ -278,31 +285,22 @@ mod tests {
             mounts: rw.clone(),
             ..Spec::default()
         };
-        assert!(!host_storage_guard(&shifted, false));
-        assert!(host_storage_guard(&shifted, true));
-        let userns_host = Spec {
-            userns: UsernsMode::Host,
-            ..shifted.clone()
-        };
-        assert!(host_storage_guard(&userns_host, false));
+        assert!(host_storage_guard(&shifted));
         let host = Spec {
             fs: FsMode::Host,
             ..Spec::default()
         };
-        assert!(host_storage_guard(&host, false));
+        assert!(host_storage_guard(&host));
         let host_ro = Spec {
             readonly: true,
             ..host.clone()
         };
-        assert!(!host_storage_guard(&host_ro, false));
-        assert!(host_storage_guard(
-            &Spec {
-                mounts: rw,
-                ..host_ro
-            },
-            false
-        ));
-        assert!(!host_storage_guard(&Spec::default(), false));
+        assert!(!host_storage_guard(&host_ro));
+        assert!(host_storage_guard(&Spec {
+            mounts: rw,
+            ..host_ro
+        }));
+        assert!(!host_storage_guard(&Spec::default()));
     }
 
     #[test]

@@ -93,10 +93,19 @@ fn pool_start() -> Result<u64> {
         return Ok(POOL_START);
     };
     let text = value.to_string_lossy();
+    // On the grid of 65536: leases are named by their first id, so pools
+    // off the grid would lease overlapping ranges under different names.
     match text.parse::<u64>() {
-        Ok(start) if start >= RANGE && start + RANGE <= ID_END => Ok(start),
+        Ok(start)
+            if start >= RANGE
+                && start % RANGE == 0
+                && start.checked_add(RANGE).is_some_and(|end| end <= ID_END) =>
+        {
+            Ok(start)
+        }
         _ => Err(Error::usage(format!(
-            "{POOL_VAR}='{text}': not a host id from 65536 up from which 65536 ids fit below {ID_END}"
+            "{POOL_VAR}='{text}': not a multiple of 65536 from 65536 up from which \
+             65536 ids fit below {ID_END}"
         ))),
     }
 }

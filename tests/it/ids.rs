@@ -368,7 +368,13 @@ fn a_moved_pool_is_used_and_a_bad_one_refused(env: &Env) {
         .output();
     out.assert_success();
     assert!(first_host_id(&out) >= 3 << 30, "{out}");
-    for bad in ["12", "4294967290", "lots"] {
+    for bad in [
+        "12",
+        "4294967290",
+        "3000000001",
+        "18446744073709551615",
+        "lots",
+    ] {
         let out = env
             .probe_run(&[], &["idmap"])
             .var("MICROBOX_ID_POOL", bad)
