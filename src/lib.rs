@@ -6,7 +6,8 @@
 //!   `log::{configure, error}`, `sandbox::run`, `spec::LogLevel`, and
 //!   `security::syscalls::{Arch, highest}` for `--version`;
 //! - `fuzz/`: `cli::parse` with the `Spec` fields its target checks, the
-//!   `units` parsers and formatters, and `net::read_netlink_reply`;
+//!   `units` parsers and formatters, `net::read_netlink_reply`, and the
+//!   account-file reader and range search of the id leases (`ids`);
 //! - the integration tests and xtask, which check against or reuse the tables
 //!   themselves rather than copies: `cli::OPTIONS` (`long`, `takes_value`),
 //!   `security::syscalls::unnamed_ranges`, `security::caps::{DEFAULT, name}`,
@@ -34,6 +35,12 @@ mod state;
 #[allow(unsafe_code)]
 mod sys;
 pub mod units;
+
+/// The id-range lease's readers of /etc/passwd, /etc/group, /etc/subuid and
+/// /etc/subgid, and its search of the pool, for the fuzz target.
+pub mod ids {
+    pub use crate::state::{candidates, taken_ids, RANGE};
+}
 
 /// A fresh, empty directory under the system temp dir for one unit test's fake
 /// host tree, named by the test and the process.

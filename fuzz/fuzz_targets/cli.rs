@@ -43,7 +43,10 @@ fuzz_target!(|data: &[u8]| {
         }
         Ok(Command::Help | Command::Version) => {}
         Ok(Command::NetCleanup { bridge }) => {
-            assert!((1..=15).contains(&bridge.len()) && !bridge.contains('/'), "{bridge:?}");
+            assert!(
+                (1..=15).contains(&bridge.len()) && !bridge.contains('/'),
+                "{bridge:?}"
+            );
         }
         Err(err) => {
             let line = err.to_string();

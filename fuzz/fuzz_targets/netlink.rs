@@ -9,6 +9,10 @@ use microbox::net::read_netlink_reply;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(messages) = read_netlink_reply(data) {
-        assert!(messages <= data.len() / 16, "{messages} messages in {} bytes", data.len());
+        assert!(
+            messages <= data.len() / 16,
+            "{messages} messages in {} bytes",
+            data.len()
+        );
     }
 });

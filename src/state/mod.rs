@@ -24,7 +24,10 @@ mod lease;
 mod lock;
 
 pub use collect::collect_dead;
-pub use idrange::{collect_free as collect_free_id_ranges, lease_for_sandbox as lease_id_range};
+pub use idrange::{
+    candidates, collect_free as collect_free_id_ranges, lease_for_sandbox as lease_id_range,
+    taken_ids, RANGE,
+};
 pub use lease::{forget_last_leased, last_leased, remember_leased, DirHold, Lease};
 pub use lock::SandboxLock;
 
