@@ -103,7 +103,8 @@ fn prepare_binds(spec: &Spec, first: Option<u32>) -> Result<Vec<crate::fs::Prepa
         let prepared = crate::fs::prepare_bind(bind, &source)?;
         if let (Some(first), true) = (first, prepared.writable()) {
             let (uid, gid) = prepared.owner();
-            if let Some(owner) = crate::fs::host_owner(uid, gid) {
+            let owner = crate::fs::host_owner(uid, gid);
+            if let Some(owner) = owner {
                 let index = match owners.iter().position(|(o, _)| *o == owner) {
                     Some(index) => index,
                     None => {
@@ -114,7 +115,7 @@ fn prepare_binds(spec: &Spec, first: Option<u32>) -> Result<Vec<crate::fs::Prepa
                 };
                 prepared.idmap(owners[index].1.as_fd())?;
             }
-            let (host_uid, host_gid) = crate::fs::host_owner(uid, gid).unwrap_or((first, first));
+            let (host_uid, host_gid) = owner.unwrap_or((first, first));
             crate::log::info(
                 "writable bind",
                 &[
