@@ -77,6 +77,15 @@ pub(crate) const DEFAULT_DNS: [&str; 2] = ["8.8.8.8", "8.8.4.4"];
 /// before microbox kills it.
 pub(crate) const DEFAULT_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Where the run report (`--report`, `--report-fd`) goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ReportTo {
+    /// Written to a temporary file in the same directory, then renamed.
+    File(PathBuf),
+    /// An open descriptor microbox inherited.
+    Fd(i32),
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Spec {
     pub(crate) fs: FsMode,
@@ -107,6 +116,15 @@ pub struct Spec {
     pub(crate) pids: PidsLimit,
     /// `--stop-timeout`: the grace period after a terminating signal.
     pub(crate) stop_timeout: std::time::Duration,
+    /// `--timeout`: wall-clock time the command has from its start.
+    pub(crate) timeout: Option<std::time::Duration>,
+    /// `--cpu-time`: CPU time of the whole sandbox (its cgroup's counter).
+    pub(crate) cpu_time: Option<std::time::Duration>,
+    /// `--rlimit` in order; `rlimit::effective` adds the defaults.
+    pub(crate) rlimits: Vec<crate::rlimit::Rlimit>,
+    /// `--output-limit`: bytes of stdout and stderr together; None copies nothing.
+    pub(crate) output_limit: Option<u64>,
+    pub(crate) report: Option<ReportTo>,
     pub log_level: LogLevel,
     pub log_format: LogFormat,
     /// Capability numbers (`CAP_*` values), already checked.
@@ -153,6 +171,11 @@ impl Default for Spec {
             storage: DEFAULT_STORAGE,
             pids: PidsLimit::Limit(DEFAULT_PIDS),
             stop_timeout: DEFAULT_STOP_TIMEOUT,
+            timeout: None,
+            cpu_time: None,
+            rlimits: Vec::new(),
+            output_limit: None,
+            report: None,
             log_level: LogLevel::Error,
             log_format: LogFormat::Text,
             cap_add: Vec::new(),

@@ -25,6 +25,9 @@ pub enum Hierarchy {
     /// them are the same path when the controllers are co-mounted.
     V1 {
         cpu: PathBuf,
+        /// CPU time used (the report, `--cpu-time`): v1's cpu controller only
+        /// throttles; the counters are cpuacct's.
+        cpuacct: PathBuf,
         memory: PathBuf,
         pids: PathBuf,
     },
@@ -40,13 +43,18 @@ impl Hierarchy {
             .collect()
     }
 
-    /// Distinct mount points, in the order cpu, memory, pids.
+    /// Distinct mount points, in the order cpu, cpuacct, memory, pids.
     pub(super) fn mounts(&self) -> Vec<&Path> {
         match self {
             Hierarchy::V2 { root } => vec![root.as_path()],
-            Hierarchy::V1 { cpu, memory, pids } => {
-                let mut mounts: Vec<&Path> = Vec::with_capacity(3);
-                for mount in [cpu, memory, pids] {
+            Hierarchy::V1 {
+                cpu,
+                cpuacct,
+                memory,
+                pids,
+            } => {
+                let mut mounts: Vec<&Path> = Vec::with_capacity(4);
+                for mount in [cpu, cpuacct, memory, pids] {
                     if !mounts.contains(&mount.as_path()) {
                         mounts.push(mount);
                     }
@@ -97,11 +105,11 @@ pub(super) fn detect_with(
     v1_from_mountinfo(&text)
 }
 
-/// The v1 mount point of each of cpu, memory and pids, or an error naming the
-/// missing ones.
+/// The v1 mount point of each of cpu, cpuacct, memory and pids, or an error
+/// naming the missing ones.
 pub(super) fn v1_from_mountinfo(text: &str) -> Result<Hierarchy> {
-    let mut found: [Option<PathBuf>; 3] = [None, None, None];
-    const WANTED: [&str; 3] = ["cpu", "memory", "pids"];
+    let mut found: [Option<PathBuf>; 4] = [None, None, None, None];
+    const WANTED: [&str; 4] = ["cpu", "cpuacct", "memory", "pids"];
     for mount in text.lines().filter_map(parse_line) {
         if mount.fstype != "cgroup" {
             continue;
@@ -114,7 +122,12 @@ pub(super) fn v1_from_mountinfo(text: &str) -> Result<Hierarchy> {
         }
     }
     match found {
-        [Some(cpu), Some(memory), Some(pids)] => Ok(Hierarchy::V1 { cpu, memory, pids }),
+        [Some(cpu), Some(cpuacct), Some(memory), Some(pids)] => Ok(Hierarchy::V1 {
+            cpu,
+            cpuacct,
+            memory,
+            pids,
+        }),
         _ => {
             let missing: Vec<&str> = WANTED
                 .iter()
@@ -238,6 +251,7 @@ mod tests {
             found,
             Hierarchy::V1 {
                 cpu: "/sys/fs/cgroup/cpu".into(),
+                cpuacct: "/sys/fs/cgroup/cpuacct".into(),
                 memory: "/sys/fs/cgroup/memory".into(),
                 pids: "/sys/fs/cgroup/pids".into(),
             }
@@ -275,7 +289,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            err.to_string().contains("cpu, memory, pids controllers"),
+            err.to_string()
+                .contains("cpu, cpuacct, memory, pids controllers"),
             "{}",
             err.to_string(),
         );
@@ -298,7 +313,7 @@ mod tests {
 
     #[test]
     fn comounted_controllers_share_one_parent() {
-        let text = "30 25 0:27 / /cg/all rw - cgroup cgroup rw,cpu,memory,pids\n";
+        let text = "30 25 0:27 / /cg/all rw - cgroup cgroup rw,cpu,cpuacct,memory,pids\n";
         let found = v1_from_mountinfo(text).unwrap();
         assert_eq!(found.parents(), vec![PathBuf::from("/cg/all/microbox")]);
     }

@@ -163,9 +163,13 @@ impl Cgroup {
                 Hierarchy::V2 { root } => {
                     v2::V2Cgroup::create(root, lock.id(), limits).map(Backend::V2)
                 }
-                Hierarchy::V1 { cpu, memory, pids } => {
-                    v1::V1Cgroup::create([cpu, memory, pids], lock.id(), limits).map(Backend::V1)
-                }
+                Hierarchy::V1 {
+                    cpu,
+                    cpuacct,
+                    memory,
+                    pids,
+                } => v1::V1Cgroup::create([cpu, cpuacct, memory, pids], lock.id(), limits)
+                    .map(Backend::V1),
             });
         match created {
             Ok(backend) => Ok(Cgroup {
@@ -209,6 +213,61 @@ impl Cgroup {
             Backend::V2(cgroup) => cgroup.file("memory.peak"),
         };
         std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    }
+
+    /// The CPU time all of the sandbox's processes have used so far, dead ones
+    /// included: `--cpu-time` watches it. v2 counts microseconds in cpu.stat,
+    /// v1's cpuacct nanoseconds.
+    pub fn cpu_used(&self) -> io::Result<Duration> {
+        match &self.backend {
+            Backend::V1(cgroup) => {
+                read_number(&cgroup.cpuacct_file("cpuacct.usage")).map(Duration::from_nanos)
+            }
+            Backend::V2(cgroup) => {
+                let text = std::fs::read_to_string(cgroup.file("cpu.stat"))?;
+                stat_field(&text, "usage_usec")
+                    .map(Duration::from_micros)
+                    .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))
+            }
+        }
+    }
+
+    /// User and system CPU time of the whole sandbox, for the report.
+    pub fn cpu_split(&self) -> Option<(Duration, Duration)> {
+        match &self.backend {
+            Backend::V1(cgroup) => {
+                let user = read_number(&cgroup.cpuacct_file("cpuacct.usage_user")).ok()?;
+                let system = read_number(&cgroup.cpuacct_file("cpuacct.usage_sys")).ok()?;
+                Some((Duration::from_nanos(user), Duration::from_nanos(system)))
+            }
+            Backend::V2(cgroup) => {
+                let text = std::fs::read_to_string(cgroup.file("cpu.stat")).ok()?;
+                let user = stat_field(&text, "user_usec")?;
+                let system = stat_field(&text, "system_usec")?;
+                Some((Duration::from_micros(user), Duration::from_micros(system)))
+            }
+        }
+    }
+
+    /// The most tasks the sandbox had at once, where the kernel keeps it
+    /// (`pids.peak`, Linux 6.13 and later).
+    pub fn tasks_peak(&self) -> Option<u64> {
+        read_number(&self.pids_file("pids.peak")).ok()
+    }
+
+    /// Whether the kernel refused a fork or clone at the `--pids` limit.
+    pub fn pids_limit_hit(&self) -> bool {
+        std::fs::read_to_string(self.pids_file("pids.events"))
+            .ok()
+            .and_then(|text| stat_field(&text, "max"))
+            .is_some_and(|count| count > 0)
+    }
+
+    fn pids_file(&self, file: &str) -> std::path::PathBuf {
+        match &self.backend {
+            Backend::V1(cgroup) => cgroup.pids_file(file),
+            Backend::V2(cgroup) => cgroup.file(file),
+        }
     }
 
     /// Kills whatever is still inside, removes the cgroup(s), then deletes and
@@ -310,6 +369,23 @@ pub(crate) fn is_valid_id(id: &str) -> bool {
 
 /// One open + write + close. The kernel parses a cgroup file per write(2), so the
 /// value must go in one call; nothing is read back (this is the start path).
+/// A control file holding one number.
+fn read_number(path: &Path) -> io::Result<u64> {
+    std::fs::read_to_string(path)?
+        .trim()
+        .parse()
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+}
+
+/// The value of `key` in a flat-keyed control file (`key value` lines:
+/// cpu.stat, pids.events).
+fn stat_field(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let (name, value) = line.split_once(' ')?;
+        (name == key).then(|| value.trim().parse().ok())?
+    })
+}
+
 fn write_at(dir: BorrowedFd<'_>, file: &str, value: &str) -> io::Result<()> {
     let fd = rustix::fs::openat(dir, file, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
     write_all_once(&fd, value)
@@ -460,6 +536,16 @@ mod tests {
             memory,
             pids,
         }
+    }
+
+    #[test]
+    fn flat_keyed_fields_are_found_by_their_whole_name() {
+        let stat = "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 0\n";
+        assert_eq!(stat_field(stat, "usage_usec"), Some(1500));
+        assert_eq!(stat_field(stat, "system_usec"), Some(500));
+        assert_eq!(stat_field(stat, "usec"), None);
+        assert_eq!(stat_field("max 0\n", "max"), Some(0));
+        assert_eq!(stat_field("max x\n", "max"), None);
     }
 
     #[test]

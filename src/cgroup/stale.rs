@@ -107,6 +107,7 @@ mod tests {
         let run = base.join("run");
         let hierarchy = Hierarchy::V1 {
             cpu: base.join("cpu,cpuacct"),
+            cpuacct: base.join("cpu,cpuacct"),
             memory: base.join("memory"),
             pids: base.join("pids"),
         };

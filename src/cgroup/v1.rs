@@ -1,4 +1,5 @@
-//! cgroup v1: `<mount>/microbox/<id>` in the cpu, memory and pids hierarchies.
+//! cgroup v1: `<mount>/microbox/<id>` in the cpu, cpuacct, memory and pids
+//! hierarchies.
 //!
 //! v1 has no `cgroup.kill` and no `CLONE_INTO_CGROUP`: the child moves itself in
 //! through `tasks` files the parent opened (see `join_current_thread`), and
@@ -16,16 +17,17 @@ use super::{
 };
 use crate::error::{Error, Result};
 
-/// Index of a controller in the `[cpu, memory, pids]` arrays below.
+/// Index of a controller in the `[cpu, cpuacct, memory, pids]` arrays below.
 const CPU: usize = 0;
-const MEMORY: usize = 1;
-const PIDS: usize = 2;
-const NAMES: [&str; 3] = ["cpu", "memory", "pids"];
+const CPUACCT: usize = 1;
+const MEMORY: usize = 2;
+const PIDS: usize = 3;
+const NAMES: [&str; 4] = ["cpu", "cpuacct", "memory", "pids"];
 
 pub(super) struct V1Cgroup {
-    /// The sandbox's directory in the cpu, memory and pids hierarchies; two are equal
-    /// when those controllers are co-mounted.
-    dirs: [PathBuf; 3],
+    /// The sandbox's directory in the cpu, cpuacct, memory and pids hierarchies;
+    /// some are equal when those controllers are co-mounted.
+    dirs: [PathBuf; 4],
 }
 
 /// What `create` writes, in order, with the controller each file belongs to.
@@ -64,12 +66,12 @@ fn plan(limits: &Limits) -> [(usize, Setting); 6] {
 }
 
 impl V1Cgroup {
-    /// `mounts` are the cpu, memory and pids mount points.
-    pub(super) fn create(mounts: [&PathBuf; 3], id: &str, limits: &Limits) -> Result<V1Cgroup> {
+    /// `mounts` are the cpu, cpuacct, memory and pids mount points.
+    pub(super) fn create(mounts: [&PathBuf; 4], id: &str, limits: &Limits) -> Result<V1Cgroup> {
         let cgroup = V1Cgroup {
             dirs: mounts.map(|mount| mount.join(PARENT).join(id)),
         };
-        let mut created: Vec<&Path> = Vec::with_capacity(3);
+        let mut created: Vec<&Path> = Vec::with_capacity(4);
         let result = cgroup
             .make_dirs(&mut created)
             .and_then(|()| cgroup.write_limits(limits));
@@ -80,9 +82,9 @@ impl V1Cgroup {
         Ok(cgroup)
     }
 
-    /// The distinct directories, in the order cpu, memory, pids.
+    /// The distinct directories, in the order cpu, cpuacct, memory, pids.
     fn distinct(&self) -> Vec<&Path> {
-        let mut dirs: Vec<&Path> = Vec::with_capacity(3);
+        let mut dirs: Vec<&Path> = Vec::with_capacity(4);
         for dir in &self.dirs {
             if !dirs.contains(&dir.as_path()) {
                 dirs.push(dir);
@@ -188,6 +190,14 @@ impl V1Cgroup {
         self.dirs[MEMORY].join(file)
     }
 
+    pub(super) fn cpuacct_file(&self, file: &str) -> PathBuf {
+        self.dirs[CPUACCT].join(file)
+    }
+
+    pub(super) fn pids_file(&self, file: &str) -> PathBuf {
+        self.dirs[PIDS].join(file)
+    }
+
     pub(super) fn remove(&self) -> Result<()> {
         remove_dirs(&self.distinct())
     }
@@ -266,7 +276,7 @@ mod tests {
 
     /// A fake tree: mkdir in a temp dir stands in for cgroupfs, regular files for the
     /// control files the kernel would create.
-    fn fake_mounts(name: &str) -> (PathBuf, [PathBuf; 3]) {
+    fn fake_mounts(name: &str) -> (PathBuf, [PathBuf; 4]) {
         let base = super::super::test_dir(name);
         let mounts = NAMES.map(|n| base.join(n));
         for mount in &mounts {
@@ -284,9 +294,13 @@ mod tests {
             memory: 1 << 20,
             pids: PidsLimit::Max,
         };
-        let err = V1Cgroup::create([&mounts[0], &mounts[1], &mounts[2]], "box", &limits)
-            .err()
-            .unwrap();
+        let err = V1Cgroup::create(
+            [&mounts[0], &mounts[1], &mounts[2], &mounts[3]],
+            "box",
+            &limits,
+        )
+        .err()
+        .unwrap();
         assert!(err.to_string().contains("already exists"), "{}", err);
         // The cpu cgroup made before the clash is gone; the clashing one stays.
         assert!(!mounts[CPU].join(PARENT).join("box").exists());
@@ -304,9 +318,13 @@ mod tests {
             memory: 1 << 20,
             pids: PidsLimit::Max,
         };
-        let err = V1Cgroup::create([&mounts[0], &mounts[1], &mounts[2]], "box", &limits)
-            .err()
-            .unwrap();
+        let err = V1Cgroup::create(
+            [&mounts[0], &mounts[1], &mounts[2], &mounts[3]],
+            "box",
+            &limits,
+        )
+        .err()
+        .unwrap();
         assert!(err.to_string().contains("cpu.cfs_quota_us"), "{}", err);
         assert!(err.to_string().contains("a cpu hierarchy?"), "{}", err);
         for mount in &mounts {
@@ -340,7 +358,7 @@ mod tests {
     fn comounted_hierarchies_get_one_dir() {
         let mount = PathBuf::from("/cg/all");
         let cgroup = V1Cgroup {
-            dirs: [&mount, &mount, &mount].map(|m| m.join(PARENT).join("x")),
+            dirs: [&mount, &mount, &mount, &mount].map(|m| m.join(PARENT).join("x")),
         };
         assert_eq!(cgroup.distinct(), [Path::new("/cg/all/microbox/x")]);
     }

@@ -10,8 +10,9 @@ use std::path::{Component, Path, PathBuf};
 use crate::net::addr::{Allow, Publish, Subnet, DEFAULT_BRIDGE, DEFAULT_SUBNET};
 use crate::security::{caps, syscalls};
 use crate::spec::{
-    BindMount, FsMode, LogFormat, LogLevel, NetMode, PidsLimit, Spec, UsernsMode, DEFAULT_DNS,
-    DEFAULT_MEMORY, DEFAULT_MILLICPUS, DEFAULT_PIDS, DEFAULT_STOP_TIMEOUT, DEFAULT_STORAGE,
+    BindMount, FsMode, LogFormat, LogLevel, NetMode, PidsLimit, ReportTo, Spec, UsernsMode,
+    DEFAULT_DNS, DEFAULT_MEMORY, DEFAULT_MILLICPUS, DEFAULT_PIDS, DEFAULT_STOP_TIMEOUT,
+    DEFAULT_STORAGE,
 };
 use crate::units;
 
@@ -434,6 +435,92 @@ pub static OPTIONS: &[CliOption] = &[
         note: None,
     },
     CliOption {
+        long: "timeout",
+        short: None,
+        group: Group::Limits,
+        action: Action::Value {
+            metavar: "DURATION",
+            apply: set_timeout,
+        },
+        help: "wall-clock time the command has from its start; then the whole \
+               sandbox is killed and microbox exits 124",
+        repeatable: false,
+        default: Some(DefaultText::Words(|| "no limit".into())),
+        note: None,
+    },
+    CliOption {
+        long: "cpu-time",
+        short: None,
+        group: Group::Limits,
+        action: Action::Value {
+            metavar: "DURATION",
+            apply: set_cpu_time,
+        },
+        help: "CPU time of all the sandbox's processes together; then the whole \
+               sandbox is killed and microbox exits 152",
+        repeatable: false,
+        default: Some(DefaultText::Words(|| "no limit".into())),
+        note: None,
+    },
+    CliOption {
+        long: "rlimit",
+        short: None,
+        group: Group::Limits,
+        action: Action::Value {
+            metavar: "NAME=SOFT[:HARD]",
+            apply: add_rlimit,
+        },
+        help: "a resource limit of the command: NOFILE, NPROC, FSIZE, CORE, STACK, \
+               AS or MEMLOCK; a number, a size for the byte limits, or unlimited",
+        repeatable: true,
+        default: Some(DefaultText::Words(|| "CORE=0, the rest microbox's own".into())),
+        note: None,
+    },
+    CliOption {
+        long: "output-limit",
+        short: None,
+        group: Group::Limits,
+        action: Action::Value {
+            metavar: "SIZE",
+            apply: set_output_limit,
+        },
+        help: "bytes the command may write to stdout and stderr together, copied \
+               through pipes; past it the output is cut, the sandbox killed and \
+               microbox exits 153",
+        repeatable: false,
+        default: Some(DefaultText::Words(|| {
+            "no limit; the command writes to microbox's own stdout and stderr".into()
+        })),
+        note: None,
+    },
+    CliOption {
+        long: "report",
+        short: None,
+        group: Group::Other,
+        action: Action::Value {
+            metavar: "FILE",
+            apply: set_report_file,
+        },
+        help: "after the sandbox ends, write a JSON report of the run to FILE \
+               (through a temporary file and a rename)",
+        repeatable: false,
+        default: Some(DefaultText::Words(|| "no report".into())),
+        note: None,
+    },
+    CliOption {
+        long: "report-fd",
+        short: None,
+        group: Group::Other,
+        action: Action::Value {
+            metavar: "N",
+            apply: set_report_fd,
+        },
+        help: "as --report, but written to the open file descriptor N",
+        repeatable: false,
+        default: Some(DefaultText::Words(|| "no report".into())),
+        note: None,
+    },
+    CliOption {
         long: "env",
         short: None,
         group: Group::Other,
@@ -669,6 +756,64 @@ fn set_pids(spec: &mut Spec, value: &OsStr) -> Checked {
 fn set_stop_timeout(spec: &mut Spec, value: &OsStr) -> Checked {
     spec.stop_timeout = units::parse_duration(text(value)?)
         .map_err(|reason| format!("{reason} (use e.g. 500ms, 10s, 2m)"))?;
+    Ok(())
+}
+
+fn positive_duration(value: &OsStr) -> std::result::Result<std::time::Duration, String> {
+    let duration = units::parse_duration(text(value)?)
+        .map_err(|reason| format!("{reason} (use e.g. 500ms, 10s, 2m)"))?;
+    if duration.is_zero() {
+        return Err("must be positive (use e.g. 500ms, 10s, 2m)".into());
+    }
+    Ok(duration)
+}
+
+fn set_timeout(spec: &mut Spec, value: &OsStr) -> Checked {
+    spec.timeout = Some(positive_duration(value)?);
+    Ok(())
+}
+
+fn set_cpu_time(spec: &mut Spec, value: &OsStr) -> Checked {
+    spec.cpu_time = Some(positive_duration(value)?);
+    Ok(())
+}
+
+fn add_rlimit(spec: &mut Spec, value: &OsStr) -> Checked {
+    spec.rlimits.push(crate::rlimit::parse(text(value)?)?);
+    Ok(())
+}
+
+fn set_output_limit(spec: &mut Spec, value: &OsStr) -> Checked {
+    let bytes =
+        units::parse_size(text(value)?).map_err(|reason| format!("{reason} ({SIZE_HINT})"))?;
+    spec.output_limit = Some(bytes);
+    Ok(())
+}
+
+fn set_report_file(spec: &mut Spec, value: &OsStr) -> Checked {
+    if value.is_empty() {
+        return Err("empty (give a file name)".into());
+    }
+    if value.as_bytes().ends_with(b"/") {
+        return Err("names a directory (give a file name)".into());
+    }
+    if matches!(spec.report, Some(ReportTo::Fd(_))) {
+        return Err("--report-fd is given too (use one of them)".into());
+    }
+    spec.report = Some(ReportTo::File(PathBuf::from(value)));
+    Ok(())
+}
+
+fn set_report_fd(spec: &mut Spec, value: &OsStr) -> Checked {
+    let fd = text(value)?
+        .parse::<i32>()
+        .ok()
+        .filter(|fd| *fd >= 0)
+        .ok_or("not a file descriptor number")?;
+    if matches!(spec.report, Some(ReportTo::File(_))) {
+        return Err("--report is given too (use one of them)".into());
+    }
+    spec.report = Some(ReportTo::Fd(fd));
     Ok(())
 }
 

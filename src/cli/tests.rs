@@ -497,6 +497,95 @@ fn bad_limits() {
 }
 
 #[test]
+fn untrusted_code_limits_and_the_report() {
+    use crate::spec::ReportTo;
+    use std::time::Duration;
+    let spec = run(&[
+        "--timeout",
+        "500ms",
+        "--cpu-time",
+        "2s",
+        "--rlimit",
+        "NOFILE=16",
+        "--rlimit",
+        "fsize=1M:2M",
+        "--output-limit",
+        "1M",
+        "--report",
+        "/tmp/r.json",
+    ]);
+    assert_eq!(spec.timeout, Some(Duration::from_millis(500)));
+    assert_eq!(spec.cpu_time, Some(Duration::from_secs(2)));
+    let limits: Vec<_> = spec
+        .rlimits
+        .iter()
+        .map(|l| (l.name(), l.soft, l.hard))
+        .collect();
+    assert_eq!(
+        limits,
+        [
+            ("NOFILE", Some(16), Some(16)),
+            ("FSIZE", Some(1 << 20), Some(2 << 20))
+        ]
+    );
+    assert_eq!(spec.output_limit, Some(1 << 20));
+    assert_eq!(spec.report, Some(ReportTo::File("/tmp/r.json".into())));
+    assert_eq!(run(&["--report-fd", "3"]).report, Some(ReportTo::Fd(3)));
+    let none = run(&[]);
+    assert_eq!(
+        (none.timeout, none.cpu_time, none.output_limit),
+        (None, None, None)
+    );
+    assert!(none.rlimits.is_empty() && none.report.is_none());
+}
+
+#[test]
+fn bad_untrusted_code_limits_and_reports() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--timeout", "0"],
+            "--timeout '0': must be positive (use e.g. 500ms, 10s, 2m)",
+        ),
+        (
+            &["--cpu-time", "soon"],
+            "--cpu-time 'soon': not a duration (use e.g. 500ms, 10s, 2m)",
+        ),
+        (
+            &["--rlimit", "CPU=1"],
+            "--rlimit 'CPU=1': unknown limit (use one of NOFILE, NPROC, FSIZE, CORE, STACK, AS, MEMLOCK)",
+        ),
+        (
+            &["--rlimit", "NOFILE=20:10"],
+            "--rlimit 'NOFILE=20:10': the soft limit is above the hard limit",
+        ),
+        (
+            &["--output-limit", "0"],
+            "--output-limit '0': must be positive (use e.g. 512M, 2G)",
+        ),
+        (&["--report", ""], "--report '': empty (give a file name)"),
+        (
+            &["--report", "/tmp/"],
+            "--report '/tmp/': names a directory (give a file name)",
+        ),
+        (
+            &["--report-fd", "-1"],
+            "--report-fd '-1': not a file descriptor number",
+        ),
+        (
+            &["--report", "/tmp/r", "--report-fd", "3"],
+            "--report-fd '3': --report is given too (use one of them)",
+        ),
+        (
+            &["--report-fd", "3", "--report", "/tmp/r"],
+            "--report '/tmp/r': --report-fd is given too (use one of them)",
+        ),
+    ];
+    for &(words, want) in cases {
+        assert_eq!(fail(words), want, "{words:?}");
+    }
+}
+
+#[test]
 fn logging() {
     let spec = run(&[]);
     assert_eq!(

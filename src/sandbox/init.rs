@@ -131,10 +131,12 @@ fn exec_command(launch: &Launch, chan: &Channel) -> ! {
     let _ = rustix::process::setsid();
     let _ = signal::unblock_all();
     let _ = signal::set_default(libc::SIGPIPE);
-    // The seccomp filter is already on (inherited from init); prctl and capset
-    // are allowed by it. Dropping from the bounding set needs CAP_SETPCAP, so the
-    // sets are reduced in one step, bounding set first.
-    if let Err(err) = crate::security::caps::apply(launch.caps) {
+    // The seccomp filter is already on (inherited from init); prlimit, prctl
+    // and capset are allowed by it. Dropping from the bounding set needs
+    // CAP_SETPCAP, so the sets are reduced in one step, bounding set first.
+    let limited = crate::rlimit::apply(&launch.rlimits)
+        .and_then(|()| crate::security::caps::apply(launch.caps));
+    if let Err(err) = limited {
         let _ = chan.send(&Message::SetupFailed(err));
         exit_now(125);
     }

@@ -60,6 +60,9 @@ pub(crate) struct Launch<'a> {
     /// The sandbox's leased host id range: its first id, and the lease that
     /// holds it until microbox exits. None when the ids are not shifted.
     pub ids: Option<(u32, Lease)>,
+    /// The command's resource limits, defaults included, checked against
+    /// microbox's own hard limits.
+    pub rlimits: Vec<crate::rlimit::Rlimit>,
 }
 
 impl Launch<'_> {
@@ -165,6 +168,8 @@ fn prepare(spec: &Spec) -> Result<Launch<'_>> {
             cstring(&pair, "--env")
         })
         .collect::<Result<Vec<_>>>()?;
+    let rlimits = crate::rlimit::effective(&spec.rlimits);
+    crate::rlimit::check(&rlimits)?;
     let hostname = spec.hostname.clone().unwrap_or_else(names::random_hostname);
     let ids = if crate::ns::shifts_ids(spec) {
         Some(crate::state::lease_id_range(Path::new(
@@ -183,6 +188,7 @@ fn prepare(spec: &Spec) -> Result<Launch<'_>> {
         crate::spec::FsMode::Tmpfs | crate::spec::FsMode::Host => None,
     };
     Ok(Launch {
+        rlimits,
         image,
         ids,
         binds,
