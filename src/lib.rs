@@ -27,6 +27,7 @@ mod fs;
 pub mod log;
 pub mod net;
 mod ns;
+mod report;
 mod rlimit;
 pub mod sandbox;
 pub mod security;

@@ -157,6 +157,7 @@ pub fn apply(limits: &[Rlimit]) -> Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // STYLE.md: allowed in tests
 mod tests {
     use super::*;
 

@@ -2,11 +2,13 @@
 //! fixed-layout records. Both ends are CLOEXEC, so EOF after `Go` means every
 //! holder has either exec'ed or exited.
 
-use std::io;
-use std::os::fd::OwnedFd;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{BorrowedFd, OwnedFd};
 
 use rustix::net::{
-    recv, send, socketpair, AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType,
+    recvmsg, send, sendmsg, socketpair, AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage,
+    RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
 };
 
 use crate::error::{Error, Kind};
@@ -20,6 +22,8 @@ const MAX_RECORD: usize = 1 + 4 + 1 + 4 + 4 * (2 + MAX_FIELD);
 const TAG_GO: u8 = 1;
 const TAG_SETUP_FAILED: u8 = 2;
 const TAG_EXEC_FAILED: u8 = 3;
+const TAG_STARTED: u8 = 4;
+const TAG_ENDED: u8 = 5;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Message {
@@ -29,6 +33,12 @@ pub enum Message {
     SetupFailed(Error),
     /// Command process to parent: execve failed; it exits with `status` (126/127).
     ExecFailed { status: i32, error: Error },
+    /// Init to parent: the command is forked (its clock starts); the seccomp
+    /// listener, if any, travels with it as SCM_RIGHTS.
+    Started,
+    /// Init to parent: the command ended with exit `code`, or was killed by
+    /// `signal` (then `code` is 128 + it); init exits with `code` next.
+    Ended { code: i32, signal: Option<i32> },
 }
 
 pub struct Channel(OwnedFd);
@@ -54,6 +64,24 @@ impl Channel {
         Ok(())
     }
 
+    /// Sends `msg` with `fd` attached (a copy of it reaches the other end).
+    pub fn send_with_fd(&self, msg: &Message, fd: BorrowedFd<'_>) -> io::Result<()> {
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        let fds = [fd];
+        if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+            return Err(io::Error::from_raw_os_error(libc::ENOBUFS));
+        }
+        let bytes = encode(msg);
+        sendmsg(
+            &self.0,
+            &[IoSlice::new(&bytes)],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        )?;
+        Ok(())
+    }
+
     /// Whether the other end has closed (or sent something), without waiting:
     /// for the child after Go, when the parent sends nothing more.
     pub fn peer_gone(&self) -> bool {
@@ -73,20 +101,43 @@ impl Channel {
 
     /// The next record, or `None` at EOF.
     pub fn recv(&self) -> io::Result<Option<Message>> {
+        Ok(self.recv_with_fd()?.map(|(msg, _)| msg))
+    }
+
+    /// The next record and the descriptor that came with it, if one did
+    /// (received close-on-exec), or `None` at EOF.
+    pub fn recv_with_fd(&self) -> io::Result<Option<(Message, Option<OwnedFd>)>> {
         let mut buf = [0u8; MAX_RECORD];
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
         let n = loop {
-            match recv(&self.0, &mut buf, RecvFlags::empty()) {
-                Ok((n, _)) => break n,
+            match recvmsg(
+                &self.0,
+                &mut [IoSliceMut::new(&mut buf)],
+                &mut control,
+                RecvFlags::CMSG_CLOEXEC,
+            ) {
+                Ok(msg) => break msg.bytes,
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(err) => return Err(err.into()),
             }
         };
+        let mut fd = None;
+        for message in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(fds) = message {
+                // One is ever sent; any more are closed here.
+                for received in fds {
+                    fd.get_or_insert(received);
+                }
+            }
+        }
         if n == 0 {
             return Ok(None);
         }
-        decode(&buf[..n])
-            .map(Some)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed channel record"))
+        let msg = decode(&buf[..n.min(MAX_RECORD)]).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, "malformed channel record")
+        })?;
+        Ok(Some((msg, fd)))
     }
 }
 
@@ -98,10 +149,15 @@ fn encode(msg: &Message) -> Vec<u8> {
         Message::Go => (TAG_GO, 0, None),
         Message::SetupFailed(error) => (TAG_SETUP_FAILED, 0, Some(error)),
         Message::ExecFailed { status, error } => (TAG_EXEC_FAILED, *status, Some(error)),
+        Message::Started => (TAG_STARTED, 0, None),
+        Message::Ended { code, .. } => (TAG_ENDED, *code, None),
     };
     let mut out = Vec::with_capacity(MAX_RECORD);
     out.push(tag);
     out.extend_from_slice(&status.to_le_bytes());
+    if let Message::Ended { signal, .. } = msg {
+        out.extend_from_slice(&signal.unwrap_or(0).to_le_bytes());
+    }
     if let Some(error) = error {
         out.push(match error.kind {
             Kind::Usage => 1,
@@ -135,6 +191,14 @@ fn decode(buf: &[u8]) -> Option<Message> {
     let rest = &rest[4..];
     match tag {
         TAG_GO if rest.is_empty() => Some(Message::Go),
+        TAG_STARTED if rest.is_empty() => Some(Message::Started),
+        TAG_ENDED if rest.len() == 4 => {
+            let signal = i32::from_le_bytes(rest.try_into().ok()?);
+            Some(Message::Ended {
+                code: status,
+                signal: (signal != 0).then_some(signal),
+            })
+        }
         TAG_SETUP_FAILED => Some(Message::SetupFailed(decode_error(rest)?)),
         TAG_EXEC_FAILED => Some(Message::ExecFailed {
             status,
@@ -201,6 +265,15 @@ mod tests {
                 status: 127,
                 error: Error::runtime("ls: command not found"),
             },
+            Message::Started,
+            Message::Ended {
+                code: 3,
+                signal: None,
+            },
+            Message::Ended {
+                code: 137,
+                signal: Some(9),
+            },
         ] {
             assert_eq!(decode(&encode(&msg)), Some(msg));
         }
@@ -242,6 +315,21 @@ mod tests {
         let mut kind = whole;
         kind[5] = 9;
         assert_eq!(decode(&kind), None);
+    }
+
+    #[test]
+    fn a_descriptor_travels_with_its_record() {
+        let (a, b) = pair().expect("socketpair");
+        let (read, _write) = rustix::pipe::pipe().expect("pipe");
+        a.send_with_fd(&Message::Started, rustix::fd::AsFd::as_fd(&read))
+            .expect("send");
+        let (msg, fd) = b.recv_with_fd().expect("recv").expect("a record");
+        assert_eq!(msg, Message::Started);
+        let fd = fd.expect("a descriptor");
+        let flags = rustix::io::fcntl_getfd(&fd).expect("getfd");
+        assert!(flags.contains(rustix::io::FdFlags::CLOEXEC));
+        a.send(&Message::Go).expect("send");
+        assert!(matches!(b.recv_with_fd(), Ok(Some((Message::Go, None)))));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::os::fd::AsFd;
 use rustix::process::{set_parent_process_death_signal, Signal};
 
 use super::channel::{Channel, Message};
+use super::output::SandboxEnds;
 use super::{init, Launch};
 use crate::cgroup::Placement;
 use crate::error::{Error, Result};
@@ -24,7 +25,19 @@ pub fn main(
     chan: Channel,
     placement: Placement<'_>,
     inside: Option<Inside>,
+    stdio: Option<SandboxEnds>,
 ) -> ! {
+    // With --output-limit the sandbox's stdout and stderr are microbox's
+    // pipes, from its first step (its own errors are output too).
+    if let Some([out, err]) = &stdio {
+        if rustix::stdio::dup2_stdout(out)
+            .and_then(|()| rustix::stdio::dup2_stderr(err))
+            .is_err()
+        {
+            exit_now(EXIT_SETUP_FAILED);
+        }
+    }
+    drop(stdio);
     // A panic here ends in the hook `main` installed: one line, exit 125.
     match setup(spec, launch, &chan, placement, inside) {
         Ok(()) => init::start(launch, chan),

@@ -4,7 +4,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
 
 use rustix::process::{kill_process, wait, Pid, Signal, WaitOptions};
@@ -24,8 +24,6 @@ const EXIT_NOT_FOUND: i32 = 127;
 pub fn start(launch: &Launch, chan: Channel) -> ! {
     match start_command(launch, &chan) {
         Ok(command) => {
-            // Closed here so that EOF reaches the parent when the command execs.
-            drop(chan);
             // KILL only: the command may have changed its uid, and init must still
             // be able to pass signals on (and SIGCONT to every process).
             if let Err(err) = crate::security::caps::apply(1 << crate::security::caps::KILL) {
@@ -34,7 +32,7 @@ pub fn start(launch: &Launch, chan: Channel) -> ! {
                 crate::log::error(&err.to_string(), &[]);
                 exit_now(125);
             }
-            supervise(command, &init_signals())
+            supervise(command, &init_signals(), &chan)
         }
         Err(err) => {
             let _ = chan.send(&Message::SetupFailed(err));
@@ -66,15 +64,33 @@ fn start_command(launch: &Launch, chan: &Channel) -> Result<i32> {
     // either process does from here on needs a denied syscall. With shifted
     // ids init still holds CAP_SYS_ADMIN in its namespace here, so the load
     // needs no no_new_privs, and setuid binaries of the image work.
-    crate::security::seccomp::load(&launch.seccomp, launch.ids.is_none())?;
+    let listener = crate::security::seccomp::load(
+        &launch.seccomp,
+        launch.ids.is_none(),
+        launch.notify_denials,
+    )?;
+    // The listener goes to the parent and is closed here, before the fork:
+    // a sandbox process holding it could answer its own denied calls.
+    let started = match &listener {
+        Some(fd) => chan.send_with_fd(&Message::Started, fd.as_fd()),
+        None => chan.send(&Message::Started),
+    };
+    drop(listener);
+    started.map_err(|e| Error::os("send the seccomp listener to microbox", e))?;
     match fork().map_err(|e| Error::os("start the command", e))? {
         None => exec_command(launch, chan),
         Some(pid) => Ok(pid),
     }
 }
 
-/// Forwards signals and reaps until the command exits, then exits with its status.
-fn supervise(command: i32, waited: &SigSet) -> ! {
+/// Forwards signals and reaps until the command exits, then tells the
+/// parent how it ended and exits with its status.
+fn supervise(command: i32, waited: &SigSet, chan: &Channel) -> ! {
+    let end = |code: i32, signal: Option<i32>| -> ! {
+        // Nobody to tell if this fails: the status still says the code.
+        let _ = chan.send(&Message::Ended { code, signal });
+        exit_now(code)
+    };
     let Some(command_pid) = Pid::from_raw(command) else {
         exit_now(125)
     };
@@ -91,10 +107,10 @@ fn supervise(command: i32, waited: &SigSet) -> ! {
                 continue;
             }
             if let Some(code) = status.exit_status() {
-                exit_now(code);
+                end(code, None);
             }
             if let Some(sig) = status.terminating_signal() {
-                exit_now(128 + sig);
+                end(128 + sig, Some(sig));
             }
         }
     }

@@ -4,10 +4,13 @@
 
 mod channel;
 mod child;
+mod denied;
 mod init;
 mod names;
+mod output;
 mod parent;
 mod preflight;
+mod watch;
 
 use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsFd, OwnedFd};
@@ -15,6 +18,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::report::{Report, Sink};
 use crate::security::seccomp;
 use crate::spec::Spec;
 use crate::state::Lease;
@@ -52,6 +56,9 @@ pub(crate) struct Launch<'a> {
     pub caps: u64,
     /// Compiled before the clone; loaded last, by init and by the command.
     pub seccomp: Vec<seccompiler::BpfProgram>,
+    /// Whether the last program sends its denials to a listener, which init
+    /// passes to the parent (`seccomp::notify_denials`).
+    pub notify_denials: bool,
     /// The user's bind mounts, cloned from sources opened once, here.
     pub binds: Vec<crate::fs::PreparedBind<'a>>,
     /// The image directory's tree (`--fs DIR`), cloned here and idmapped by
@@ -77,12 +84,35 @@ pub fn clean_network(bridge: &str) -> Result<()> {
     crate::net::cleanup(bridge)
 }
 
-/// Runs the sandbox and returns microbox's exit status.
+/// Runs the sandbox and returns microbox's exit status. With `--report`,
+/// the report is written whatever happened once the command line parsed:
+/// with the status, or with microbox's error.
 pub fn run(spec: &Spec) -> Result<i32> {
-    preflight::check(spec)?;
-    let launch = prepare(spec)?;
-    parent::supervise(spec, &launch)
+    // First: `--report-fd N` must be taken before microbox opens anything
+    // that could get the number N.
+    let sink = spec.report.as_ref().map(Sink::open).transpose()?;
+    let mut report = Report::default();
+    let result = preflight::check(spec)
+        .and_then(|()| prepare(spec))
+        .and_then(|launch| parent::supervise(spec, &launch, &mut report));
+    let Some(sink) = sink else {
+        return result;
+    };
+    report.exit_code = *result.as_ref().unwrap_or(&EXIT_MICROBOX);
+    report.error = result.as_ref().err().map(ToString::to_string);
+    match sink.write(&report.to_json()) {
+        Ok(()) => result,
+        Err(err) => {
+            if let Err(first) = &result {
+                crate::log::error(&first.to_string(), &[]);
+            }
+            Err(err)
+        }
+    }
 }
+
+/// microbox's own failure (DESIGN.md section 3), in the report.
+const EXIT_MICROBOX: i32 = 125;
 
 /// Each bind source opened once and its tree cloned, before the clone: the
 /// child never looks the source path up again (issue 8: a symlink swapped in
@@ -182,7 +212,14 @@ fn prepare(spec: &Spec) -> Result<Launch<'_>> {
     let guard = host_storage_guard(spec);
     let caps = sandbox_caps(spec, guard);
     let profile = seccomp::profile(&spec.allow_syscalls, &spec.deny_syscalls, guard)?;
-    let seccomp = seccomp::compile(&profile)?;
+    let mut seccomp = seccomp::compile(&profile)?;
+    let notify_denials = seccomp::notify_denials(&mut seccomp);
+    if !notify_denials {
+        crate::log::info(
+            "seccomp: the kernel has no user notification; denied syscalls are answered by the filter and not reported",
+            &[],
+        );
+    }
     let image = match &spec.fs {
         crate::spec::FsMode::Dir(dir) => Some(crate::fs::clone_image(dir)?),
         crate::spec::FsMode::Tmpfs | crate::spec::FsMode::Host => None,
@@ -198,6 +235,7 @@ fn prepare(spec: &Spec) -> Result<Launch<'_>> {
         path,
         caps,
         seccomp,
+        notify_denials,
     })
 }
 

@@ -47,7 +47,7 @@ mod interpreter;
 mod policy;
 mod profile;
 
-pub(crate) use compile::{compile, load};
+pub(crate) use compile::{compile, load, notify_denials};
 pub use policy::{DEFAULT_ENOSYS, DEFAULT_EPERM};
 pub(crate) use profile::profile;
 #[cfg(test)]

@@ -101,14 +101,13 @@ pub fn unnamed_ranges(arch: Arch) -> Vec<(u32, u32)> {
     ranges
 }
 
-/// The native name of syscall number `nr`.
-#[cfg(test)]
+/// The native name of syscall number `nr` (a linear search of a few hundred
+/// entries: called once per distinct denied syscall).
 pub(crate) fn name(nr: u32) -> Option<&'static str> {
     name_for(Arch::NATIVE, nr)
 }
 
 /// The name of syscall number `nr` on `arch`.
-#[cfg(test)]
 pub(crate) fn name_for(arch: Arch, nr: u32) -> Option<&'static str> {
     arch.table()
         .iter()

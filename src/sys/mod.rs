@@ -6,6 +6,7 @@
 
 pub mod clone;
 pub mod exec;
+pub mod fd;
 pub mod mount;
 pub mod netdev;
 pub mod netlink;

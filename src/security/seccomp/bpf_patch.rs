@@ -53,6 +53,23 @@ pub(super) fn errno_action(errno: i32) -> u32 {
     libc::SECCOMP_RET_ERRNO | (errno.unsigned_abs() & libc::SECCOMP_RET_DATA)
 }
 
+/// Turns every EPERM answer of `program` into SECCOMP_RET_USER_NOTIF, so that
+/// the supervisor hears of each denied call and answers it with EPERM itself;
+/// or, with `to_listener` false, back. Only `ret` instructions change: the
+/// program's paths, and what it allows, stay as they were.
+pub(super) fn route_eperm(program: &mut [sock_filter], to_listener: bool) {
+    let (from, to) = if to_listener {
+        (errno_action(libc::EPERM), libc::SECCOMP_RET_USER_NOTIF)
+    } else {
+        (libc::SECCOMP_RET_USER_NOTIF, errno_action(libc::EPERM))
+    };
+    for insn in program.iter_mut() {
+        if insn.code == RET_K && insn.k == from {
+            insn.k = to;
+        }
+    }
+}
+
 /// The x32 guard is inserted relative to seccompiler's arch check; refuse a
 /// program whose start is not the check we reasoned about (a seccompiler upgrade
 /// that changed its layout must fail here, not produce a filter with a hole).

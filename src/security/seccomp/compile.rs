@@ -8,7 +8,9 @@ use seccompiler::{
     SeccompRule, TargetArch,
 };
 
-use super::bpf_patch::{check_arch_prologue, insert_after_nr_load, unnamed_guard, x32_guard};
+use super::bpf_patch::{
+    check_arch_prologue, insert_after_nr_load, route_eperm, unnamed_guard, x32_guard,
+};
 use super::policy::{When, CLONE_NAMESPACE_FLAGS};
 use super::profile::Profile;
 use crate::error::{Error, Result};
@@ -119,34 +121,66 @@ fn rules(when: When) -> Result<Vec<SeccompRule>> {
     }
 }
 
-/// Install `programs` in the calling thread, in order. With `no_new_privs`
-/// that flag is set first (seccompiler sets it before each load): where
-/// sandbox root is host root (the 1:1 map) a setuid binary must not raise
-/// anything. Without it the caller needs CAP_SYS_ADMIN in its user namespace,
-/// and setuid binaries of the sandbox's shifted ids work after exec (the
-/// filter stays on across it either way). The sandbox process is
-/// single-threaded, so the calling thread is the process.
-pub fn load(programs: &[BpfProgram], no_new_privs: bool) -> Result<()> {
-    if programs.is_empty() {
+/// Sends the denials of the EPERM program (the last one) to a listener, if
+/// the kernel has user notification; false where it has not (the filter
+/// then answers EPERM itself, as before). Only one filter of a process may
+/// have a listener, and the EPERM program holds every EPERM answer.
+pub fn notify_denials(programs: &mut [BpfProgram]) -> bool {
+    let Some(last) = programs.last_mut() else {
+        return false;
+    };
+    if !crate::sys::seccomp::action_available(libc::SECCOMP_RET_USER_NOTIF) {
+        return false;
+    }
+    route_eperm(last, true);
+    true
+}
+
+/// Install `programs` in the calling thread, in order, and return the
+/// listener of the last one if `notify_denials` routed it to one. With
+/// `no_new_privs` that flag is set first: where sandbox root is host root
+/// (the 1:1 map) a setuid binary must not raise anything. Without it the
+/// caller needs CAP_SYS_ADMIN in its user namespace, and setuid binaries of
+/// the sandbox's shifted ids work after exec (the filter stays on across it
+/// either way). The sandbox process is single-threaded, so the calling
+/// thread is the process.
+///
+/// A kernel that refuses the listener (EBUSY: a filter microbox itself runs
+/// under has one already) gets the last program with its EPERM answers back,
+/// and the denials go unreported; said at level info.
+pub fn load(
+    programs: &[BpfProgram],
+    no_new_privs: bool,
+    listener: bool,
+) -> Result<Option<std::os::fd::OwnedFd>> {
+    let Some((last, first)) = programs.split_last() else {
         return Err(Error::failed(
             "load the seccomp filter",
             "the profile compiled to nothing",
         ));
+    };
+    if no_new_privs {
+        rustix::thread::set_no_new_privs(true).map_err(|e| Error::os("set no_new_privs", e))?;
     }
-    for (index, program) in programs.iter().enumerate() {
-        let which = format!("seccomp filter {} of {}", index + 1, programs.len());
-        if !no_new_privs {
-            crate::sys::seccomp::set_filter(program)
-                .map_err(|e| Error::os("load", e).on(&which))?;
-            continue;
+    let which = |index: usize| format!("seccomp filter {} of {}", index + 1, programs.len());
+    for (index, program) in first.iter().enumerate() {
+        crate::sys::seccomp::set_filter(program, false)
+            .map_err(|e| Error::os("load", e).on(which(index)))?;
+    }
+    let loaded = crate::sys::seccomp::set_filter(last, listener);
+    match loaded {
+        Err(err) if listener && err.raw_os_error() == Some(libc::EBUSY) => {
+            crate::log::info(
+                "seccomp: a filter above microbox has the listener; denied syscalls are not reported",
+                &[],
+            );
+            let mut plain = last.clone();
+            route_eperm(&mut plain, false);
+            crate::sys::seccomp::set_filter(&plain, false)
         }
-        seccompiler::apply_filter(program).map_err(|e| match e {
-            seccompiler::Error::Prctl(err) => Error::os("set no_new_privs", err),
-            seccompiler::Error::Seccomp(err) => Error::os("load", err).on(which),
-            other => Error::failed("load", other.to_string()).on(which),
-        })?;
+        other => other,
     }
-    Ok(())
+    .map_err(|e| Error::os("load", e).on(which(first.len())))
 }
 
 #[cfg(test)]
@@ -155,6 +189,44 @@ mod tests {
     use crate::security::seccomp::bpf_patch::{errno_action, X32_SYSCALL_BIT};
     use crate::security::seccomp::interpreter::*;
     use crate::security::seccomp::{absent_on, profile_for, DEFAULT_ENOSYS, DEFAULT_EPERM};
+
+    #[test]
+    fn with_a_listener_every_eperm_answer_and_nothing_else_is_a_notification() {
+        for arch in ARCHES {
+            let plain = compiled(arch, &[], &[]);
+            let mut routed = plain.clone();
+            if let Some(last) = routed.last_mut() {
+                route_eperm(last, true);
+            }
+            let mut changed = 0;
+            for &(name, number) in arch.table() {
+                let call = Call {
+                    nr: number,
+                    arch: audit_arch(arch),
+                    args: NO_ARGS,
+                };
+                let (before, after) = (verdict(&plain, &call), verdict(&routed, &call));
+                if before == eperm() {
+                    assert_eq!(after, libc::SECCOMP_RET_USER_NOTIF, "{arch} {name}");
+                    changed += 1;
+                } else {
+                    assert_eq!(after, before, "{arch} {name}");
+                }
+            }
+            assert!(changed > 50, "{arch}: {changed} denials");
+            assert_eq!(
+                ask(&routed, arch, "ptrace", NO_ARGS),
+                libc::SECCOMP_RET_USER_NOTIF
+            );
+            assert_eq!(ask(&routed, arch, "io_uring_setup", NO_ARGS), enosys());
+            assert_eq!(ask(&routed, arch, "getpid", NO_ARGS), ALLOW);
+            // Back again: the very same program.
+            if let Some(last) = routed.last_mut() {
+                route_eperm(last, false);
+            }
+            assert_eq!(routed, plain);
+        }
+    }
 
     #[test]
     fn eperm_program_is_loaded_last() {
@@ -243,6 +315,48 @@ mod tests {
         );
     }
 
+    /// A thread of its own loads the filter with a listener (the filter and
+    /// no_new_privs bind that thread only) and makes a denied call; this one
+    /// hears it and answers. Needs no privilege.
+    #[test]
+    fn a_listener_hears_each_denial_and_its_answer_reaches_the_caller() {
+        use std::os::fd::AsFd;
+        let mut programs = compiled(Arch::NATIVE, &[], &["getcwd"]);
+        if !notify_denials(&mut programs) {
+            eprintln!("skipped: this kernel has no seccomp user notification");
+            return;
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let caller = std::thread::spawn(move || {
+            let listener = load(&programs, true, true)
+                .expect("load")
+                .expect("a listener");
+            tx.send(listener).expect("send");
+            (
+                rustix::process::getcwd(Vec::new()).err(),
+                rustix::process::getpid().as_raw_nonzero().get() > 0,
+            )
+        });
+        let listener = rx.recv().expect("the listener");
+        let mut fds = [rustix::event::PollFd::new(
+            &listener,
+            rustix::event::PollFlags::IN,
+        )];
+        let ten_seconds = rustix::event::Timespec {
+            tv_sec: 10,
+            tv_nsec: 0,
+        };
+        let ready = rustix::event::poll(&mut fds, Some(&ten_seconds)).expect("poll");
+        assert_eq!(ready, 1, "no notification within 10 s");
+        let notif = crate::sys::seccomp::receive(listener.as_fd()).expect("receive");
+        let nr = u32::try_from(notif.nr).expect("a native number");
+        assert_eq!(crate::security::syscalls::name(nr), Some("getcwd"));
+        crate::sys::seccomp::fail(listener.as_fd(), notif.id, libc::EPERM).expect("answer");
+        let (getcwd, getpid_allowed) = caller.join().expect("the caller");
+        assert_eq!(getcwd, Some(rustix::io::Errno::PERM));
+        assert!(getpid_allowed);
+    }
+
     /// Set in the re-executed test binary that loads the filter for real.
     const LOAD_CHILD: &str = "MICROBOX_TEST_SECCOMP_LOAD_CHILD";
 
@@ -254,7 +368,7 @@ mod tests {
     fn loads_and_denies_for_real() {
         if std::env::var_os(LOAD_CHILD).is_some() {
             let programs = compiled(Arch::NATIVE, &[], &["getcwd"]);
-            load(&programs, true).expect("load");
+            load(&programs, true, false).expect("load");
             let status = std::fs::read_to_string("/proc/thread-self/status").expect("status");
             assert!(status.lines().any(|l| l == "Seccomp:\t2"), "{status}");
             assert!(status

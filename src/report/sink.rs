@@ -1,0 +1,137 @@
+//! Where the report goes, opened before the sandbox starts (so a bad path is
+//! a clear error, not a lost report) and written once after it ends.
+//!
+//! A file is written so that FILE is never seen half-written, even if
+//! microbox is killed meanwhile: the report goes into an unnamed file
+//! (O_TMPFILE) in FILE's directory, which gets a temporary name only when
+//! complete and is renamed onto FILE at once. Killed before that, nothing is
+//! left; killed between link and rename, a complete `.FILE.*.tmp`.
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags, CWD};
+
+use crate::error::{Error, Result};
+use crate::spec::ReportTo;
+
+pub(crate) enum Sink {
+    File { unnamed: OwnedFd, path: PathBuf },
+    Fd(OwnedFd),
+}
+
+impl Sink {
+    pub fn open(to: &ReportTo) -> Result<Sink> {
+        match to {
+            ReportTo::File(path) => {
+                let dir = match path.parent() {
+                    Some(dir) if !dir.as_os_str().is_empty() => dir,
+                    _ => Path::new("."),
+                };
+                let unnamed = rustix::fs::open(
+                    dir,
+                    OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o644),
+                )
+                .map_err(|e| {
+                    let err = Error::os("create the report in", e).on(dir.display());
+                    match e {
+                        rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::ISDIR => err.hint(
+                            "this file system cannot make unnamed files; use another directory or --report-fd",
+                        ),
+                        _ => err,
+                    }
+                })?;
+                Ok(Sink::File {
+                    unnamed,
+                    path: path.clone(),
+                })
+            }
+            ReportTo::Fd(n) => crate::sys::fd::take_inherited(*n)
+                .map(Sink::Fd)
+                .map_err(|e| Error::os("use the report descriptor", e).on(n.to_string())),
+        }
+    }
+
+    /// Writes `json` and a newline; for a file, then gives it its name.
+    pub fn write(self, json: &str) -> Result<()> {
+        let line = format!("{json}\n");
+        match self {
+            Sink::Fd(fd) => {
+                // Closing microbox's copy after it leaves the caller's open.
+                std::fs::File::from(fd)
+                    .write_all(line.as_bytes())
+                    .map_err(|e| Error::os("write the report to descriptor", e))
+            }
+            Sink::File { unnamed, path } => {
+                let mut file = std::fs::File::from(unnamed);
+                file.write_all(line.as_bytes())
+                    .map_err(|e| Error::os("write the report", e).on(path.display()))?;
+                let temporary = temporary_name(&path);
+                let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+                rustix::fs::linkat(
+                    CWD,
+                    proc_path.as_str(),
+                    CWD,
+                    &temporary,
+                    rustix::fs::AtFlags::SYMLINK_FOLLOW,
+                )
+                .map_err(|e| Error::os("name the report", e).on(temporary.display()))?;
+                rustix::fs::rename(&temporary, &path).map_err(|e| {
+                    let _ = rustix::fs::unlink(&temporary);
+                    Error::os("rename the report to", e).on(path.display())
+                })
+            }
+        }
+    }
+}
+
+/// `.NAME.<random>.tmp` beside `path`.
+fn temporary_name(path: &Path) -> PathBuf {
+    let mut random = [0u8; 6];
+    let _ = rustix::rand::getrandom(&mut random, rustix::rand::GetRandomFlags::empty());
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{hex}.tmp"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // STYLE.md: allowed in tests
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_report_appears_whole_and_replaces_an_old_one() {
+        let dir = crate::test_dir("report-sink");
+        let path = dir.join("run.json");
+        std::fs::write(&path, "old").unwrap();
+        let sink = Sink::open(&ReportTo::File(path.clone())).unwrap();
+        // Open but not written: nothing new in the directory.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old");
+        sink.write("{\"version\":1}").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"version\":1}\n");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_missing_directory_is_an_error_before_anything_runs() {
+        let err = Sink::open(&ReportTo::File("/nonexistent-microbox/r.json".into()))
+            .err()
+            .unwrap();
+        let line = err.to_string();
+        assert!(line.contains("/nonexistent-microbox"), "{line}");
+        assert!(line.contains("No such file"), "{line}");
+    }
+
+    #[test]
+    fn a_closed_descriptor_is_refused() {
+        let err = Sink::open(&ReportTo::Fd(1_000_000)).err().unwrap();
+        assert!(err.to_string().contains("1000000"), "{err}");
+    }
+}
