@@ -56,7 +56,7 @@ fn placement(text: &str) -> Vec<(String, String)> {
         .iter()
         .any(|(ctrls, _)| ctrls.split(',').any(|c| c == "pids"));
     let wanted: &[&str] = if v1 {
-        &["cpu", "memory", "pids"]
+        &["cpu", "cpuacct", "memory", "pids"]
     } else {
         &[""]
     };

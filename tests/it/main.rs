@@ -18,6 +18,7 @@ mod isolation;
 mod limits;
 mod network;
 mod seccomp_caps;
+mod untrusted;
 
 fn main() {
     harness::quiet_skips();
@@ -33,6 +34,7 @@ fn main() {
         limits::tests(),
         network::tests(),
         seccomp_caps::tests(),
+        untrusted::tests(),
         harness::selftest::tests(),
     ]
     .into_iter()

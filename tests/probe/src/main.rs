@@ -31,7 +31,7 @@ const USAGE: &str = "usage: probe SUBCOMMAND [ARGS] [+ SUBCOMMAND [ARGS]]...
   inodes DIR | setgroups GID,GID...
   sleep-trap SIG | sleep SECS | zombie | orphan SECS [MARKER] | exit N
   kill-self SIG | exec-as UID GID PROG [ARGS...] | fill PATH MIB
-  alloc MIB | forks N | spin SECS [THREADS]
+  alloc MIB | forks N | open-many | spin SECS [THREADS]
   pty | lsdev DIR | cgroup-mount DIR CONTROLLER
   unix-connect PATH|@ABSTRACT | proc-writable | vsock | inotify N SECS
   setid-create DIR | numbers LO HI | proc-routes DIR | proc-root-only
@@ -132,6 +132,7 @@ fn run(args: &[String]) -> i32 {
         }
         ("alloc", Some(mib), _) => with_number(mib, alloc),
         ("forks", Some(n), _) => with_number(n, forks),
+        ("open-many", _, _) => open_many(),
         ("spin", Some(secs), threads) => with_number(secs, |s| {
             with_number(threads.unwrap_or("2"), |t| spin(s, t))
         }),
@@ -2163,6 +2164,28 @@ fn process_cpu_time() -> Duration {
     // SAFETY: ts is a live local of the right type.
     unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Opens /dev/null until open fails (at most 100000 times); reports how many
+/// opened, the highest descriptor and the error.
+fn open_many() -> i32 {
+    let mut opened = 0u32;
+    let mut highest = -1;
+    let mut error = "none".to_string();
+    while opened < 100_000 {
+        // SAFETY: a NUL-terminated path; the descriptor is kept open on purpose.
+        let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) };
+        if fd < 0 {
+            error = errno_name(errno());
+            break;
+        }
+        opened += 1;
+        highest = highest.max(fd);
+    }
+    out("opened", opened);
+    out("highest_fd", highest);
+    out("open_error", error);
+    0
 }
 
 /// Busy-loops in THREADS threads for SECS seconds of wall time, then reports the
