@@ -30,10 +30,14 @@ sent SIGCONT, so a stopped one ends too. SIGTSTP stops the whole sandbox
 (SIGSTOP) and then microbox itself; SIGCONT resumes both.
 
 Exit status:
+  124     --timeout ran out and microbox killed the sandbox
   125     microbox itself failed, a bad command line included
   126     the command was found but could not be executed
   127     the command was not found
-  128+N   the command was killed by signal N
+  128+N   the command was killed by signal N (137: SIGKILL, also the OOM
+          killer at --memory)
+  152     --cpu-time ran out and microbox killed the sandbox
+  153     the output passed --output-limit and microbox killed the sandbox
   other   the command's own exit status
 ";
 

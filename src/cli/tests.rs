@@ -710,6 +710,9 @@ fn help_lists_every_option_and_exit_code() {
         "126",
         "127",
         "128+N",
+        "124",
+        "152",
+        "153",
     ] {
         assert!(help.contains(needle), "{needle}");
     }

@@ -252,6 +252,10 @@ const VARYING: &[(&str, &str)] = &[
         "--log-format json -- true",
         "time stamp, pid and random hostname",
     ),
+    (
+        "--report-fd 3",
+        "the report's times, random hostname and id range",
+    ),
 ];
 
 /// Examples (by a part of the command) whose output the README shows wrongly

@@ -412,11 +412,7 @@ fn each_distinct_denied_syscall_is_one_warning(env: &Env) {
 /// A failure inside the started sandbox (a bind destination below a file
 /// of the image) still gets a report, with the error.
 fn report_of_a_setup_failure_carries_the_error(env: &Env) {
-    let (out, report) = probe_with_report(
-        env,
-        &["--mount-ro", "/etc:/bin/sh/x"],
-        &["exit", "0"],
-    );
+    let (out, report) = probe_with_report(env, &["--mount-ro", "/etc:/bin/sh/x"], &["exit", "0"]);
     let line = out.assert_microbox_error().to_string();
     assert_eq!(report["exit_code"], 125);
     let error = report["error"].as_str().unwrap();
