@@ -9,7 +9,11 @@
 //! - peak RSS (VmHWM) of the supervisor, the process the user starts;
 //! - a "cold" pass with 100 ms of idle before each run: on cgroup v1 the first
 //!   `cgroup.procs` write after idle waits for an RCU grace period (DESIGN.md
-//!   section 6), which back-to-back runs hide.
+//!   section 6), which back-to-back runs hide;
+//! - the cost of an allowed syscall inside: `dd bs=1` makes a million reads
+//!   and writes, each passing the seccomp filter (and, for microbox, not its
+//!   listener, which hears only denied calls); its time less that of
+//!   `/bin/true`, per call.
 //!
 //! Numbers are only meaningful on an idle machine, so the load average is
 //! printed before and after. Nothing here is asserted: this is a report.
@@ -41,6 +45,17 @@ const RSS_RUNS: usize = 10;
 /// enough to be sampled after its set-up is done.
 const SLEEP_PAYLOAD: [&str; 2] = ["/bin/sleep", "0.05"];
 const RSS_POLL: Duration = Duration::from_millis(1);
+/// The syscall-heavy payload: COUNT one-byte reads and as many writes.
+const SYSCALL_COUNT: u64 = 500_000;
+const SYSCALL_PAYLOAD: [&str; 5] = [
+    "/bin/dd",
+    "if=/dev/zero",
+    "of=/dev/null",
+    "bs=1",
+    "count=500000",
+];
+/// Interleaved rounds of the syscall payload; the fastest run of each counts.
+const SYSCALL_ROUNDS: usize = 5;
 
 /// microbox's default capability set, given to crun too.
 fn caps() -> Vec<&'static str> {
@@ -238,13 +253,17 @@ fn loadavg() -> String {
 enum Payload {
     True,
     Sleep,
+    Syscalls,
 }
 
 impl Payload {
+    const ALL: [Payload; 3] = [Payload::True, Payload::Sleep, Payload::Syscalls];
+
     fn argv(self) -> &'static [&'static str] {
         match self {
             Payload::True => &["/bin/true"],
             Payload::Sleep => &SLEEP_PAYLOAD,
+            Payload::Syscalls => &SYSCALL_PAYLOAD,
         }
     }
 }
@@ -257,7 +276,8 @@ enum Kind {
     },
     Bwrap,
     Crun {
-        bundles: [PathBuf; 2],
+        /// One per payload, in `Payload::ALL` order.
+        bundles: [PathBuf; 3],
         next_id: u64,
     },
 }
@@ -308,7 +328,8 @@ impl Runtime {
             Kind::Crun { bundles, next_id } => {
                 *next_id += 1;
                 let id = format!("microbox-bench-{}-{next_id}", std::process::id());
-                let bundle = &bundles[usize::from(payload == Payload::Sleep)];
+                let index = Payload::ALL.iter().position(|p| *p == payload).unwrap_or(0);
+                let bundle = &bundles[index];
                 let mut cmd = Command::new(CRUN);
                 cmd.args(["run", "--bundle"]).arg(bundle).arg(&id);
                 self.last_id = Some(id);
@@ -379,7 +400,11 @@ fn runtimes(
     }
     list.push(bwrap);
     let dir = ctx.cache.join("bench");
-    let bundles = [dir.join("crun"), dir.join("crun-sleep")];
+    let bundles = [
+        dir.join("crun"),
+        dir.join("crun-sleep"),
+        dir.join("crun-syscalls"),
+    ];
     let mut crun = Runtime::new(
         "crun",
         Kind::Crun {
@@ -388,7 +413,7 @@ fn runtimes(
         },
     );
     if Path::new(CRUN).exists() {
-        for (bundle, payload) in bundles.iter().zip([Payload::True, Payload::Sleep]) {
+        for (bundle, payload) in bundles.iter().zip(Payload::ALL) {
             write_bundle(bundle, image, payload)?;
         }
     } else {
@@ -542,6 +567,8 @@ struct Results {
     batch: Vec<Option<f64>>,
     /// Largest VmHWM seen, KiB.
     rss: Vec<Option<u64>>,
+    /// Fastest run of the syscall payload.
+    syscalls: Vec<Option<Duration>>,
 }
 
 fn measure(runtimes: &mut [Runtime], image: &Path, opts: &Options) -> Result<Results, String> {
@@ -551,6 +578,7 @@ fn measure(runtimes: &mut [Runtime], image: &Path, opts: &Options) -> Result<Res
         cold: vec![Vec::new(); n],
         batch: vec![None; n],
         rss: vec![None; n],
+        syscalls: vec![None; n],
     };
     eprintln!("xtask: bench: {WARMUP_ROUNDS} warm-up rounds");
     for _ in 0..WARMUP_ROUNDS {
@@ -624,7 +652,25 @@ fn measure(runtimes: &mut [Runtime], image: &Path, opts: &Options) -> Result<Res
             }
         }
     }
+    eprintln!(
+        "xtask: bench: {SYSCALL_ROUNDS} interleaved rounds of `{}`",
+        SYSCALL_PAYLOAD.join(" ")
+    );
+    for _ in 0..SYSCALL_ROUNDS {
+        for (i, rt) in runtimes.iter_mut().enumerate() {
+            if let Some(d) = timed_run(rt, image, Payload::Syscalls) {
+                r.syscalls[i] = Some(r.syscalls[i].map_or(d, |old: Duration| old.min(d)));
+            }
+        }
+    }
     Ok(r)
+}
+
+/// Nanoseconds per allowed syscall: the syscall payload's fastest run less
+/// the median start-to-exit of `/bin/true`, over its reads and writes.
+fn ns_per_syscall(syscalls: Option<Duration>, start: Option<&Stats>) -> Option<f64> {
+    let spent = syscalls?.checked_sub(start?.median)?;
+    Some(spent.as_secs_f64() * 1e9 / (2 * SYSCALL_COUNT) as f64)
 }
 
 fn cold_runs(runs: usize) -> usize {
@@ -869,6 +915,21 @@ fn print_report(rep: &Report) {
         );
     }
     println!();
+    println!(
+        "allowed syscalls inside (`{}`: {} calls; fastest of {SYSCALL_ROUNDS} runs, less the \
+         median /bin/true start):",
+        SYSCALL_PAYLOAD.join(" "),
+        2 * SYSCALL_COUNT
+    );
+    for (i, rt) in rep.runtimes.iter().enumerate() {
+        if let (Some(total), Some(ns)) = (
+            r.syscalls[i],
+            ns_per_syscall(r.syscalls[i], stats(&r.warm[i]).as_ref()),
+        ) {
+            println!("  {:<20} {:>9} ms total, {ns:>6.0} ns per call", rt.label, ms(total));
+        }
+    }
+    println!();
     print_ratios(rep);
     println!();
     println!("what each runtime does here:");
@@ -963,6 +1024,12 @@ fn print_ratios(rep: &Report) {
         }
         if let (Some(a), Some(b)) = (r.rss[mb], r.rss[o]) {
             parts.push(format!("peak RSS {}", ratio(a as f64, b as f64)));
+        }
+        if let (Some(a), Some(b)) = (
+            ns_per_syscall(r.syscalls[mb], mb_warm.as_ref()),
+            ns_per_syscall(r.syscalls[o], stats(&r.warm[o]).as_ref()),
+        ) {
+            parts.push(format!("allowed syscall {}", ratio(a, b)));
         }
         if parts.is_empty() {
             println!("microbox/{other}: not measured");
