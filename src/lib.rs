@@ -6,8 +6,9 @@
 //!   `log::{configure, error}`, `sandbox::run`, `spec::LogLevel`, and
 //!   `security::syscalls::{Arch, highest}` for `--version`;
 //! - `fuzz/`: `cli::parse` with the `Spec` fields its target checks, the
-//!   `units` parsers and formatters, `net::read_netlink_reply`, and the
-//!   account-file reader and range search of the id leases (`ids`);
+//!   `units` parsers and formatters, `net::read_netlink_reply`, the
+//!   account-file reader and range search of the id leases (`ids`), and the
+//!   `--rlimit` parser and the report's JSON strings (`limits`);
 //! - the integration tests and xtask, which check against or reuse the tables
 //!   themselves rather than copies: `cli::OPTIONS` (`long`, `takes_value`),
 //!   `security::syscalls::unnamed_ranges`, `security::caps::{DEFAULT, name}`,
@@ -42,6 +43,13 @@ pub mod units;
 /// /etc/subgid, and its search of the pool, for the fuzz target.
 pub mod ids {
     pub use crate::state::{candidates, taken_ids, RANGE};
+}
+
+/// `--rlimit`'s parser and the run report's JSON string writer, for the
+/// fuzz target.
+pub mod limits {
+    pub use crate::report::json_string;
+    pub use crate::rlimit::{names as rlimit_names, parse as parse_rlimit, Rlimit};
 }
 
 /// A fresh, empty directory under the system temp dir for one unit test's fake

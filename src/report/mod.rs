@@ -73,7 +73,7 @@ impl Report {
         out.number("version", u64::from(VERSION));
         out.raw("exit_code", &self.exit_code.to_string());
         out.raw("signal", &opt(self.signal.map(|s| s.to_string())));
-        out.raw("limit", &opt(self.limit.map(|l| quoted(l.name()))));
+        out.raw("limit", &opt(self.limit.map(|l| json_string(l.name()))));
         out.raw("wall_seconds", &opt(self.wall.map(seconds)));
         out.raw(
             "user_cpu_seconds",
@@ -88,8 +88,8 @@ impl Report {
             &opt(self.memory_peak.map(|b| b.to_string())),
         );
         out.raw("tasks_peak", &opt(self.tasks_peak.map(|n| n.to_string())));
-        out.raw("hostname", &opt(self.hostname.as_deref().map(quoted)));
-        out.raw("ip", &opt(self.ip.map(|ip| quoted(&ip.to_string()))));
+        out.raw("hostname", &opt(self.hostname.as_deref().map(json_string)));
+        out.raw("ip", &opt(self.ip.map(|ip| json_string(&ip.to_string()))));
         let ids = self
             .host_ids
             .map(|first| format!("{{\"first\":{first},\"count\":{}}}", crate::ids::RANGE));
@@ -98,7 +98,7 @@ impl Report {
             let pairs: Vec<String> = self
                 .denied
                 .iter()
-                .map(|(name, count)| format!("{}:{count}", quoted(name)))
+                .map(|(name, count)| format!("{}:{count}", json_string(name)))
                 .collect();
             format!("{{{}}}", pairs.join(","))
         });
@@ -111,7 +111,7 @@ impl Report {
             "output_truncated",
             &opt(self.output.map(|(_, cut)| cut.to_string())),
         );
-        out.raw("error", &opt(self.error.as_deref().map(quoted)));
+        out.raw("error", &opt(self.error.as_deref().map(json_string)));
         out.finish()
     }
 }
@@ -122,7 +122,7 @@ struct Json(String);
 impl Json {
     fn raw(&mut self, key: &str, value: &str) {
         self.0.push(if self.0.is_empty() { '{' } else { ',' });
-        self.0.push_str(&quoted(key));
+        self.0.push_str(&json_string(key));
         self.0.push(':');
         self.0.push_str(value);
     }
@@ -147,7 +147,7 @@ fn seconds(duration: Duration) -> String {
 }
 
 /// A JSON string: quotes, backslashes and control characters escaped.
-fn quoted(text: &str) -> String {
+pub fn json_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     for c in text.chars() {

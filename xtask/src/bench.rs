@@ -926,7 +926,11 @@ fn print_report(rep: &Report) {
             r.syscalls[i],
             ns_per_syscall(r.syscalls[i], stats(&r.warm[i]).as_ref()),
         ) {
-            println!("  {:<20} {:>9} ms total, {ns:>6.0} ns per call", rt.label, ms(total));
+            println!(
+                "  {:<20} {:>9} ms total, {ns:>6.0} ns per call",
+                rt.label,
+                ms(total)
+            );
         }
     }
     println!();

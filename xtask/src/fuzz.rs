@@ -7,7 +7,7 @@ use std::process::Command;
 
 /// The targets in fuzz/Cargo.toml: the command line, the size/CPU/duration
 /// units, the netlink reply readers, and the account files of the id leases.
-const TARGETS: &[&str] = &["cli", "units", "netlink", "accounts"];
+const TARGETS: &[&str] = &["cli", "units", "netlink", "accounts", "rlimit"];
 
 #[derive(Debug)]
 struct Opts {
