@@ -360,6 +360,22 @@ fn a_bridged_sandbox_gets_an_address_and_reaches_the_outside_through_nat(env: &E
     assert_eq!(out.value("reply"), format!("from {HOST_ADDR}"), "{out}");
     let udp = world.sandbox(env, &[], &["udp", &format!("{OUTSIDE_ADDR}:7")]);
     assert_eq!(udp.value("reply"), format!("from {HOST_ADDR}"), "{udp}");
+    // The run report names the address the sandbox spoke from.
+    let dir = crate::harness::TempDir::new("bridge-report");
+    let path = dir.join("run.json");
+    let reported = world.sandbox(
+        env,
+        &["--report", path.to_str().unwrap()],
+        &["connect", &format!("{OUTSIDE_ADDR}:7")],
+    );
+    reported.assert_success();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(
+        report["ip"],
+        reported.value("local"),
+        "{report}\n{reported}"
+    );
     let net = world.sandbox(env, &[], &["net"]);
     net.assert_success();
     assert!(net.value("links").contains("eth0"), "{net}");
