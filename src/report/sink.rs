@@ -8,17 +8,27 @@
 //! FILE at once. Killed before that, nothing is left; killed between that
 //! link and the rename, a complete `.FILE.*.tmp`.
 
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{Mode, OFlags, CWD};
+use rustix::fs::{AtFlags, Mode, OFlags, CWD};
 
 use crate::error::{Error, Result};
 use crate::spec::ReportTo;
 
 pub(crate) enum Sink {
-    File { unnamed: OwnedFd, path: PathBuf },
+    File {
+        /// FILE's directory, opened once before the sandbox starts: FILE may
+        /// lie in storage the sandbox writes (a `--mount-rw`), and a
+        /// directory it swaps for a symlink later must not send the report,
+        /// written as root, anywhere else.
+        dir: OwnedFd,
+        name: OsString,
+        unnamed: OwnedFd,
+        path: PathBuf,
+    },
     Fd(OwnedFd),
 }
 
@@ -26,17 +36,30 @@ impl Sink {
     pub fn open(to: &ReportTo) -> Result<Sink> {
         match to {
             ReportTo::File(path) => {
-                let dir = match path.parent() {
+                let dir_path = match path.parent() {
                     Some(dir) if !dir.as_os_str().is_empty() => dir,
                     _ => Path::new("."),
                 };
-                let unnamed = rustix::fs::open(
-                    dir,
+                let name = path
+                    .file_name()
+                    .ok_or_else(|| {
+                        Error::failed("write the report to", "not a file name").on(path.display())
+                    })?
+                    .to_os_string();
+                let dir = rustix::fs::open(
+                    dir_path,
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| Error::os("open the report's directory", e).on(dir_path.display()))?;
+                let unnamed = rustix::fs::openat(
+                    &dir,
+                    ".",
                     OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o644),
                 )
                 .map_err(|e| {
-                    let err = Error::os("create the report in", e).on(dir.display());
+                    let err = Error::os("create the report in", e).on(dir_path.display());
                     match e {
                         rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::ISDIR => err.hint(
                             "this file system cannot make unnamed files; use another directory or --report-fd",
@@ -45,6 +68,8 @@ impl Sink {
                     }
                 })?;
                 Ok(Sink::File {
+                    dir,
+                    name,
                     unnamed,
                     path: path.clone(),
                 })
@@ -65,35 +90,36 @@ impl Sink {
                     .write_all(line.as_bytes())
                     .map_err(|e| Error::os("write the report to descriptor", e))
             }
-            Sink::File { unnamed, path } => {
+            Sink::File {
+                dir,
+                name,
+                unnamed,
+                path,
+            } => {
                 let mut file = std::fs::File::from(unnamed);
                 file.write_all(line.as_bytes())
                     .map_err(|e| Error::os("write the report", e).on(path.display()))?;
                 let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
-                let link = |to: &Path| {
-                    rustix::fs::linkat(
-                        CWD,
-                        proc_path.as_str(),
-                        CWD,
-                        to,
-                        rustix::fs::AtFlags::SYMLINK_FOLLOW,
-                    )
+                let link = |to: &OsStr| {
+                    rustix::fs::linkat(CWD, proc_path.as_str(), &dir, to, AtFlags::SYMLINK_FOLLOW)
                 };
                 // A new name is one link. Over an old report, a temporary
-                // name and a rename, which ext4 makes wait for the data to
-                // reach the disk (auto_da_alloc): 0.3 ms here.
-                match link(&path) {
+                // name and a rename (which replaces a symlink there, never
+                // follows it), and ext4 makes that rename wait for the data
+                // to reach the disk (auto_da_alloc): 0.3 ms here.
+                match link(&name) {
                     Err(rustix::io::Errno::EXIST) => {}
                     other => {
                         return other
                             .map_err(|e| Error::os("name the report", e).on(path.display()))
                     }
                 }
-                let temporary = temporary_name(&path);
-                link(&temporary)
-                    .map_err(|e| Error::os("name the report", e).on(temporary.display()))?;
-                rustix::fs::rename(&temporary, &path).map_err(|e| {
-                    let _ = rustix::fs::unlink(&temporary);
+                let temporary = temporary_name(&name);
+                link(&temporary).map_err(|e| {
+                    Error::os("name the report", e).on(path.with_file_name(&temporary).display())
+                })?;
+                rustix::fs::renameat(&dir, &temporary, &dir, &name).map_err(|e| {
+                    let _ = rustix::fs::unlinkat(&dir, &temporary, AtFlags::empty());
                     Error::os("rename the report to", e).on(path.display())
                 })
             }
@@ -101,16 +127,15 @@ impl Sink {
     }
 }
 
-/// `.NAME.<random>.tmp` beside `path`.
-fn temporary_name(path: &Path) -> PathBuf {
+/// `.NAME.<random>.tmp`, in the same directory.
+fn temporary_name(name: &OsStr) -> OsString {
     let mut random = [0u8; 6];
     let _ = rustix::rand::getrandom(&mut random, rustix::rand::GetRandomFlags::empty());
     let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{hex}.tmp"))
+    let mut out = OsString::from(".");
+    out.push(name);
+    out.push(format!(".{hex}.tmp"));
+    out
 }
 
 #[cfg(test)]
@@ -131,6 +156,36 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"version\":1}\n");
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_directory_swapped_for_a_symlink_meanwhile_gets_nothing() {
+        let base = crate::test_dir("report-swap");
+        let (dir, elsewhere) = (base.join("out"), base.join("elsewhere"));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::create_dir(&elsewhere).unwrap();
+        let sink = Sink::open(&ReportTo::File(dir.join("run.json"))).unwrap();
+        // What a sandbox that writes base could do while it runs.
+        std::fs::rename(&dir, base.join("moved")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &dir).unwrap();
+        sink.write("{}").unwrap();
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_to_string(base.join("moved/run.json")).unwrap(),
+            "{}\n"
+        );
+        // And a symlink put in FILE's place is replaced, not followed.
+        let victim = elsewhere.join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let moved = base.join("moved");
+        let sink = Sink::open(&ReportTo::File(moved.join("link.json"))).unwrap();
+        std::os::unix::fs::symlink(&victim, moved.join("link.json")).unwrap();
+        sink.write("{}").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(!std::fs::symlink_metadata(moved.join("link.json"))
+            .unwrap()
+            .is_symlink());
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use rustix::event::PollFlags;
+use rustix::event::{PollFd, PollFlags};
 use rustix::pipe::{pipe_with, PipeFlags};
 
 /// The most one read takes (PIPE_BUF): what a writable pipe accepts at once.
@@ -93,12 +93,19 @@ impl OutputCopy {
     }
 
     /// After the sandbox ended: what is still in the pipes goes out, now
-    /// with blocking writes. Only what is there already: a descriptor passed
-    /// out of the sandbox could keep a pipe open for ever.
+    /// waiting for the caller to take it. Only what is there already: a
+    /// descriptor passed out of the sandbox could keep a pipe open for ever.
     pub fn drain(&mut self) {
         for index in 0..self.streams.len() {
             loop {
                 while !self.streams[index].pending.is_empty() {
+                    // Waits here rather than spinning when the caller's
+                    // descriptor is non-blocking and full.
+                    let mut fds = [PollFd::from_borrowed_fd(
+                        self.streams[index].to,
+                        PollFlags::OUT,
+                    )];
+                    let _ = rustix::event::poll(&mut fds, None);
                     if !self.write(index) {
                         self.streams[index].pending.clear();
                     }
