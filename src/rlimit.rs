@@ -124,9 +124,17 @@ pub fn effective(given: &[Rlimit]) -> Vec<Rlimit> {
 
 /// Refuses, before anything starts, a hard limit above microbox's own: the
 /// command holds no CAP_SYS_RESOURCE of the host, so the kernel would refuse
-/// it in the sandbox.
-pub fn check(limits: &[Rlimit]) -> Result<()> {
+/// it in the sandbox. And NPROC where sandbox root is host root
+/// (`host_root`: `--userns host`, `--fs host`): the kernel exempts uid 0
+/// from it, so the limit would not hold.
+pub fn check(limits: &[Rlimit], host_root: bool) -> Result<()> {
     for limit in limits {
+        if host_root && RESOURCES[limit.which].1 == Resource::Nproc {
+            return Err(Error::runtime(
+                "--rlimit NPROC: not enforced where sandbox root is host root (--userns host, \
+                 --fs host): the kernel exempts uid 0; use --pids",
+            ));
+        }
         let current = getrlimit(limit.resource()).maximum;
         if below(current, limit.hard) {
             let shown = current.map_or("unlimited".to_string(), |n| n.to_string());
@@ -229,8 +237,16 @@ mod tests {
         let ours = getrlimit(Resource::Nofile).maximum;
         let Some(ours) = ours else { return };
         let above = parse(&format!("NOFILE={}", ours + 1)).unwrap();
-        let err = check(&[above]).expect_err("above our hard limit");
+        let err = check(&[above], false).expect_err("above our hard limit");
         assert!(err.to_string().contains("cannot be raised"), "{err}");
-        assert!(check(&[parse(&format!("NOFILE=1:{ours}")).unwrap()]).is_ok());
+        assert!(check(&[parse(&format!("NOFILE=1:{ours}")).unwrap()], false).is_ok());
+    }
+
+    #[test]
+    fn nproc_is_refused_where_sandbox_root_is_host_root() {
+        let nproc = [parse("NPROC=10").unwrap()];
+        assert!(check(&nproc, false).is_ok());
+        let err = check(&nproc, true).expect_err("host root");
+        assert!(err.to_string().contains("--pids"), "{err}");
     }
 }

@@ -74,7 +74,7 @@ impl Sink {
                     path: path.clone(),
                 })
             }
-            ReportTo::Fd(n) => crate::sys::fd::take_inherited(*n)
+            ReportTo::Fd(n) => crate::sys::fd::duplicate_inherited(*n)
                 .map(Sink::Fd)
                 .map_err(|e| Error::os("use the report descriptor", e).on(n.to_string())),
         }
@@ -84,12 +84,9 @@ impl Sink {
     pub fn write(self, json: &str) -> Result<()> {
         let line = format!("{json}\n");
         match self {
-            Sink::Fd(fd) => {
-                // Closing microbox's copy after it leaves the caller's open.
-                std::fs::File::from(fd)
-                    .write_all(line.as_bytes())
-                    .map_err(|e| Error::os("write the report to descriptor", e))
-            }
+            Sink::Fd(fd) => std::fs::File::from(fd)
+                .write_all(line.as_bytes())
+                .map_err(|e| Error::os("write the report to descriptor", e)),
             Sink::File {
                 dir,
                 name,

@@ -88,8 +88,8 @@ pub fn clean_network(bridge: &str) -> Result<()> {
 /// the report is written whatever happened once the command line parsed:
 /// with the status, or with microbox's error.
 pub fn run(spec: &Spec) -> Result<i32> {
-    // First: `--report-fd N` must be taken before microbox opens anything
-    // that could get the number N.
+    // First, while N is still the caller's descriptor and nothing of
+    // microbox's.
     let sink = spec.report.as_ref().map(Sink::open).transpose()?;
     let mut report = Report::default();
     let result = preflight::check(spec)
@@ -199,7 +199,7 @@ fn prepare(spec: &Spec) -> Result<Launch<'_>> {
         })
         .collect::<Result<Vec<_>>>()?;
     let rlimits = crate::rlimit::effective(&spec.rlimits);
-    crate::rlimit::check(&rlimits)?;
+    crate::rlimit::check(&rlimits, !crate::ns::shifts_ids(spec))?;
     let hostname = spec.hostname.clone().unwrap_or_else(names::random_hostname);
     let ids = if crate::ns::shifts_ids(spec) {
         Some(crate::state::lease_id_range(Path::new(

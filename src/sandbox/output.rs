@@ -4,25 +4,72 @@
 //! Driven by the supervisor's poll loop, never blocking it on the caller's
 //! side: a stream with nothing pending waits for its pipe to be readable and
 //! reads at most PIPE_BUF bytes; one with bytes pending waits for microbox's
-//! own descriptor to be writable, where a pipe then takes PIPE_BUF bytes
-//! without blocking. So a caller that stops reading stalls the sandbox's
-//! output (as it would without the limit) but not its timers and signals.
+//! own descriptor to be writable, and writes without blocking. A pipe, FIFO
+//! or terminal is opened again through /proc/self/fd with O_NONBLOCK (a
+//! description of microbox's own: the caller's flags stay as they are); a
+//! socket is written with MSG_DONTWAIT; a regular file as it is. So a caller
+//! that stops reading stalls the sandbox's output (as it would without the
+//! limit) but not its timers and signals; after the sandbox ended, what is
+//! left gets `--stop-timeout` to go out, then is dropped.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+use std::time::Instant;
+
 use rustix::event::{PollFd, PollFlags};
+use rustix::fs::{Mode, OFlags};
+use rustix::net::SendFlags;
 use rustix::pipe::{pipe_with, PipeFlags};
 
 /// The most one read takes (PIPE_BUF): what a writable pipe accepts at once.
 const CHUNK: usize = 4096;
 
 struct Stream {
-    /// The read end; None once it hit EOF, or the limit was reached.
+    /// The read end; None once it hit EOF.
     from: Option<OwnedFd>,
-    /// 1 or 2: microbox's own.
-    to: BorrowedFd<'static>,
+    to: Target,
     pending: Vec<u8>,
+}
+
+/// microbox's own stdout or stderr, as the copy writes to it.
+struct Target {
+    fd: OwnedFd,
+    socket: bool,
+}
+
+impl Target {
+    /// A writer of `ours` (1 or 2) that never blocks on a full pipe,
+    /// terminal or socket.
+    fn of(ours: BorrowedFd<'_>, number: i32) -> io::Result<Target> {
+        let kind = rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(ours)?.st_mode);
+        let socket = kind == rustix::fs::FileType::Socket;
+        let fd = match kind {
+            rustix::fs::FileType::Fifo | rustix::fs::FileType::CharacterDevice => {
+                let again = rustix::fs::open(
+                    format!("/proc/self/fd/{number}").as_str(),
+                    OFlags::WRONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                );
+                match again {
+                    Ok(fd) => fd,
+                    // Without /proc, or a terminal that will not open again:
+                    // the caller's own, made non-blocking would change theirs.
+                    Err(_) => rustix::io::fcntl_dupfd_cloexec(ours, 3)?,
+                }
+            }
+            _ => rustix::io::fcntl_dupfd_cloexec(ours, 3)?,
+        };
+        Ok(Target { fd, socket })
+    }
+
+    fn write(&self, bytes: &[u8]) -> rustix::io::Result<usize> {
+        if self.socket {
+            rustix::net::send(&self.fd, bytes, SendFlags::DONTWAIT | SendFlags::NOSIGNAL)
+        } else {
+            rustix::io::write(&self.fd, bytes)
+        }
+    }
 }
 
 pub(super) struct OutputCopy {
@@ -46,7 +93,7 @@ impl OutputCopy {
         for read in [&out_read, &err_read] {
             rustix::io::ioctl_fionbio(read, true)?;
         }
-        let stream = |from: OwnedFd, to: BorrowedFd<'static>| Stream {
+        let stream = |from: OwnedFd, to: Target| Stream {
             from: Some(from),
             to,
             pending: Vec::with_capacity(CHUNK),
@@ -54,8 +101,8 @@ impl OutputCopy {
         Ok((
             OutputCopy {
                 streams: [
-                    stream(out_read, rustix::stdio::stdout()),
-                    stream(err_read, rustix::stdio::stderr()),
+                    stream(out_read, Target::of(rustix::stdio::stdout(), 1)?),
+                    stream(err_read, Target::of(rustix::stdio::stderr(), 2)?),
                 ],
                 limit,
                 passed: 0,
@@ -70,8 +117,8 @@ impl OutputCopy {
         let mut out = Vec::with_capacity(2);
         for (index, stream) in self.streams.iter().enumerate() {
             if !stream.pending.is_empty() {
-                out.push((index, stream.to, PollFlags::OUT));
-            } else if let Some(from) = &stream.from {
+                out.push((index, stream.to.fd.as_fd(), PollFlags::OUT));
+            } else if let (Some(from), false) = (&stream.from, self.exceeded) {
                 out.push((index, from.as_fd(), PollFlags::IN));
             }
         }
@@ -92,25 +139,24 @@ impl OutputCopy {
         }
     }
 
-    /// After the sandbox ended: what is still in the pipes goes out, now
-    /// waiting for the caller to take it. Only what is there already: a
-    /// descriptor passed out of the sandbox could keep a pipe open for ever.
-    pub fn drain(&mut self) {
+    /// After the sandbox ended: what is still in the pipes goes out, until
+    /// `deadline`; what the caller has not taken by then is dropped. Only
+    /// what is there already: a descriptor passed out of the sandbox could
+    /// keep a pipe open for ever.
+    pub fn drain(&mut self, deadline: Instant) {
         for index in 0..self.streams.len() {
             loop {
                 while !self.streams[index].pending.is_empty() {
-                    // Waits here rather than spinning when the caller's
-                    // descriptor is non-blocking and full.
-                    let mut fds = [PollFd::from_borrowed_fd(
-                        self.streams[index].to,
-                        PollFlags::OUT,
-                    )];
-                    let _ = rustix::event::poll(&mut fds, None);
-                    if !self.write(index) {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let timeout = rustix::event::Timespec::try_from(left).ok();
+                    let mut fds = [PollFd::new(&self.streams[index].to.fd, PollFlags::OUT)];
+                    let ready = rustix::event::poll(&mut fds, timeout.as_ref()).unwrap_or(0);
+                    if ready == 0 || !self.write(index) {
                         self.streams[index].pending.clear();
+                        self.streams[index].from = None;
                     }
                 }
-                if self.streams[index].from.is_none() {
+                if self.streams[index].from.is_none() || self.exceeded {
                     break;
                 }
                 self.read(index);
@@ -151,11 +197,9 @@ impl OutputCopy {
         stream.pending.extend_from_slice(&buf[..taken_len]);
         self.passed += taken;
         if taken_len < n && !self.exceeded {
+            // Reading stops (the pipes stay open: a writer then waits, and
+            // dies of microbox's kill, not of a SIGPIPE of its own).
             self.exceeded = true;
-            // Stop reading: the sandbox is killed; what it writes now is cut.
-            for stream in &mut self.streams {
-                stream.from = None;
-            }
             return true;
         }
         false
@@ -165,7 +209,7 @@ impl OutputCopy {
     /// good (the caller's stdout closed: the output is dropped).
     fn write(&mut self, index: usize) -> bool {
         let stream = &mut self.streams[index];
-        match rustix::io::write(stream.to, &stream.pending) {
+        match stream.to.write(&stream.pending) {
             Ok(n) => {
                 stream.pending.drain(..n);
                 true

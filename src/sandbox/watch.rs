@@ -92,9 +92,12 @@ impl Watch<'_> {
         let mut next_cpu_look: Option<Instant> = None;
         let mut limit: Option<Limit> = None;
         let mut command_signal: Option<i32> = None;
+        // Init's word that the command ended, with its status.
+        let mut command_end: Option<i32> = None;
         loop {
             let deadline = [
                 stopping.as_ref().filter(|s| !s.killed).map(|s| s.deadline),
+                self.denials.resumes_at(Instant::now()),
                 limit
                     .is_none()
                     .then(|| started.zip(self.timeout).map(|(s, t)| s + t))
@@ -193,7 +196,10 @@ impl Watch<'_> {
                             next_cpu_look = Some(now + spend_time(cpu.limit, cpu.cpus));
                         }
                     }
-                    Ok(Some((Message::Ended { signal, .. }, _))) => command_signal = signal,
+                    Ok(Some((Message::Ended { code, signal }, _))) => {
+                        command_end = Some(code);
+                        command_signal = signal;
+                    }
                     Ok(Some((Message::Go, _))) => {}
                     Ok(None) | Err(_) => chan_open = false,
                 }
@@ -205,7 +211,7 @@ impl Watch<'_> {
                 continue;
             }
             if let Some(output) = self.output.as_mut() {
-                output.drain();
+                output.drain(Instant::now() + self.grace);
             }
             let status = match waitid(WaitId::PidFd(self.pidfd.as_fd()), WaitIdOptions::EXITED) {
                 Ok(Some(status)) => status,
@@ -233,6 +239,11 @@ impl Watch<'_> {
                 );
             };
             if sig == libc::SIGKILL {
+                // The command had ended by itself; microbox's kill reached
+                // init only on its way out.
+                if let Some(code) = command_end {
+                    return end(Ok(code), None, command_signal);
+                }
                 if let Some(limit) = limit {
                     return end(Ok(exit_code(limit)), Some(limit), Some(sig));
                 }
@@ -264,7 +275,7 @@ impl Watch<'_> {
             sources.push(Source::Channel);
             fds.push(PollFd::new(self.chan.fd(), PollFlags::IN));
         }
-        if let Some(listener) = self.denials.fd() {
+        if let Some(listener) = self.denials.fd(Instant::now()) {
             sources.push(Source::Listener);
             fds.push(PollFd::from_borrowed_fd(listener, PollFlags::IN));
         }

@@ -1,21 +1,29 @@
-//! Descriptors microbox did not open itself: one named on the command line
-//! (`--report-fd N`), and the number of online CPUs for `--cpu-time`.
+//! A descriptor microbox did not open itself, named on the command line
+//! (`--report-fd N`); and the number of online CPUs, for `--cpu-time`.
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 
-/// Takes ownership of descriptor `fd`, which microbox inherited, after
-/// checking it is open (EBADF otherwise). The caller must not take the same
-/// number twice, nor take one microbox opened itself.
-pub fn take_inherited(fd: i32) -> io::Result<OwnedFd> {
-    // SAFETY: F_GETFD only reads the descriptor's flags; a closed number
+/// A close-on-exec copy of descriptor `fd`, which microbox inherited (EBADF
+/// if it is not open). The number itself stays open, for the caller's sake
+/// when it is 0, 1 or 2; above those it is made close-on-exec, so that no
+/// program microbox starts inherits it.
+pub fn duplicate_inherited(fd: i32) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC only duplicates a descriptor; a closed number
     // fails with EBADF and nothing else happens.
-    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+    let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if copy < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: the number is open (checked above), came from the command line,
-    // and is taken once, before microbox opens anything that could reuse it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    // SAFETY: the kernel just made `copy`, and nothing else owns it.
+    let owned = unsafe { OwnedFd::from_raw_fd(copy) };
+    if fd > 2 {
+        // SAFETY: sets a flag of this process's own descriptor table entry.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(owned)
 }
 
 /// CPUs online now: the most CPU time per second the sandbox could use.

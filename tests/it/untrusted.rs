@@ -9,7 +9,7 @@ use std::time::Duration;
 use libtest_mimic::Trial;
 use serde_json::Value;
 
-use crate::harness::{Env, Outcome, TempDir};
+use crate::harness::{open_pty, Env, HostSnapshot, Outcome, TempDir};
 
 pub fn tests() -> Vec<Trial> {
     crate::trials![
@@ -31,6 +31,10 @@ pub fn tests() -> Vec<Trial> {
             report_of_a_setup_failure_carries_the_error,
             report_fd_gets_the_same_report,
             kill_9_of_microbox_leaves_no_half_written_report,
+            a_caller_that_never_reads_does_not_stop_the_timeout,
+            a_terminal_that_never_reads_does_not_stop_the_timeout,
+            no_sandbox_process_installs_a_seccomp_listener,
+            a_flood_of_denied_calls_is_answered_and_counted,
         ],
         Bin: [
             bad_limits_and_report_targets_exit_125_with_one_line_and_no_report,
@@ -485,6 +489,15 @@ fn bad_limits_and_report_targets_exit_125_with_one_line_and_no_report(env: &Env)
         ),
         (vec!["--report-fd".into(), "77".into()], "report descriptor"),
         (vec!["--report-fd".into(), "x".into()], "--report-fd"),
+        (
+            vec![
+                "--userns".into(),
+                "host".into(),
+                "--rlimit".into(),
+                "NPROC=5".into(),
+            ],
+            "--pids",
+        ),
     ];
     for (opts, says) in cases {
         let mut args = opts.clone();
@@ -495,4 +508,91 @@ fn bad_limits_and_report_targets_exit_125_with_one_line_and_no_report(env: &Env)
     }
     assert!(!dir.join("no").exists());
     assert_eq!(std::fs::read_dir(&dir.path).unwrap().count(), 0);
+}
+
+// ---------------------------------------------------------------------------
+// what a sandbox (or a stalled caller) could do to the supervisor
+
+/// `yes` with `--output-limit` into `stdout`, which nobody reads: microbox's
+/// copy stalls, but `--timeout` still kills the sandbox, and what is left of
+/// the output is dropped after `--stop-timeout`.
+fn timeout_with_a_stalled_reader(env: &Env, stdout: std::process::Stdio) {
+    let _lock = crate::harness::run_lock();
+    let before = HostSnapshot::take();
+    let started = std::time::Instant::now();
+    let mut child = std::process::Command::new(&env.bin)
+        .args(env.fs_args())
+        .args([
+            "--timeout",
+            "2s",
+            "--stop-timeout",
+            "1s",
+            "--output-limit",
+            "10M",
+        ])
+        .args(["--", "yes"])
+        .stdin(std::process::Stdio::null())
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("microbox still runs 30 s after a 2 s --timeout with a stalled reader");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let elapsed = started.elapsed();
+    eprintln!("stalled reader: microbox ended with {status:?} after {elapsed:?}");
+    assert_eq!(status.code(), Some(124));
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+    let left = before.leftovers_after_settling(Duration::from_secs(3));
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+fn a_caller_that_never_reads_does_not_stop_the_timeout(env: &Env) {
+    let (reader, writer) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    timeout_with_a_stalled_reader(env, std::process::Stdio::from(writer));
+    drop(reader);
+}
+
+/// A terminal nobody reads (a stalled ssh session): a blocking write to it
+/// would hold the supervisor for ever.
+fn a_terminal_that_never_reads_does_not_stop_the_timeout(env: &Env) {
+    let Some((master, slave)) = open_pty() else {
+        crate::harness::skip("no pty")
+    };
+    timeout_with_a_stalled_reader(env, std::process::Stdio::from(slave));
+    drop(master);
+}
+
+/// A listener of the sandbox's own could answer its denied calls with
+/// "continue": the filter refuses to install one (EBUSY), whatever the
+/// kernel would say.
+fn no_sandbox_process_installs_a_seccomp_listener(env: &Env) {
+    let out = env.probe(&[], &["seccomp-listener"]);
+    out.assert_success();
+    assert_eq!(out.value("listener"), "EBUSY", "{out}");
+    // And ptrace is still denied afterwards, in the same process.
+    let both = env.probe(&[], &["seccomp-listener", "+", "syscall", "ptrace"]);
+    assert_eq!(both.value("result.ptrace"), "EPERM", "{both}");
+}
+
+/// 3000 denied calls: each is answered EPERM and counted, at most 500 per
+/// 100 ms (the callers wait, microbox does not spin).
+fn a_flood_of_denied_calls_is_answered_and_counted(env: &Env) {
+    let (out, report) = probe_with_report(env, &[], &["deny-flood", "3000"]);
+    out.assert_success();
+    assert_eq!(out.value("eperm"), "3000", "{out}");
+    assert_eq!(report["denied_syscalls"]["ptrace"], 3000, "{report}");
+    eprintln!(
+        "3000 denied calls: {:.3} s of wall time, {:.3} s of the sandbox's CPU",
+        seconds(&report, "wall_seconds"),
+        cpu_seconds(&report)
+    );
 }

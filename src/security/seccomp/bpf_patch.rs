@@ -21,6 +21,7 @@ pub(super) const JMP_JA: u16 = opcode(libc::BPF_JMP | libc::BPF_JA);
 pub(super) const JMP_JEQ_K: u16 = opcode(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K);
 pub(super) const JMP_JGE_K: u16 = opcode(libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K);
 pub(super) const JMP_JGT_K: u16 = opcode(libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K);
+pub(super) const JMP_JSET_K: u16 = opcode(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K);
 pub(super) const RET_K: u16 = opcode(libc::BPF_RET | libc::BPF_K);
 /// `BPF_CLASS(code)`.
 const CLASS_MASK: u16 = 0x07;
@@ -110,6 +111,37 @@ pub(super) fn unnamed_guard(arch: Arch) -> Vec<sock_filter> {
         ]);
     }
     code
+}
+
+/// The offset of the low 32 bits of argument `n` in seccomp_data (both
+/// architectures are little-endian).
+const fn arg_low(n: u32) -> u32 {
+    16 + 8 * n
+}
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags with NEW_LISTENER) -> EBUSY`, in
+/// the program whose denials go to microbox's listener. No sandbox process
+/// may install a listener of its own: while microbox's is open the kernel
+/// refuses one with EBUSY anyway; once it is closed (microbox killed with
+/// -9) it would not, and where two filters both answer USER_NOTIF the newest
+/// wins, so its owner could let a denied call run
+/// (SECCOMP_USER_NOTIF_FLAG_CONTINUE). The program's own load (with its
+/// listener) comes before the guard exists. Ends by loading nr again, for the
+/// chains after it.
+pub(super) fn listener_guard(arch: Arch) -> Result<Vec<sock_filter>> {
+    let seccomp = syscalls::number_for(arch, "seccomp")
+        .ok_or_else(|| Error::runtime(format!("no seccomp syscall in the {arch} table")))?;
+    let flag = u32::try_from(libc::SECCOMP_FILTER_FLAG_NEW_LISTENER)
+        .map_err(|_| Error::runtime("SECCOMP_FILTER_FLAG_NEW_LISTENER is wider than 32 bits"))?;
+    Ok(vec![
+        jump(JMP_JEQ_K, seccomp, 0, 5),
+        stmt(LD_W_ABS, arg_low(0)),
+        jump(JMP_JEQ_K, libc::SECCOMP_SET_MODE_FILTER, 0, 3),
+        stmt(LD_W_ABS, arg_low(1)),
+        jump(JMP_JSET_K, flag, 0, 1),
+        stmt(RET_K, errno_action(libc::EBUSY)),
+        stmt(LD_W_ABS, DATA_NR),
+    ])
 }
 
 /// Put `guards` right after the syscall-number load, which follows the arch

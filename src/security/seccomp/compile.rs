@@ -9,7 +9,8 @@ use seccompiler::{
 };
 
 use super::bpf_patch::{
-    check_arch_prologue, insert_after_nr_load, route_eperm, unnamed_guard, x32_guard,
+    check_arch_prologue, insert_after_nr_load, listener_guard, route_eperm, unnamed_guard,
+    x32_guard,
 };
 use super::policy::{When, CLONE_NAMESPACE_FLAGS};
 use super::profile::Profile;
@@ -72,6 +73,7 @@ pub fn compile(profile: &Profile) -> Result<Vec<BpfProgram>> {
         }
         if is_eperm {
             guards.extend(unnamed_guard(profile.arch));
+            guards.extend(listener_guard(profile.arch)?);
         }
         insert_after_nr_load(&mut program, &guards)?;
         if program.len() > BPF_MAXINSNS {
@@ -225,6 +227,62 @@ mod tests {
                 route_eperm(last, false);
             }
             assert_eq!(routed, plain);
+        }
+    }
+
+    #[test]
+    fn no_sandbox_process_may_install_a_listener() {
+        let listener = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER;
+        let filter = u64::from(libc::SECCOMP_SET_MODE_FILTER);
+        for arch in ARCHES {
+            for routed in [false, true] {
+                let mut programs = compiled(arch, &[], &[]);
+                if routed {
+                    if let Some(last) = programs.last_mut() {
+                        route_eperm(last, true);
+                    }
+                }
+                let seccomp =
+                    |op: u64, flags: u64| ask(&programs, arch, "seccomp", [op, flags, 0, 0, 0, 0]);
+                assert_eq!(
+                    seccomp(filter, listener),
+                    errno_action(libc::EBUSY),
+                    "{arch}"
+                );
+                assert_eq!(
+                    seccomp(filter, listener | 1),
+                    errno_action(libc::EBUSY),
+                    "{arch}"
+                );
+                assert_eq!(seccomp(filter, 0), ALLOW, "{arch}: a plain filter");
+                assert_eq!(
+                    seccomp(filter, 1 << 32),
+                    ALLOW,
+                    "{arch}: high bits are not flags"
+                );
+                assert_eq!(seccomp(2, listener), ALLOW, "{arch}: GET_ACTION_AVAIL");
+                // The guard reloads nr: the chains after it still work.
+                assert_eq!(ask(&programs, arch, "getpid", NO_ARGS), ALLOW);
+                let ptrace = ask(&programs, arch, "ptrace", NO_ARGS);
+                assert_eq!(
+                    ptrace,
+                    if routed {
+                        libc::SECCOMP_RET_USER_NOTIF
+                    } else {
+                        eperm()
+                    }
+                );
+            }
+            // Even with seccomp denied outright, the listener case says EBUSY.
+            let denied = compiled(arch, &[], &["seccomp"]);
+            assert_eq!(
+                ask(&denied, arch, "seccomp", [filter, listener, 0, 0, 0, 0]),
+                errno_action(libc::EBUSY)
+            );
+            assert_eq!(
+                ask(&denied, arch, "seccomp", [filter, 0, 0, 0, 0, 0]),
+                eperm()
+            );
         }
     }
 

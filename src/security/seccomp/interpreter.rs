@@ -6,8 +6,8 @@
 use seccompiler::{sock_filter, BpfProgram};
 
 use super::bpf_patch::{
-    errno_action, opcode, DATA_ARCH, DATA_NR, JMP_JA, JMP_JEQ_K, JMP_JGE_K, JMP_JGT_K, LD_W_ABS,
-    RET_K,
+    errno_action, opcode, DATA_ARCH, DATA_NR, JMP_JA, JMP_JEQ_K, JMP_JGE_K, JMP_JGT_K, JMP_JSET_K,
+    LD_W_ABS, RET_K,
 };
 use super::{compile, profile_for};
 use crate::security::syscalls::{self, Arch};
@@ -20,7 +20,6 @@ pub(super) const AUDIT_ARCH_ARM: u32 = 40 | 0x4000_0000;
 
 // Opcodes only seccompiler's argument checks use.
 pub(super) const ALU_AND_K: u16 = opcode(libc::BPF_ALU | libc::BPF_AND | libc::BPF_K);
-pub(super) const JMP_JSET_K: u16 = opcode(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K);
 
 pub(super) const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
 pub(super) const KILL: u32 = libc::SECCOMP_RET_KILL_PROCESS;

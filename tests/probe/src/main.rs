@@ -32,6 +32,7 @@ const USAGE: &str = "usage: probe SUBCOMMAND [ARGS] [+ SUBCOMMAND [ARGS]]...
   sleep-trap SIG | sleep SECS | zombie | orphan SECS [MARKER] | exit N
   kill-self SIG | exec-as UID GID PROG [ARGS...] | fill PATH MIB
   alloc MIB | forks N | open-many | spin SECS [THREADS]
+  seccomp-listener | deny-flood N
   pty | lsdev DIR | cgroup-mount DIR CONTROLLER
   unix-connect PATH|@ABSTRACT | proc-writable | vsock | inotify N SECS
   setid-create DIR | numbers LO HI | proc-routes DIR | proc-root-only
@@ -133,6 +134,8 @@ fn run(args: &[String]) -> i32 {
         ("alloc", Some(mib), _) => with_number(mib, alloc),
         ("forks", Some(n), _) => with_number(n, forks),
         ("open-many", _, _) => open_many(),
+        ("seccomp-listener", _, _) => seccomp_listener(),
+        ("deny-flood", Some(n), _) => with_number(n, deny_flood),
         ("spin", Some(secs), threads) => with_number(secs, |s| {
             with_number(threads.unwrap_or("2"), |t| spin(s, t))
         }),
@@ -2164,6 +2167,55 @@ fn process_cpu_time() -> Duration {
     // SAFETY: ts is a live local of the right type.
     unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Tries to install a seccomp filter (allow everything) with a listener of
+/// its own, after no_new_privs; reports `listener=ok` or the errno.
+fn seccomp_listener() -> i32 {
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        out("listener", format!("nnp:{}", errno_name(errno())));
+        return 0;
+    }
+    let mut allow = [libc::sock_filter {
+        code: (libc::BPF_RET | libc::BPF_K) as u16,
+        jt: 0,
+        jf: 0,
+        k: libc::SECCOMP_RET_ALLOW,
+    }];
+    let prog = libc::sock_fprog {
+        len: 1,
+        filter: allow.as_mut_ptr(),
+    };
+    // SAFETY: `prog` points at one instruction that outlives the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if ret < 0 {
+        out("listener", errno_name(errno()));
+    } else {
+        out("listener", "ok");
+    }
+    0
+}
+
+/// Calls ptrace(PTRACE_TRACEME) N times; reports how many got EPERM.
+fn deny_flood(n: u64) -> i32 {
+    let mut eperm = 0u64;
+    for _ in 0..n {
+        // SAFETY: PTRACE_TRACEME takes no pointers.
+        let ret = unsafe { libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) };
+        if ret < 0 && errno() == libc::EPERM {
+            eperm += 1;
+        }
+    }
+    out("eperm", eperm);
+    0
 }
 
 /// Opens /dev/null until open fails (at most 100000 times); reports how many
