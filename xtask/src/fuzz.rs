@@ -94,7 +94,10 @@ mod tests {
     fn arguments_pick_targets_and_time() {
         let v = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let all = parse_args(&[]).unwrap();
-        assert_eq!(all.targets, v(&["cli", "units", "netlink", "accounts", "rlimit"]));
+        assert_eq!(
+            all.targets,
+            v(&["cli", "units", "netlink", "accounts", "rlimit"])
+        );
         assert_eq!(all.seconds, 60);
         let one = parse_args(&v(&["netlink", "--seconds", "5"])).unwrap();
         assert_eq!((one.targets, one.seconds), (v(&["netlink"]), 5));
