@@ -172,10 +172,14 @@ fn cpu_time_spread_over_four_processes_is_counted_together(env: &Env) {
         report["tasks_peak"].is_null() || report["tasks_peak"].as_u64() >= Some(6),
         "init, sh and four spinners\n{report}"
     );
-    assert!(
-        wall < 1.0,
-        "1 s of CPU took {wall} s of wall time: not shared\n{report}"
-    );
+    // More than one core busy on average: the budget was spent by the four
+    // together (2 cores: about half a second; loose for a loaded machine).
+    if std::thread::available_parallelism().map_or(1, usize::from) >= 2 {
+        assert!(
+            wall < 0.9 * cpu,
+            "{cpu} s of CPU took {wall} s of wall time: not shared\n{report}"
+        );
+    }
 }
 
 fn rlimit_nofile_16_stops_the_command_at_16_open_files(env: &Env) {
