@@ -99,32 +99,8 @@ pub fn supervise(spec: &Spec, launch: &Launch, report: &mut Report) -> Result<i3
     );
 
     drop(placement);
-    let attached = ns::id_maps(spec, first_id)
-        .map_or(Ok(()), |maps| ns::write_id_maps(pid, &maps))
-        .and_then(|()| idmap_onto_sandbox(spec, launch, pid))
-        .and_then(|()| bridge.map(|prepared| prepared.attach(pid)).transpose());
-    let attached = match attached {
-        Ok(attached) => attached,
-        Err(err) => {
-            // The child waits for Go: killing it is all the cleanup there is. If
-            // its own setup failed first, that is the cause.
-            let _ = pidfd_send_signal(&pidfd, Signal::KILL);
-            let mut watch = Watch {
-                chan: &ours,
-                pidfd: &pidfd,
-                sigfd: &sigfd,
-                cgroup: &cgroup,
-                grace: spec.stop_timeout,
-                timeout: None,
-                cpu: None,
-                output: None,
-                denials: Denials::default(),
-            };
-            return Err(watch.run().status.err().unwrap_or(err));
-        }
-    };
-    // A failed send means the child is gone already; its status tells why.
-    let _ = ours.send(&Message::Go);
+    // One watch for both ends below: its clocks start only with init's
+    // Started record, which a child killed before Go never sends.
     let mut watch = Watch {
         chan: &ours,
         pidfd: &pidfd,
@@ -136,10 +112,28 @@ pub fn supervise(spec: &Spec, launch: &Launch, report: &mut Report) -> Result<i3
         output,
         denials: Denials::default(),
     };
+    let attached = ns::id_maps(spec, first_id)
+        .map_or(Ok(()), |maps| ns::write_id_maps(pid, &maps))
+        .and_then(|()| idmap_onto_sandbox(spec, launch, pid))
+        .and_then(|()| bridge.map(|prepared| prepared.attach(pid)).transpose());
+    let attached = match attached {
+        Ok(attached) => attached,
+        Err(err) => {
+            // The child waits for Go: killing it is all the cleanup there is. If
+            // its own setup failed first, that is the cause.
+            let _ = pidfd_send_signal(&pidfd, Signal::KILL);
+            return Err(watch.run().status.err().unwrap_or(err));
+        }
+    };
+    // A failed send means the child is gone already; its status tells why.
+    let _ = ours.send(&Message::Go);
     let ended = watch.run();
     let finished = Instant::now();
     let oom = matches!(ended.status, Ok(137)) && ended.limit.is_none() && cgroup.oom_killed();
-    fill_report(report, &ended, finished, &cgroup, oom, &watch);
+    // Only when asked: the counters are half a dozen cgroup file reads.
+    if spec.report.is_some() {
+        fill_report(report, &ended, finished, &cgroup, oom, &watch);
+    }
     let status = ended.status;
     if oom {
         let peak = cgroup
