@@ -28,6 +28,7 @@ mod fs;
 pub mod log;
 pub mod net;
 mod ns;
+pub mod oci;
 mod report;
 mod rlimit;
 pub mod sandbox;

@@ -10,6 +10,10 @@ const EXIT_MICROBOX: i32 = 125;
 fn main() {
     microbox::error::exit_125_on_panic();
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if microbox::oci::is_oci_call(&args) {
+        #[allow(clippy::exit)] // the process itself, not a clone3 child
+        std::process::exit(microbox::oci::main(args));
+    }
     let code = match cli::parse(args.clone()) {
         Ok(Command::Help) => {
             print!("{}", cli::help_text());

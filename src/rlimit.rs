@@ -102,6 +102,26 @@ fn below(a: Option<u64>, b: Option<u64>) -> bool {
     }
 }
 
+/// An OCI `process.rlimits` entry (`RLIMIT_NOFILE`, soft, hard); the
+/// kernel's RLIM_INFINITY is unlimited. The resources `--rlimit` takes are
+/// the ones supported here too.
+pub fn from_oci(kind: &str, soft: u64, hard: u64) -> std::result::Result<Rlimit, String> {
+    let bare = kind.strip_prefix("RLIMIT_").unwrap_or(kind);
+    let which = RESOURCES
+        .iter()
+        .position(|(name, _, _)| *name == bare)
+        .ok_or_else(|| format!("{kind} is not supported (supported: {})", names()))?;
+    let value = |v: u64| (v != u64::MAX).then_some(v);
+    if below(value(hard), value(soft)) {
+        return Err(format!("{kind}: soft limit {soft} above hard limit {hard}"));
+    }
+    Ok(Rlimit {
+        which,
+        soft: value(soft),
+        hard: value(hard),
+    })
+}
+
 /// What the command gets: CORE=0 (a crashing program leaves no core file
 /// anywhere the host would look), then `--rlimit` in order, a later one for
 /// the same resource replacing an earlier.

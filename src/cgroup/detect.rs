@@ -146,6 +146,16 @@ pub(super) fn v1_from_mountinfo(text: &str) -> Result<Hierarchy> {
     }
 }
 
+/// The mount point of one v1 controller (`devices`, which only OCI
+/// containers use), from /proc/self/mountinfo.
+pub(super) fn v1_mount_of(controller: &str) -> Option<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    text.lines()
+        .filter_map(parse_line)
+        .find(|m| m.fstype == "cgroup" && m.super_options.split(',').any(|o| o == controller))
+        .map(|m| m.mount_point)
+}
+
 #[derive(Debug, PartialEq, Eq)]
 struct MountLine<'a> {
     mount_point: PathBuf,

@@ -14,7 +14,9 @@
 //! Paths: `/sys/fs/cgroup/microbox/<id>` on v2, `<controller mount>/microbox/<id>`
 //! for cpu, memory and pids on v1; the lock is `/run/microbox/sandboxes/<id>.lock`.
 
+pub(crate) mod container;
 mod detect;
+pub(crate) mod devices;
 mod stale;
 mod v1;
 mod v2;

@@ -127,7 +127,7 @@ impl Executor<'_, '_> {
                     other => other.map_err(failed)?,
                 }
             }
-            Step::AttachImage { target } => {
+            Step::AttachImage { target, becomes } => {
                 let image = self
                     .inputs
                     .image
@@ -143,6 +143,48 @@ impl Executor<'_, '_> {
                         | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
                 )
                 .map_err(failed)?;
+                drop(target);
+                if let Some(base) = becomes {
+                    // The tree's fd is its root, attached now.
+                    let root = image
+                        .try_clone_to_owned()
+                        .map_err(|e| Error::os("duplicate the root's fd", e))?;
+                    self.bases.insert(*base, root);
+                }
+            }
+            Step::Sysctl { key, value } => {
+                let path = format!("sys/{}", key.replace('.', "/"));
+                let fd = openat(
+                    self.base(Base::Proc)?,
+                    path.as_str(),
+                    OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(failed)?;
+                rustix::io::write(&fd, value.as_bytes()).map_err(failed)?;
+            }
+            Step::Mask { target } => {
+                // Opened first: the target's lookup borrows the executor.
+                self.open_host_device("null", 1, 3)?;
+                let Some(found) = self.target(target, true).map_err(failed)? else {
+                    return Ok(());
+                };
+                let fd = found.fd().map_err(failed)?;
+                let tree = if resolve::kind_of(fd).map_err(|e| failed(io_errno(&e)))?
+                    == resolve::Kind::Dir
+                {
+                    let fs_fd = fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC).map_err(failed)?;
+                    fsconfig_set_string(fs_fd.as_fd(), "size", "0").map_err(failed)?;
+                    fsconfig_create(fs_fd.as_fd()).map_err(failed)?;
+                    let attrs = MountAttrFlags::MOUNT_ATTR_RDONLY
+                        | MountAttrFlags::MOUNT_ATTR_NOSUID
+                        | MountAttrFlags::MOUNT_ATTR_NODEV
+                        | MountAttrFlags::MOUNT_ATTR_NOEXEC;
+                    fsmount(fs_fd.as_fd(), FsMountFlags::FSMOUNT_CLOEXEC, attrs).map_err(failed)?
+                } else {
+                    clone_tree(&Target::Fd(self.host_device("null")?)).map_err(failed)?
+                };
+                attach(&tree, &found).map_err(failed)?;
             }
             Step::AttachBind {
                 index,
@@ -292,6 +334,10 @@ fn present(base: BorrowedFd<'_>, path: &str) -> std::result::Result<bool, Errno>
         Err(Errno::NOENT) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+fn io_errno(err: &std::io::Error) -> Errno {
+    Errno::from_io_error(err).unwrap_or(Errno::INVAL)
 }
 
 /// A step's target: the object an fd holds, or a path below a base fd.

@@ -89,12 +89,11 @@ pub fn steps() -> Vec<Step> {
         becomes: Some(Base::Dev),
         missing_ok: false,
     }];
-    steps.extend(DEVICES.iter().map(|&(name, major, minor)| Step::Bind {
-        source: Source::HostDevice { name, major, minor },
-        target: in_dev(name, Some(Kind::File)),
-        attrs: MountAttrFlags::empty(),
-        missing_ok: false,
-    }));
+    steps.extend(
+        DEVICES
+            .iter()
+            .map(|&(name, major, minor)| device(name, major, minor)),
+    );
     let mut pts = vec![("newinstance", Value::Flag)];
     pts.extend(DEVPTS_OPTIONS.iter().map(|&(k, v)| (k, text(v))));
     for (name, fs, attrs, options) in [
@@ -117,9 +116,32 @@ pub fn steps() -> Vec<Step> {
             missing_ok: false,
         });
     }
-    steps.extend(LINKS.iter().map(|&(name, points_to)| Step::Symlink {
+    steps.extend(links());
+    steps
+}
+
+fn device(name: &'static str, major: u32, minor: u32) -> Step {
+    Step::Bind {
+        source: Source::HostDevice { name, major, minor },
+        target: in_dev(name, Some(Kind::File)),
+        attrs: MountAttrFlags::empty(),
+        missing_ok: false,
+    }
+}
+
+fn links() -> impl Iterator<Item = Step> {
+    LINKS.iter().map(|&(name, points_to)| Step::Symlink {
         target: in_dev(name, None),
         points_to,
-    }));
-    steps
+    })
+}
+
+/// The device nodes and links of a sandbox's /dev, for an OCI container's
+/// /dev tmpfs (its engine mounts pts, shm and mqueue itself).
+pub fn nodes_and_links() -> Vec<Step> {
+    DEVICES
+        .iter()
+        .map(|&(name, major, minor)| device(name, major, minor))
+        .chain(links())
+        .collect()
 }

@@ -9,6 +9,7 @@
 
 mod apply;
 mod bind;
+pub mod container;
 pub use bind::{
     host_owner, open_source, prepare as prepare_bind, reserved_destination,
     Prepared as PreparedBind,
@@ -25,6 +26,22 @@ use std::os::fd::BorrowedFd;
 
 use crate::error::Result;
 use crate::spec::Spec;
+
+/// Runs an OCI container's mount plan (`container::plan`) with its root
+/// tree and bind trees.
+pub fn setup_container(
+    steps: &[plan::Step],
+    root: BorrowedFd<'_>,
+    binds: &[bind::Prepared],
+) -> Result<()> {
+    apply::apply(
+        steps,
+        apply::Inputs {
+            image: Some(root),
+            binds,
+        },
+    )
+}
 
 /// Builds the whole filesystem and enters it (cwd `/`). `image` is the image
 /// directory's tree and `binds` the user's bind mounts (in the order of

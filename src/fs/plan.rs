@@ -67,7 +67,7 @@ pub struct At {
 }
 
 impl At {
-    fn new(base: Base, path: &str, lookup: Lookup) -> Self {
+    pub(super) fn new(base: Base, path: &str, lookup: Lookup) -> Self {
         At {
             base,
             path: path.trim_start_matches('/').to_string(),
@@ -76,13 +76,13 @@ impl At {
         }
     }
 
-    fn creating(mut self, kind: Kind) -> Self {
+    pub(super) fn creating(mut self, kind: Kind) -> Self {
         self.create = Some(kind);
         self
     }
 
     /// The base itself.
-    fn base(base: Base) -> Self {
+    pub(super) fn base(base: Base) -> Self {
         At::new(base, "", Lookup::NoSymlinks)
     }
 }
@@ -95,6 +95,9 @@ pub enum Fs {
     Devpts,
     Mqueue,
     Overlay,
+    /// OCI containers only: config.json asks for them.
+    Sysfs,
+    Cgroup2,
 }
 
 impl Fs {
@@ -105,6 +108,8 @@ impl Fs {
             Fs::Devpts => "devpts",
             Fs::Mqueue => "mqueue",
             Fs::Overlay => "overlay",
+            Fs::Sysfs => "sysfs",
+            Fs::Cgroup2 => "cgroup2",
         }
     }
 }
@@ -164,7 +169,9 @@ pub enum Step {
     /// parent before the clone (`image.rs`), attached at `target` in the
     /// staging tmpfs for the overlay's lower layer. Safe: the clone is of the
     /// image directory alone, read-only, and the target is microbox's own.
-    AttachImage { target: At },
+    /// `becomes`: an OCI container's root (its bundle's root tree, cloned
+    /// recursively by `create`) is the new root itself.
+    AttachImage { target: At, becomes: Option<Base> },
     /// The user's bind mount number `index` (cloned and flagged by the parent
     /// before the clone: `bind.rs`), attached at its destination. Safe: the
     /// destination is resolved inside the root, and refused if it lands on
@@ -187,6 +194,16 @@ pub enum Step {
     /// or the overlay's upper layer (never on the host: the image is the
     /// overlay's lower layer).
     Make { target: At },
+    /// An OCI `maskedPaths` entry: a directory gets an empty read-only
+    /// tmpfs over it, anything else the host's /dev/null (opened and checked
+    /// by `dev::open_host_device`, never the image's). Safe: only ever hides;
+    /// a missing path is skipped.
+    Mask { target: At },
+    /// An OCI `linux.sysctl` entry written into the fresh procfs's sys/
+    /// (already checked to be per namespace), before any of it turns
+    /// read-only. Safe: the procfs is the container's own, and the key's
+    /// parts are plain names.
+    Sysctl { key: String, value: String },
     /// A symlink in microbox's own /dev.
     Symlink { target: At, points_to: &'static str },
     /// A file replaced in the overlay's upper layer: whatever the image has
@@ -257,6 +274,7 @@ pub fn plan(spec: &Spec, hostname: &str) -> Vec<Step> {
             }
             steps.push(Step::AttachImage {
                 target: At::new(Base::Staging, "lower", Lookup::NoSymlinks),
+                becomes: None,
             });
             // With the ids shifted, setuid files of the image raise ids of the
             // sandbox's own range only: they work, as in any root filesystem.
@@ -490,9 +508,15 @@ impl fmt::Display for Step {
                 write!(f, " on {} {}", Where(target), attr_names(*attrs))?;
                 f.write_str(optional(*missing_ok))
             }
-            Step::AttachImage { target } => {
-                write!(f, "attach the image on {}", Where(target))
+            Step::AttachImage { target, becomes } => {
+                write!(f, "attach the image on {}", Where(target))?;
+                match becomes {
+                    Some(base) => write!(f, " => {base:?}"),
+                    None => Ok(()),
+                }
             }
+            Step::Mask { target } => write!(f, "mask {} if present", Where(target)),
+            Step::Sysctl { key, value } => write!(f, "sysctl {key} = {value}"),
             Step::AttachBind {
                 index,
                 source,
@@ -574,7 +598,13 @@ impl Step {
                 "bind".into(),
                 Some(format!("{target} onto itself {}", attr_names(*attrs))),
             ),
-            Step::AttachImage { target } => ("mount the image on".into(), Some(target.to_string())),
+            Step::AttachImage { target, .. } => {
+                ("mount the image on".into(), Some(target.to_string()))
+            }
+            Step::Mask { target } => ("mask".into(), Some(target.to_string())),
+            Step::Sysctl { key, value } => {
+                ("write".into(), Some(format!("{value} to sysctl {key}")))
+            }
             Step::AttachBind { source, target, .. } => (
                 format!("mount {} on", source.display()),
                 Some(target.to_string()),
@@ -725,11 +755,13 @@ mod tests {
                     Step::Mount { target, .. }
                     | Step::Bind { target, .. }
                     | Step::AttachBind { target, .. }
-                    | Step::AttachImage { target }
+                    | Step::AttachImage { target, .. }
+                    | Step::Mask { target }
                     | Step::SetAttr { target, .. }
                     | Step::Make { target }
                     | Step::Symlink { target, .. } => Some(target.base),
                     Step::WriteFile { dir, .. } => Some(dir.base),
+                    Step::Sysctl { .. } => Some(Base::Proc),
                     Step::PivotIntoRoot => Some(Base::Root),
                     Step::MakePrivate | Step::ChdirToHostRoot => None,
                 };

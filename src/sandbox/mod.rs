@@ -2,7 +2,7 @@
 //! child sets the sandbox up and becomes its PID 1 (`init`), which starts the
 //! command. Everything the child needs is prepared here, before the clone.
 
-mod channel;
+pub(crate) mod channel;
 mod child;
 mod denied;
 mod init;

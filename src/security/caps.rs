@@ -58,7 +58,6 @@ const NAMES: [&str; 41] = [
 ];
 
 /// The highest capability number microbox knows by name.
-#[cfg(test)]
 pub(crate) const LAST: u8 = 40;
 
 pub(crate) const CHOWN: u8 = 0;
@@ -197,6 +196,72 @@ pub(crate) fn apply(keep: u64) -> Result<()> {
         },
     )
     .map_err(|e| Error::os("set the sandbox's capability sets (capset)", e))
+}
+
+/// An OCI container's capability sets and user, applied in the order the
+/// kernel needs (runc's): the bounding set shrunk while CAP_SETPCAP is
+/// still held, the ids changed with PR_SET_KEEPCAPS so that the permitted
+/// set survives a change away from uid 0, then the three sets of capset,
+/// then the ambient set (whose members must be permitted and inheritable).
+pub(crate) struct ProcessCaps {
+    pub bounding: u64,
+    pub effective: u64,
+    pub inheritable: u64,
+    pub permitted: u64,
+    pub ambient: u64,
+}
+
+pub(crate) fn apply_with_user(
+    sets: &ProcessCaps,
+    uid: u32,
+    gid: u32,
+    groups: &[u32],
+) -> Result<()> {
+    use rustix::process::{Gid, Uid};
+    for cap in 0..64u8 {
+        if sets.bounding & bit(cap) != 0 {
+            continue;
+        }
+        match rthread::remove_capability_from_bounding_set(CapabilitySet::from_bits_retain(bit(
+            cap,
+        ))) {
+            Ok(()) => {}
+            Err(Errno::INVAL) => break,
+            Err(e) => {
+                return Err(
+                    Error::os("drop", e).on(format_args!("{} from the bounding set", name(cap)))
+                )
+            }
+        }
+    }
+    rthread::set_keep_capabilities(true).map_err(|e| Error::os("set PR_SET_KEEPCAPS", e))?;
+    let groups: Vec<Gid> = groups.iter().map(|&g| Gid::from_raw(g)).collect();
+    rthread::set_thread_groups(&groups)
+        .map_err(|e| Error::os("set the supplementary groups", e))?;
+    let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(gid));
+    rthread::set_thread_res_gid(gid, gid, gid)
+        .map_err(|e| Error::os("set the group id", e).on(gid.as_raw()))?;
+    rthread::set_thread_res_uid(uid, uid, uid)
+        .map_err(|e| Error::os("set the user id", e).on(uid.as_raw()))?;
+    rthread::set_keep_capabilities(false).map_err(|e| Error::os("clear PR_SET_KEEPCAPS", e))?;
+    let set = CapabilitySet::from_bits_retain;
+    rthread::set_capabilities(
+        None,
+        CapabilitySets {
+            effective: set(sets.effective),
+            permitted: set(sets.permitted),
+            inheritable: set(sets.inheritable),
+        },
+    )
+    .map_err(|e| Error::os("set the container's capability sets (capset)", e))?;
+    rthread::clear_ambient_capability_set()
+        .map_err(|e| Error::os("clear the ambient capability set", e))?;
+    for cap in members(sets.ambient) {
+        rthread::configure_capability_in_ambient_set(set(bit(cap)), true).map_err(|e| {
+            Error::os("raise", e).on(format_args!("{} in the ambient set", name(cap)))
+        })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

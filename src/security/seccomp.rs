@@ -44,10 +44,12 @@ mod bpf_patch;
 mod compile;
 #[cfg(test)]
 mod interpreter;
+mod oci;
 mod policy;
 mod profile;
 
 pub(crate) use compile::{compile, load, notify_denials};
+pub(crate) use oci::{action_from_name, compile_oci, op_from_name, OciArg, OciRule, OciSeccomp};
 pub use policy::{DEFAULT_ENOSYS, DEFAULT_EPERM};
 pub(crate) use profile::profile;
 #[cfg(test)]

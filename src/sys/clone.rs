@@ -132,6 +132,28 @@ pub fn fork() -> io::Result<Option<i32>> {
     }
 }
 
+/// Proof that [`ensure_single_threaded`] held a moment ago, for a fork
+/// after the caller's /proc stopped showing it (`exec` joins the
+/// container's mount namespace, whose procfs has no entry for it). Not
+/// `Send`: it cannot travel to a thread made in between.
+pub struct SingleThreaded(std::marker::PhantomData<*const ()>);
+
+pub fn single_threaded() -> io::Result<SingleThreaded> {
+    ensure_single_threaded().map(|()| SingleThreaded(std::marker::PhantomData))
+}
+
+/// fork(2) on the strength of an earlier check.
+pub fn fork_single(_checked: SingleThreaded) -> io::Result<Option<i32>> {
+    // SAFETY: as in `fork`; the proof says the process was single-threaded
+    // when it was made, and the caller made no thread since (the proof is
+    // consumed here and cannot have been sent to one).
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        pid => Ok(Some(pid)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::ensure_single_threaded;

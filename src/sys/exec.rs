@@ -48,3 +48,18 @@ pub fn close_range(first: u32, last: u32) -> io::Result<()> {
         Ok(())
     }
 }
+
+/// close_range(first, ~0, CLOSE_RANGE_CLOEXEC): every fd from `first` up is
+/// closed at the next execve, and stays usable until then.
+pub fn mark_cloexec_from(first: u32) -> io::Result<()> {
+    // CLOSE_RANGE_CLOEXEC from <linux/close_range.h>.
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    // SAFETY: close_range takes integers only; marking fds close-on-exec
+    // changes no memory and no fd this process uses before its execve.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}

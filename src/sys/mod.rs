@@ -4,6 +4,7 @@
 //! A wrapper whose soundness needs a process state checks it: clone3 and fork
 //! refuse unless the process is single-threaded.
 
+pub mod bpf;
 pub mod clone;
 pub mod exec;
 pub mod fd;

@@ -17,6 +17,7 @@ mod ids;
 mod isolation;
 mod limits;
 mod network;
+mod oci;
 mod seccomp_caps;
 mod untrusted;
 
@@ -33,6 +34,7 @@ fn main() {
         isolation::tests(),
         limits::tests(),
         network::tests(),
+        oci::tests(),
         seccomp_caps::tests(),
         untrusted::tests(),
         harness::selftest::tests(),

@@ -6,8 +6,9 @@ use std::path::Path;
 use std::process::Command;
 
 /// The targets in fuzz/Cargo.toml: the command line, the size/CPU/duration
-/// units, the netlink reply readers, and the account files of the id leases.
-const TARGETS: &[&str] = &["cli", "units", "netlink", "accounts", "rlimit"];
+/// units, the netlink reply readers, the account files of the id leases,
+/// `--rlimit`, and the JSON reader of OCI bundles.
+const TARGETS: &[&str] = &["cli", "units", "netlink", "accounts", "rlimit", "oci_json"];
 
 #[derive(Debug)]
 struct Opts {
@@ -96,7 +97,7 @@ mod tests {
         let all = parse_args(&[]).unwrap();
         assert_eq!(
             all.targets,
-            v(&["cli", "units", "netlink", "accounts", "rlimit"])
+            v(&["cli", "units", "netlink", "accounts", "rlimit", "oci_json"])
         );
         assert_eq!(all.seconds, 60);
         let one = parse_args(&v(&["netlink", "--seconds", "5"])).unwrap();

@@ -37,7 +37,7 @@ pub(super) const fn opcode(code: u32) -> u16 {
     code as u16
 }
 
-fn stmt(code: u16, k: u32) -> sock_filter {
+pub(super) fn stmt(code: u16, k: u32) -> sock_filter {
     sock_filter {
         code,
         jt: 0,
@@ -46,7 +46,7 @@ fn stmt(code: u16, k: u32) -> sock_filter {
     }
 }
 
-fn jump(code: u16, k: u32, jt: u8, jf: u8) -> sock_filter {
+pub(super) fn jump(code: u16, k: u32, jt: u8, jf: u8) -> sock_filter {
     sock_filter { code, jt, jf, k }
 }
 
@@ -115,7 +115,7 @@ pub(super) fn unnamed_guard(arch: Arch) -> Vec<sock_filter> {
 
 /// The offset of the low 32 bits of argument `n` in seccomp_data (both
 /// architectures are little-endian).
-const fn arg_low(n: u32) -> u32 {
+pub(super) const fn arg_low(n: u32) -> u32 {
     16 + 8 * n
 }
 

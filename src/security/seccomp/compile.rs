@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch,
+    sock_filter, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition,
+    SeccompFilter, SeccompRule, TargetArch,
 };
 
 use super::bpf_patch::{
@@ -31,10 +31,6 @@ const BPF_MAXINSNS: usize = 4096;
 /// There is always at least one program, so an everything-allowed profile still
 /// has both checks.
 pub fn compile(profile: &Profile) -> Result<Vec<BpfProgram>> {
-    let target = match profile.arch {
-        Arch::X86_64 => TargetArch::x86_64,
-        Arch::Aarch64 => TargetArch::aarch64,
-    };
     let mut by_errno: BTreeMap<i32, BTreeMap<i64, Vec<SeccompRule>>> = BTreeMap::new();
     by_errno.insert(libc::EPERM, BTreeMap::new());
     for deny in profile.denied.values() {
@@ -55,36 +51,56 @@ pub fn compile(profile: &Profile) -> Result<Vec<BpfProgram>> {
         let is_eperm = errno == libc::EPERM;
         let errno = u32::try_from(errno)
             .map_err(|_| Error::runtime(format!("bad errno {errno} in seccomp profile")))?;
-        let filter = SeccompFilter::new(
-            rules,
-            SeccompAction::Allow,
-            SeccompAction::Errno(errno),
-            target,
-        )
-        .map_err(|e| Error::failed("build the seccomp filter", e.to_string()))?;
-        let mut program: BpfProgram =
-            filter.try_into().map_err(|e: seccompiler::BackendError| {
-                Error::failed("compile the seccomp filter", e.to_string())
-            })?;
-        check_arch_prologue(&program, target)?;
         let mut guards = Vec::new();
-        if profile.arch == Arch::X86_64 {
-            guards.extend(x32_guard());
-        }
         if is_eperm {
             guards.extend(unnamed_guard(profile.arch));
             guards.extend(listener_guard(profile.arch)?);
         }
-        insert_after_nr_load(&mut program, &guards)?;
-        if program.len() > BPF_MAXINSNS {
-            return Err(Error::runtime(format!(
-                "the seccomp filter has {} instructions, more than the kernel's {BPF_MAXINSNS}",
-                program.len()
-            )));
-        }
-        programs.push(program);
+        programs.push(build_program(
+            profile.arch,
+            rules,
+            SeccompAction::Allow,
+            SeccompAction::Errno(errno),
+            &guards,
+        )?);
     }
     Ok(programs)
+}
+
+/// One seccompiler filter as a BPF program: `rules` answer `on_match`,
+/// everything else `mismatch`. Its arch check is verified, then the x32 guard
+/// (x86_64) and `guards` go right after the syscall-number load; a program
+/// longer than the kernel takes is refused here rather than at load.
+pub(super) fn build_program(
+    arch: Arch,
+    rules: BTreeMap<i64, Vec<SeccompRule>>,
+    mismatch: SeccompAction,
+    on_match: SeccompAction,
+    guards: &[sock_filter],
+) -> Result<BpfProgram> {
+    let target = match arch {
+        Arch::X86_64 => TargetArch::x86_64,
+        Arch::Aarch64 => TargetArch::aarch64,
+    };
+    let filter = SeccompFilter::new(rules, mismatch, on_match, target)
+        .map_err(|e| Error::failed("build the seccomp filter", e.to_string()))?;
+    let mut program: BpfProgram = filter.try_into().map_err(|e: seccompiler::BackendError| {
+        Error::failed("compile the seccomp filter", e.to_string())
+    })?;
+    check_arch_prologue(&program, target)?;
+    let mut all_guards = Vec::new();
+    if arch == Arch::X86_64 {
+        all_guards.extend(x32_guard());
+    }
+    all_guards.extend_from_slice(guards);
+    insert_after_nr_load(&mut program, &all_guards)?;
+    if program.len() > BPF_MAXINSNS {
+        return Err(Error::runtime(format!(
+            "the seccomp filter has {} instructions, more than the kernel's {BPF_MAXINSNS}",
+            program.len()
+        )));
+    }
+    Ok(program)
 }
 
 /// seccompiler rules (OR of ANDs) that make a syscall's chain match when `when` holds.
