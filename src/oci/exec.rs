@@ -48,6 +48,11 @@ pub(crate) fn exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
     // Nothing of the container's is held any more than needed: the lock
     // goes before the wait of a foreground exec.
     drop(dir);
+    let pid_file = a
+        .pid_file
+        .as_deref()
+        .map(state::LaterFile::open)
+        .transpose()?;
     let flags = differing_namespaces(record.pid)?;
     let (parent, child) = channel::pair().map_err(|e| Error::os("create the exec channel", e))?;
     record.cgroup.join_self()?;
@@ -87,8 +92,8 @@ pub(crate) fn exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
                     return Err(Error::runtime("the exec'd process died before its execve"));
                 }
             }
-            if let Some(path) = &a.pid_file {
-                state::write_atomically(path, pid.to_string().as_bytes())?;
+            if let Some(file) = &pid_file {
+                file.write(pid.to_string().as_bytes())?;
             }
             if a.detach {
                 return Ok(0);

@@ -176,6 +176,63 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         })
 }
 
+/// A file to be written later by name below its directory, opened now:
+/// `exec` writes its pid file after joining the container's mount
+/// namespace, where the host path means nothing.
+pub(crate) struct LaterFile {
+    dir: OwnedFd,
+    name: std::ffi::OsString,
+}
+
+impl LaterFile {
+    pub fn open(path: &Path) -> Result<LaterFile> {
+        let (parent, name) = match (path.parent(), path.file_name()) {
+            (Some(parent), Some(name)) => (
+                if parent.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    parent
+                },
+                name,
+            ),
+            _ => return Err(Error::usage(format!("{}: not a file name", path.display()))),
+        };
+        let dir = rustix::fs::open(
+            parent,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::os("open", e).on(parent.display()))?;
+        Ok(LaterFile {
+            dir,
+            name: name.to_os_string(),
+        })
+    }
+
+    /// Through a temporary name and a rename, as [`write_atomically`].
+    pub fn write(&self, bytes: &[u8]) -> Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut tmp = std::ffi::OsString::from(".");
+        tmp.push(&self.name);
+        tmp.push(format!(
+            ".{}.tmp",
+            rustix::process::getpid().as_raw_nonzero()
+        ));
+        let shown = Path::new(&self.name).display();
+        let fd = rustix::fs::openat(
+            &self.dir,
+            tmp.as_os_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )
+        .map_err(|e| Error::os("write", e).on(&shown))?;
+        rustix::io::write(&fd, bytes).map_err(|e| Error::os("write", e).on(&shown))?;
+        let _ = self.name.as_bytes();
+        rustix::fs::renameat(&self.dir, tmp.as_os_str(), &self.dir, self.name.as_os_str())
+            .map_err(|e| Error::os("rename into place", e).on(&shown))
+    }
+}
+
 /// The process's start time (field 22 of /proc/PID/stat) and whether it is
 /// a zombie; None when there is no such process.
 pub(crate) fn process_start(pid: i32) -> Option<(u64, bool)> {

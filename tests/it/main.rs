@@ -10,6 +10,7 @@
 mod harness;
 
 mod cli;
+mod engines;
 mod exit_signals;
 mod filesystem;
 mod hostile;
@@ -27,6 +28,7 @@ fn main() {
     let mut args = libtest_mimic::Arguments::from_iter(args);
     let mut tests: Vec<libtest_mimic::Trial> = [
         cli::tests(),
+        engines::tests(),
         exit_signals::tests(),
         filesystem::tests(),
         hostile::tests(),
