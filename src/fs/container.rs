@@ -154,7 +154,7 @@ pub fn plan(fs: &ContainerFs<'_>) -> Result<ContainerPlan> {
     let mut binds = Vec::new();
     let (mut proc_mounted, mut dev_mounted) = (false, false);
     for (index, mount) in fs.mounts.iter().enumerate() {
-        let at = format!("mounts[{index}] ({})", mount.destination);
+        let at = format!("mounts[{index}] ({})", mount.destination.escape_debug());
         let options = parse_options(mount.options, &at)?;
         let dest = mount.destination.trim_end_matches('/');
         let dest = if dest.is_empty() { "/" } else { dest };

@@ -281,10 +281,11 @@ fn check_id(id: &str) -> Result<()> {
     Ok(())
 }
 
+/// An argument as the error shows it: escaped, so a message stays one line.
 fn shown(arg: &Arg<'_>) -> String {
     match arg {
-        Arg::Short(c) => format!("-{c}"),
-        Arg::Long(name) => format!("--{name}"),
+        Arg::Short(c) => format!("-{}", c.escape_debug()),
+        Arg::Long(name) => format!("--{}", name.escape_debug()),
         Arg::Value(v) => format!("{v:?}"),
     }
 }

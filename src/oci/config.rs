@@ -981,12 +981,16 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// Field names come from the file: escaped, so a message stays one line.
 fn invalid(field: &str, why: impl std::fmt::Display) -> Error {
-    Error::usage(format!("config.json: {field}: {why}"))
+    Error::usage(format!("config.json: {}: {why}", field.escape_debug()))
 }
 
 fn unsupported(field: &str, why: impl std::fmt::Display) -> Error {
-    Error::usage(format!("config.json: {field}: not supported ({why})"))
+    Error::usage(format!(
+        "config.json: {}: not supported ({why})",
+        field.escape_debug()
+    ))
 }
 
 fn string(value: &Value, at: &str) -> Result<String> {
@@ -1148,6 +1152,18 @@ mod tests {
             r#""cwd": "/", "consoleSize": {"height": 1, "width": 2},"#,
         )
         .unwrap();
+    }
+
+    #[test]
+    fn a_refusal_is_one_line_whatever_the_file_holds() {
+        let err = with(
+            MINIMAL,
+            r#""hostname": "box","#,
+            r#""hostname": "box", "a\nb": 1,"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(!err.contains('\n') && err.contains("a\\nb"), "{err}");
     }
 
     #[test]

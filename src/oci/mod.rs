@@ -38,6 +38,11 @@ pub fn config_parse(input: &[u8]) -> std::result::Result<(), String> {
     config::parse(input).map(drop).map_err(|e| e.to_string())
 }
 
+/// The OCI command line's parser, for the fuzz target.
+pub fn cli_parse(args: Vec<OsString>) -> std::result::Result<(), String> {
+    cli::parse(args).map(drop).map_err(|e| e.to_string())
+}
+
 /// What a failed call exits with (runc's).
 const EXIT_FAILED: i32 = 1;
 

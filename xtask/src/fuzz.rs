@@ -8,7 +8,15 @@ use std::process::Command;
 /// The targets in fuzz/Cargo.toml: the command line, the size/CPU/duration
 /// units, the netlink reply readers, the account files of the id leases,
 /// `--rlimit`, and the JSON reader of OCI bundles.
-const TARGETS: &[&str] = &["cli", "units", "netlink", "accounts", "rlimit", "oci_json"];
+const TARGETS: &[&str] = &[
+    "cli",
+    "units",
+    "netlink",
+    "accounts",
+    "rlimit",
+    "oci_json",
+    "oci_config",
+];
 
 #[derive(Debug)]
 struct Opts {
@@ -97,7 +105,15 @@ mod tests {
         let all = parse_args(&[]).unwrap();
         assert_eq!(
             all.targets,
-            v(&["cli", "units", "netlink", "accounts", "rlimit", "oci_json"])
+            v(&[
+                "cli",
+                "units",
+                "netlink",
+                "accounts",
+                "rlimit",
+                "oci_json",
+                "oci_config"
+            ])
         );
         assert_eq!(all.seconds, 60);
         let one = parse_args(&v(&["netlink", "--seconds", "5"])).unwrap();
