@@ -156,6 +156,9 @@ pub fn run(ctx: &Ctx, args: &[String]) -> Result<u8, String> {
     let load_start = loadavg();
     let mut runtimes = runtimes(ctx, &microbox, opts.baseline.as_deref(), &image)?;
     let result = measure(&mut runtimes, &image, &opts);
+    // Podman's row: each `podman run` costs some 150 ms, so fewer runs.
+    let podman_runs = (opts.runs / 10).clamp(5, 20);
+    let podman = crate::bench_podman::measure(&ctx.cache, &microbox, &image, podman_runs);
     let cleanup = cleanup_crun().and(cleanup_bridge(&microbox));
     let load_end = loadavg();
     let results = result?;
@@ -168,6 +171,9 @@ pub fn run(ctx: &Ctx, args: &[String]) -> Result<u8, String> {
         load_start: &load_start,
         load_end: &load_end,
     });
+    if let Some(rows) = &podman {
+        print_podman(rows);
+    }
     if let Err(e) = cleanup {
         eprintln!("xtask: bench: {e}");
         return Ok(1);
@@ -814,6 +820,39 @@ fn stats(samples: &[Duration]) -> Option<Stats> {
         p90: percentile(&sorted, 90),
         min: sorted[0],
     })
+}
+
+/// `podman run --rm IMAGE /bin/true`, per OCI runtime, with microbox's
+/// median as the base of the ratios.
+fn print_podman(rows: &[crate::bench_podman::Row]) {
+    println!();
+    println!("bench: podman run --rm --network none busybox /bin/true (interleaved, wall ms)");
+    println!(
+        "{:<10} {:>6} {:>9} {:>9} {:>9}  vs microbox",
+        "runtime", "runs", "median", "p90", "min"
+    );
+    let base = rows
+        .first()
+        .and_then(|r| stats(&r.samples))
+        .map(|s| s.median.as_secs_f64());
+    for row in rows {
+        match (&row.failed, stats(&row.samples)) {
+            (None, Some(st)) => println!(
+                "{:<10} {:>6} {:>9} {:>9} {:>9}  {}",
+                row.runtime,
+                row.samples.len(),
+                ms(st.median),
+                ms(st.p90),
+                ms(st.min),
+                base.map_or("-".into(), |b| ratio(st.median.as_secs_f64(), b))
+            ),
+            (failed, _) => println!(
+                "{:<10} failed: {}",
+                row.runtime,
+                failed.as_deref().unwrap_or("no successful run")
+            ),
+        }
+    }
 }
 
 fn ms(d: Duration) -> String {

@@ -6,6 +6,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod bench;
+mod bench_podman;
 mod cargo;
 mod cpio;
 mod elf;
