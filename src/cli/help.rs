@@ -39,6 +39,22 @@ Exit status:
   152     --cpu-time ran out and microbox killed the sandbox
   153     the output passed --output-limit and microbox killed the sandbox
   other   the command's own exit status
+
+OCI runtime mode, for Podman, containerd and Kubernetes (runc's command line;
+see the README's section on Podman and containerd):
+  microbox [--root DIR] [--log FILE] [--log-format text|json]
+           [--systemd-cgroup] [--debug] SUBCOMMAND ...
+  create [--bundle DIR] [--pid-file FILE] [--console-socket SOCK]
+         [--preserve-fds N] [--no-pivot] [--no-new-keyring] ID
+  start ID | state ID | delete [-f|--force] ID | features
+  kill [-a|--all] ID [SIGNAL]      SIGNAL: a number, TERM or SIGTERM
+  exec [-p|--process FILE] [-d|--detach] [--pid-file FILE] [-t|--tty]
+       [--console-socket SOCK] [--preserve-fds N] [--cwd DIR]
+       [-e|--env NAME=VALUE] ID [COMMAND [ARG]...]
+  ps [-f|--format json|table] ID
+State is kept under /run/microbox/oci unless --root says otherwise. A failed
+call exits 1; a foreground exec exits with its process's status. A sandbox
+command named like a subcommand runs as 'microbox -- ps'.
 ";
 
 /// The `--help` text: every option with its default, grouped as the README groups them.
