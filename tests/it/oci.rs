@@ -31,6 +31,7 @@ pub fn tests() -> Vec<Trial> {
             the_console_socket_gets_one_pty_master,
             a_disk_node_made_inside_cannot_be_opened,
             limits_and_sysctls_of_the_config_hold_inside,
+            preserve_fds_passes_fd_3_and_nothing_else,
         ],
         Bin: [
             unknown_ids_do_not_exist_and_force_delete_of_one_succeeds,
@@ -337,6 +338,29 @@ fn create_start_exec_kill_delete_walks_every_status(env: &Env) {
         exec.stdout.contains("in-oci-box") && exec.stdout.contains("sleep 1000"),
         "exec sees the container's PID 1\n{exec}"
     );
+    // No fd of create's or exec's reaches the container (CVE-2024-21626),
+    // and an exec'd process is in the container's cgroup.
+    let fds = b.call(env, &["exec", &b.id, "/bin/ls", "/proc/1/fd"]);
+    assert_eq!(
+        fds.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["0", "1", "2"],
+        "{fds}"
+    );
+    // The exec'd process itself (the probe leaves out its own directory fd).
+    let fds = b.call(env, &["exec", &b.id, "/bin/probe", "fds"]);
+    let listed = fds.stdout.lines().find_map(|l| l.strip_prefix("fds="));
+    assert_eq!(listed, Some("0,1,2"), "{fds}");
+    let same = b.call(
+        env,
+        &[
+            "exec",
+            &b.id,
+            "/bin/sh",
+            "-c",
+            "[ \"$(cat /proc/self/cgroup)\" = \"$(cat /proc/1/cgroup)\" ] && echo same-cgroup",
+        ],
+    );
+    assert_eq!(same.stdout, "same-cgroup\n", "{same}");
     let status = b.call(env, &["exec", &b.id, "/bin/sh", "-c", "exit 3"]);
     assert_eq!(
         status.code,
@@ -753,4 +777,80 @@ fn hostile_configs_are_refused_naming_the_field(env: &Env) {
         assert!(out.stderr.contains("config.json"), "{out}");
     }
     let _ = env;
+}
+
+fn preserve_fds_passes_fd_3_and_nothing_else(env: &Env) {
+    use std::os::unix::process::CommandExt;
+    let b = Bundle::new(
+        env,
+        &[
+            "/bin/sh",
+            "-c",
+            "echo through-fd-3 >&3; ls /proc/self/fd | tr '\\n' ' '; echo",
+        ],
+    );
+    let passed = std::fs::File::create(b.dir.join("fd3")).unwrap();
+    std::fs::write(b.dir.join("not-passed"), "x").unwrap();
+    let extra = std::fs::File::open(b.dir.join("not-passed")).unwrap();
+    let bundle = b.dir.path.to_str().unwrap().to_string();
+    let pid_file = b.dir.join("pid");
+    let out = std::fs::File::create(b.dir.join("out.log")).unwrap();
+    let (fd3, fd4) = (passed.as_raw_fd(), extra.as_raw_fd());
+    let mut cmd = Command::new(&env.bin);
+    cmd.args([
+        "--root",
+        b.root.path.to_str().unwrap(),
+        "create",
+        "--bundle",
+        &bundle,
+    ])
+    .args([
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "--preserve-fds",
+        "1",
+        &b.id,
+    ])
+    .stdin(Stdio::null())
+    .stdout(out.try_clone().unwrap())
+    .stderr(out);
+    // SAFETY: dup2 between fds this process owns, in the child before exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            for (from, to) in [(fd3, 3), (fd4, 4)] {
+                // dup2 onto itself would keep close-on-exec: clear it instead.
+                let ok = if from == to {
+                    libc::fcntl(to, libc::F_SETFD, 0) == 0
+                } else {
+                    libc::dup2(from, to) == to
+                };
+                if !ok {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    become_subreaper();
+    let status = cmd.status().unwrap();
+    assert!(status.success(), "{}", b.output());
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(b.call(env, &["start", &b.id]).code, Some(0));
+    assert!(reap(pid).is_some());
+    assert_eq!(
+        std::fs::read_to_string(b.dir.join("fd3")).unwrap(),
+        "through-fd-3\n"
+    );
+    // ls's own directory fd is the one above 3; fd 4 (not preserved) is not there.
+    let listed = b.output();
+    let fds: Vec<&str> = listed.split_whitespace().collect();
+    assert!(
+        fds.starts_with(&["0", "1", "2", "3"]) && !fds.contains(&"5"),
+        "{listed}"
+    );
+    b.delete_and_check(env, None);
 }
