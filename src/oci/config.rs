@@ -582,14 +582,16 @@ fn parse_linux(value: &Value, config: &mut Config) -> Result<()> {
         .namespaces
         .iter()
         .any(|n| n.kind == NsKind::Network && n.path.is_none());
+    // Joined by path counts: the kernel state is that namespace's.
+    let own_ipc = config.namespaces.iter().any(|n| n.kind == NsKind::Ipc);
     if let Some((key, _)) = config
         .sysctl
         .iter()
-        .find(|(key, _)| !namespaced_sysctl(key, new_net))
+        .find(|(key, _)| !namespaced_sysctl(key, new_net, own_ipc))
     {
         return Err(invalid(
             &format!("linux.sysctl.{key}"),
-            "not a sysctl of the container's own namespaces (kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, net.* with a new network namespace)",
+            "not a sysctl of the container's own namespaces (kernel.shm*, kernel.msg*, kernel.sem and fs.mqueue.* with an ipc namespace, net.* with a new network namespace)",
         ));
     }
     if let Some(v) = f.take("seccomp") {
@@ -651,16 +653,16 @@ fn parse_linux(value: &Value, config: &mut Config) -> Result<()> {
 
 /// Whether writing `key` in the container's /proc/sys changes only the
 /// container's own namespaces (runc's rule): nothing else reaches the host.
-pub(crate) fn namespaced_sysctl(key: &str, new_net: bool) -> bool {
+pub(crate) fn namespaced_sysctl(key: &str, new_net: bool, own_ipc: bool) -> bool {
     let plain = !key.is_empty()
         && key
             .split('.')
             .all(|p| !p.is_empty() && p != ".." && !p.contains('/'));
-    let namespaced = key.starts_with("kernel.shm")
+    let ipc = key.starts_with("kernel.shm")
         || key.starts_with("kernel.msg")
         || key == "kernel.sem"
-        || key.starts_with("fs.mqueue.")
-        || (new_net && key.starts_with("net."));
+        || key.starts_with("fs.mqueue.");
+    let namespaced = (own_ipc && ipc) || (new_net && key.starts_with("net."));
     plain && namespaced
 }
 

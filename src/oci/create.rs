@@ -276,6 +276,8 @@ fn start_process(
     {
         Forked::Child => {
             drop(parent);
+            // Born inside (v2): the host's cgroup directory stays out.
+            drop(cgroup_fd);
             if crate::sys::exec::close_range(lock_fd, lock_fd).is_err() {
                 exit_now(EXIT_SETUP_FAILED);
             }
@@ -366,7 +368,7 @@ fn container_main(
         report_late(&err);
     }
     drop(fifo);
-    let err = process::exec(s.prepared, &exe);
+    let err = process::exec(s.prepared, &exe, None);
     report_late(&err)
 }
 
@@ -446,12 +448,24 @@ fn setup(
     if new_net {
         crate::net::loopback_up()?;
     }
+    check_cwd(s.prepared)?;
     let exe = process::resolve_executable(s.prepared)?;
     let _ = rustix::process::setsid();
     if let Some(console) = &console {
         process::setup_terminal(console.as_fd())?;
     }
     Ok(exe)
+}
+
+/// process.cwd must be a directory of the container's: found at create,
+/// the engine hears of it from create.
+fn check_cwd(p: &Prepared) -> Result<()> {
+    let st = rustix::fs::stat(p.cwd.as_c_str())
+        .map_err(|e| Error::os("use process.cwd", e).on(p.cwd.to_string_lossy()))?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Directory {
+        return Err(Error::failed("use process.cwd", "not a directory").on(p.cwd.to_string_lossy()));
+    }
+    Ok(())
 }
 
 /// Blocks until `start` opens the fifo for reading, then writes the one

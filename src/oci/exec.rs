@@ -28,7 +28,8 @@ pub(crate) fn exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
     let record = dir
         .read_record()?
         .ok_or_else(|| Error::usage(format!("container {} is not running", a.id)))?;
-    if dir.status(&record) != Status::Running {
+    // runc's rule: any container whose process lives.
+    if dir.status(&record) == Status::Stopped {
         return Err(Error::usage(format!(
             "cannot exec in container {}: it is {}",
             a.id,
@@ -55,6 +56,9 @@ pub(crate) fn exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
         .transpose()?;
     let flags = differing_namespaces(record.pid)?;
     let (parent, child) = channel::pair().map_err(|e| Error::os("create the exec channel", e))?;
+    // Not dumpable from before the fork on: see the child's comment.
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .map_err(|e| Error::os("make microbox exec non-dumpable", e))?;
     record.cgroup.join_self()?;
     // Counted here: in the container's namespaces /proc shows its processes,
     // not this one.
@@ -65,12 +69,27 @@ pub(crate) fn exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
     match fork_single(checked).map_err(|e| Error::os("start the process", e))? {
         None => {
             drop(parent);
+            // Visible in the container from here to its execve: nothing of
+            // the host's stays open (the pid file's directory, the pidfd;
+            // `process::exec` closes the rest), and it is not dumpable (set
+            // before the fork), so no container process can ptrace it or
+            // open its /proc/PID/exe, the host's microbox (CVE-2016-9962,
+            // CVE-2019-5736).
+            drop(pid_file);
+            drop(leader);
+            if rustix::process::set_dumpable_behavior(
+                rustix::process::DumpableBehavior::NotDumpable,
+            )
+            .is_err()
+            {
+                exit_now(127);
+            }
             let _ = rustix::process::setsid();
             let result: Result<()> = process::resolve_executable(&prepared).and_then(|exe| {
                 if let Some(console) = &console {
                     process::setup_terminal(console.as_fd())?;
                 }
-                Err(process::exec(&prepared, &exe))
+                Err(process::exec(&prepared, &exe, Some(child.fd().as_fd())))
             });
             if let Err(err) = result {
                 let _ = child.send(&Message::SetupFailed(err));

@@ -196,7 +196,16 @@ pub(crate) fn setup_terminal(console: BorrowedFd<'_>) -> Result<()> {
 /// requires, else last); the ids and capability sets; the working
 /// directory; every fd above the preserved ones closed on exec. Returns
 /// only on failure.
-pub(crate) fn exec(p: &Prepared, exe: &CStr) -> Error {
+///
+/// Before anything else every fd above the preserved ones is closed but
+/// `keep` (exec's channel to microbox): the working directory and the
+/// files the process opens can then reach nothing of the host's through
+/// /proc/self/fd (CVE-2024-21626).
+pub(crate) fn exec(p: &Prepared, exe: &CStr, keep: Option<BorrowedFd<'_>>) -> Error {
+    let keep = keep.and_then(|fd| u32::try_from(std::os::fd::AsRawFd::as_raw_fd(&fd)).ok());
+    if let Err(e) = crate::sys::exec::close_from_except(3 + p.preserve_fds, keep) {
+        return Error::os("close microbox's file descriptors", e);
+    }
     match apply(p) {
         Ok(()) => {}
         Err(err) => return err,
@@ -227,6 +236,16 @@ fn apply(p: &Prepared) -> Result<()> {
         rustix::process::chdir(p.cwd.as_c_str()).map_err(|e| {
             Error::os("change to the working directory", e).on(p.cwd.to_string_lossy())
         })?;
+    }
+    // A directory outside the container's root (an fd's, a moved mount's)
+    // has no name in it: refused, as runc does.
+    let cwd = rustix::process::getcwd(Vec::new())
+        .map_err(|e| Error::os("read the working directory", e).on(p.cwd.to_string_lossy()))?;
+    if !cwd.to_bytes().starts_with(b"/") {
+        return Err(
+            Error::failed("use the working directory", "it is outside the container")
+                .on(p.cwd.to_string_lossy()),
+        );
     }
     if let (Some(programs), true) = (&p.seccomp, p.no_new_privileges) {
         load(programs)?;

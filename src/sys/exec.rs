@@ -63,3 +63,20 @@ pub fn mark_cloexec_from(first: u32) -> io::Result<()> {
         Ok(())
     }
 }
+
+/// Closes every fd from `first` up except `keep`: a process about to run
+/// the container's code keeps nothing of microbox's but its channel.
+pub fn close_from_except(first: u32, keep: Option<u32>) -> io::Result<()> {
+    match keep {
+        Some(fd) if fd >= first => {
+            if fd > first {
+                close_range(first, fd - 1)?;
+            }
+            if fd < u32::MAX {
+                close_range(fd + 1, u32::MAX)?;
+            }
+            Ok(())
+        }
+        _ => close_range(first, u32::MAX),
+    }
+}

@@ -458,6 +458,34 @@ fn a_failed_exec_leaves_the_container_running(env: &Env) {
     assert_eq!(out.code, Some(1), "{out}");
     assert!(out.stderr.contains("no such file or directory"), "{out}");
     assert_eq!(b.state(env)["status"], "running");
+    // A working directory through an fd: with every host fd closed before
+    // the chdir there is none to reach (CVE-2024-21626 by way of exec's own
+    // pid file directory).
+    let link = b.call(
+        env,
+        &["exec", &b.id, "/bin/ln", "-s", "/proc/self/fd/3", "/tmp/w"],
+    );
+    assert_eq!(link.code, Some(0), "{link}");
+    let pid_file = b.dir.join("exec.pid");
+    let escape = b.call(
+        env,
+        &[
+            "exec",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            "--cwd",
+            "/tmp/w",
+            &b.id,
+            "/bin/sh",
+            "-c",
+            "pwd; ls ..",
+        ],
+    );
+    assert_eq!(escape.code, Some(1), "{escape}");
+    assert!(
+        !escape.stdout.contains("exec.pid") && !escape.stdout.contains("config.json"),
+        "{escape}"
+    );
     let ok = b.call(env, &["exec", &b.id, "/bin/true"]);
     assert_eq!(ok.code, Some(0), "{ok}");
     b.delete_and_check(env, Some(pid));
@@ -736,6 +764,11 @@ fn hostile_configs_are_refused_naming_the_field(env: &Env) {
             "kernel.core_pattern",
         ),
         (Box::new(|c| c["unknownField"] = json!(1)), "unknownField"),
+        // The IPC sysctls are the host's without an ipc namespace.
+        (
+            Box::new(|c| c["linux"]["sysctl"] = json!({"kernel.shmmni": "1234"})),
+            "kernel.shmmni",
+        ),
         (
             Box::new(|c| c["linux"]["namespaces"] = json!([{"type": "pid"}])),
             "mount namespace",
