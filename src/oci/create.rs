@@ -10,7 +10,7 @@
 //! the mounts, the lookup of the executable, the console socket.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use rustix::mount::{open_tree, OpenTreeFlags};
@@ -120,11 +120,12 @@ fn create_in(
         rustix::fs::Mode::from_raw_mode(0o600),
     )
     .map_err(|e| Error::os("create", e).on(fifo_path.display()))?;
-    // Opened here: after its pivot the process reaches it through its own
-    // /proc/self/fd only.
+    // Opened here, for reading and writing: such an open of a FIFO never
+    // waits for a peer, and the process, which keeps it, reads `start`'s
+    // byte from it after its ids and capabilities have changed.
     let fifo = rustix::fs::open(
         &fifo_path,
-        rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
         rustix::fs::Mode::empty(),
     )
     .map_err(|e| Error::os("open", e).on(fifo_path.display()))?;
@@ -360,7 +361,17 @@ fn container_main(
     };
     // From here on create exits: no parent-death signal, and the engine
     // (the subreaper) becomes the parent.
-    if set_parent_process_death_signal(None).is_err() || chan.send(&Message::Started).is_err() {
+    if set_parent_process_death_signal(None).is_err() {
+        exit_now(EXIT_SETUP_FAILED);
+    }
+    // The process's ids, capabilities, seccomp filter and fds before it
+    // waits: a created container's PID 1 holds no more than the container
+    // (an exec'd process with CAP_SYS_PTRACE could drive it otherwise).
+    if let Err(err) = process::enter(s.prepared, &[chan.fd().as_fd(), fifo.as_fd()]) {
+        let _ = chan.send(&Message::SetupFailed(err));
+        exit_now(EXIT_SETUP_FAILED);
+    }
+    if chan.send(&Message::Started).is_err() {
         exit_now(EXIT_SETUP_FAILED);
     }
     drop(chan);
@@ -368,7 +379,7 @@ fn container_main(
         report_late(&err);
     }
     drop(fifo);
-    let err = process::exec(s.prepared, &exe, None);
+    let err = process::execve(s.prepared, &exe);
     report_late(&err)
 }
 
@@ -468,16 +479,17 @@ fn check_cwd(p: &Prepared) -> Result<()> {
     Ok(())
 }
 
-/// Blocks until `start` opens the fifo for reading, then writes the one
-/// byte it waits for.
+/// Blocks until `start` writes its byte into the fifo, which this process
+/// holds open for reading and writing since create (so the open never
+/// waited, and needs no permission on the fifo after the ids change).
 fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
-    let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
-    let fd = rustix::fs::open(
-        path.as_str(),
-        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .map_err(|e| Error::os("open the start fifo", e))?;
-    rustix::io::write(&fd, b"0").map_err(|e| Error::os("write the start fifo", e))?;
-    Ok(())
+    let mut byte = [0u8; 1];
+    loop {
+        match rustix::io::read(fifo, &mut byte) {
+            Ok(1) => return Ok(()),
+            Err(rustix::io::Errno::INTR) => continue,
+            Ok(_) => return Err(Error::runtime("the start fifo closed before start")),
+            Err(e) => return Err(Error::os("wait on the start fifo", e)),
+        }
+    }
 }

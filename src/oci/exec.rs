@@ -85,12 +85,20 @@ pub(crate) fn exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
                 exit_now(127);
             }
             let _ = rustix::process::setsid();
-            let result: Result<()> = process::resolve_executable(&prepared).and_then(|exe| {
-                if let Some(console) = &console {
-                    process::setup_terminal(console.as_fd())?;
-                }
-                Err(process::exec(&prepared, &exe, Some(child.fd().as_fd())))
-            });
+            // The engine's and microbox's fds closed first (the channel and
+            // the console kept): the lookups below happen in the container.
+            let keep: Vec<_> = std::iter::once(child.fd().as_fd())
+                .chain(console.as_ref().map(AsFd::as_fd))
+                .collect();
+            let result: Result<()> = process::enter_fds_only(&prepared, &keep)
+                .and_then(|()| process::resolve_executable(&prepared))
+                .and_then(|exe| {
+                    if let Some(console) = &console {
+                        process::setup_terminal(console.as_fd())?;
+                    }
+                    process::enter(&prepared, &[child.fd().as_fd()])?;
+                    Err(process::execve(&prepared, &exe))
+                });
             if let Err(err) = result {
                 let _ = child.send(&Message::SetupFailed(err));
             }

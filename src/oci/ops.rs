@@ -5,7 +5,7 @@
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::fs::{Mode, OFlags};
@@ -55,50 +55,21 @@ pub(crate) fn start(root: &Path, id: &str) -> Result<()> {
     let process =
         pidfd(&record).ok_or_else(|| Error::usage(format!("container {id} is not running")))?;
     let fifo_path = dir.fifo();
-    // Non-blocking: the writer is waiting in its open already; poll then
-    // waits for its byte, or for the process to die instead.
+    // The process holds the fifo open for reading (and writing) since
+    // create: with no reader left, this open fails with ENXIO.
     let fifo = rustix::fs::open(
         &fifo_path,
-        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        OFlags::WRONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| Error::os("open", e).on(fifo_path.display()))?;
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let mut fds = [
-            PollFd::new(&fifo, PollFlags::IN),
-            PollFd::new(&process, PollFlags::IN),
-        ];
-        let left = deadline.saturating_duration_since(Instant::now());
-        let timeout = Timespec {
-            tv_sec: i64::try_from(left.as_secs()).unwrap_or(0),
-            tv_nsec: i64::from(left.subsec_nanos()),
-        };
-        match poll(&mut fds, Some(&timeout)) {
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(Error::os("wait for the container's process", e)),
-            Ok(0) => {
-                return Err(Error::runtime(format!(
-                    "container {id} did not take its start within 10 s"
-                )))
-            }
-            Ok(_) => {}
+    .map_err(|e| match e {
+        rustix::io::Errno::NXIO => {
+            Error::runtime(format!("container {id} ended before it started"))
         }
-        if fds[0].revents().contains(PollFlags::IN) {
-            let mut byte = [0u8; 1];
-            match rustix::io::read(&fifo, &mut byte) {
-                Ok(1) => break,
-                Ok(_) | Err(rustix::io::Errno::AGAIN) => {}
-                Err(e) => return Err(Error::os("read", e).on(fifo_path.display())),
-            }
-        }
-        if fds[1].revents().contains(PollFlags::IN) {
-            return Err(Error::runtime(format!(
-                "container {id} ended before it started"
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+        e => Error::os("open", e).on(fifo_path.display()),
+    })?;
+    rustix::io::write(&fifo, b"0").map_err(|e| Error::os("write", e).on(fifo_path.display()))?;
+    drop(process);
     std::fs::remove_file(&fifo_path).map_err(|e| Error::os("remove", e).on(fifo_path.display()))
 }
 

@@ -190,26 +190,36 @@ pub(crate) fn setup_terminal(console: BorrowedFd<'_>) -> Result<()> {
     Ok(())
 }
 
-/// The process's own settings, then execve: resource limits and umask;
-/// no_new_privileges; the seccomp filter (loaded while this process still
-/// holds CAP_SYS_ADMIN when no_new_privileges is off, as the kernel
-/// requires, else last); the ids and capability sets; the working
-/// directory; every fd above the preserved ones closed on exec. Returns
-/// only on failure.
-///
-/// Before anything else every fd above the preserved ones is closed but
-/// `keep` (exec's channel to microbox): the working directory and the
-/// files the process opens can then reach nothing of the host's through
-/// /proc/self/fd (CVE-2024-21626).
-pub(crate) fn exec(p: &Prepared, exe: &CStr, keep: Option<BorrowedFd<'_>>) -> Error {
-    let keep = keep.and_then(|fd| u32::try_from(std::os::fd::AsRawFd::as_raw_fd(&fd)).ok());
-    if let Err(e) = crate::sys::exec::close_from_except(3 + p.preserve_fds, keep) {
-        return Error::os("close microbox's file descriptors", e);
-    }
-    match apply(p) {
-        Ok(()) => {}
-        Err(err) => return err,
-    }
+/// The process's own settings, all before the container's code runs (and,
+/// for create, before the process waits for `start`, as runc does: a
+/// created container's PID 1 holds nothing the container is not given):
+/// every fd above the preserved ones closed but `keep` (the channel, the
+/// start fifo), so that the working directory and the files the process
+/// opens can reach nothing of the host's through /proc/self/fd
+/// (CVE-2024-21626); resource limits and umask; no_new_privileges; the
+/// seccomp filter (loaded while this process still holds CAP_SYS_ADMIN
+/// when no_new_privileges is off, as the kernel requires, else last); the
+/// ids and capability sets; the working directory. What stays open is
+/// close-on-exec.
+pub(crate) fn enter(p: &Prepared, keep: &[BorrowedFd<'_>]) -> Result<()> {
+    enter_fds_only(p, keep)?;
+    apply(p)
+}
+
+/// The first step of [`enter`] alone: every fd but the preserved ones and
+/// `keep` closed (exec does it before it looks anything up inside the
+/// container).
+pub(crate) fn enter_fds_only(p: &Prepared, keep: &[BorrowedFd<'_>]) -> Result<()> {
+    let keep: Vec<u32> = keep
+        .iter()
+        .filter_map(|fd| u32::try_from(std::os::fd::AsRawFd::as_raw_fd(fd)).ok())
+        .collect();
+    crate::sys::exec::close_from_except(3 + p.preserve_fds, &keep)
+        .map_err(|e| Error::os("close microbox's file descriptors", e))
+}
+
+/// execve, once [`enter`] is done. Returns only on failure.
+pub(crate) fn execve(p: &Prepared, exe: &CStr) -> Error {
     let err = crate::sys::exec::execve(exe, &p.argv, &p.envp);
     Error::os("execute", err).on(exe.to_string_lossy())
 }
@@ -232,6 +242,11 @@ fn apply(p: &Prepared) -> Result<()> {
     // user. Tried again after, where it may be open only to that user.
     let early = rustix::process::chdir(p.cwd.as_c_str());
     crate::security::caps::apply_with_user(&p.caps, p.uid, p.gid, &p.groups)?;
+    // The id change reset the dumpable flag (to fs.suid_dumpable): set it
+    // again, so that until its execve no container process can reach this
+    // one's /proc entries.
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .map_err(|e| Error::os("make the container's process non-dumpable", e))?;
     if early.is_err() {
         rustix::process::chdir(p.cwd.as_c_str()).map_err(|e| {
             Error::os("change to the working directory", e).on(p.cwd.to_string_lossy())

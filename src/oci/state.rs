@@ -70,7 +70,8 @@ pub(crate) fn not_found(id: &str) -> Error {
 fn lock(path: &Path) -> Result<OwnedFd> {
     let fd = rustix::fs::open(
         path,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        // The container's own directory, never a symlink planted there.
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )
     .map_err(|e| Error::os("open", e).on(path.display()))?;
@@ -82,8 +83,15 @@ fn lock(path: &Path) -> Result<OwnedFd> {
 impl ContainerDir {
     /// Makes `<root>/<id>`; an existing one is the engine's id collision.
     pub fn create(root: &Path, id: &str) -> Result<ContainerDir> {
-        std::fs::create_dir_all(root)
-            .map_err(|e| Error::os("create the state directory", e).on(root.display()))?;
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(root)
+                .map_err(|e| Error::os("create the state directory", e).on(root.display()))?;
+        }
+        check_root(root)?;
         let path = root.join(id);
         match rustix::fs::mkdir(&path, Mode::from_raw_mode(0o700)) {
             Ok(()) => {}
@@ -103,6 +111,10 @@ impl ContainerDir {
     }
 
     pub fn open_if_exists(root: &Path, id: &str) -> Result<Option<ContainerDir>> {
+        if !root.exists() {
+            return Ok(None);
+        }
+        check_root(root)?;
         let path = root.join(id);
         match lock(&path) {
             // Deleted while we waited for the lock: gone.
@@ -160,20 +172,26 @@ impl ContainerDir {
     }
 }
 
+/// The state root must be this user's and writable by nobody else: a
+/// record planted in it would steer what root kills, removes and joins.
+fn check_root(root: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(root).map_err(|e| Error::os("inspect", e).on(root.display()))?;
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me || meta.mode() & 0o022 != 0 {
+        return Err(Error::runtime(format!(
+            "the state directory {} is not owned by uid {me} and closed to others (mode {:o}): refusing to use it",
+            root.display(),
+            meta.mode() & 0o7777
+        )));
+    }
+    Ok(())
+}
+
 /// Writes `path` through a temporary file in its directory and a rename:
 /// a reader sees the old content or the new, never half of it.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = path.with_file_name(format!(
-        ".{name}.{}.tmp",
-        rustix::process::getpid().as_raw_nonzero()
-    ));
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::os("write", e).on(path.display())
-        })
+    LaterFile::open(path)?.write(bytes)
 }
 
 /// A file to be written later by name below its directory, opened now:
@@ -222,7 +240,9 @@ impl LaterFile {
         let fd = rustix::fs::openat(
             &self.dir,
             tmp.as_os_str(),
-            OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
+            // A new file only: a symlink or file planted at the name in a
+            // directory others may write is never followed or reused.
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o644),
         )
         .map_err(|e| Error::os("write", e).on(&shown))?;

@@ -64,19 +64,22 @@ pub fn mark_cloexec_from(first: u32) -> io::Result<()> {
     }
 }
 
-/// Closes every fd from `first` up except `keep`: a process about to run
-/// the container's code keeps nothing of microbox's but its channel.
-pub fn close_from_except(first: u32, keep: Option<u32>) -> io::Result<()> {
-    match keep {
-        Some(fd) if fd >= first => {
-            if fd > first {
-                close_range(first, fd - 1)?;
-            }
-            if fd < u32::MAX {
-                close_range(fd + 1, u32::MAX)?;
-            }
-            Ok(())
+/// Closes every fd from `first` up except those in `keep`: a process about
+/// to run the container's code keeps nothing of microbox's but what it
+/// still needs (its channel, the start fifo).
+pub fn close_from_except(first: u32, keep: &[u32]) -> io::Result<()> {
+    let mut keep: Vec<u32> = keep.iter().copied().filter(|&fd| fd >= first).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut from = first;
+    for fd in keep {
+        if fd > from {
+            close_range(from, fd - 1)?;
         }
-        _ => close_range(first, u32::MAX),
+        match fd.checked_add(1) {
+            Some(next) => from = next,
+            None => return Ok(()),
+        }
     }
+    close_range(from, u32::MAX)
 }

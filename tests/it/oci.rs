@@ -32,6 +32,7 @@ pub fn tests() -> Vec<Trial> {
             a_disk_node_made_inside_cannot_be_opened,
             limits_and_sysctls_of_the_config_hold_inside,
             preserve_fds_passes_fd_3_and_nothing_else,
+            a_created_container_holds_only_its_own_privileges_while_it_waits,
         ],
         Bin: [
             unknown_ids_do_not_exist_and_force_delete_of_one_succeeds,
@@ -606,7 +607,9 @@ fn a_disk_node_made_inside_cannot_be_opened(env: &Env) {
         "mknod /dev/sda b 8 0 && echo made=sda; mknod /dev/nvme b 259 0 && echo made=nvme; \
                   head -c1 /dev/sda >/dev/null 2>&1 && echo opened=sda; \
                   head -c1 /dev/nvme >/dev/null 2>&1 && echo opened=nvme; \
-                  echo x >/dev/null && echo null=ok; echo done";
+                  echo x >/dev/null && echo null=ok; \
+                  mknod /dev/hostconsole c 5 1 && echo made=console; \
+                  echo x 2>/dev/null >/dev/hostconsole && echo opened=console; echo done";
     let b = Bundle::new(env, &["/bin/sh", "-c", script]);
     let pid = create_ok(env, &b);
     assert_eq!(b.call(env, &["start", &b.id]).code, Some(0));
@@ -673,6 +676,17 @@ fn unknown_ids_do_not_exist_and_force_delete_of_one_succeeds(env: &Env) {
     }
     let out = call_with(env, &root.path, &log, &["delete", "--force", "nope"]);
     assert_eq!(out.code, Some(0), "{out}");
+    // A state root others may write is refused: a record planted there
+    // would steer what root kills and joins.
+    let open = TempDir::new("oci-open-root");
+    std::fs::set_permissions(
+        &open.path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let out = call_with(env, &open.path, &log, &["state", "x"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("refusing"), "{out}");
     let features = call_with(env, &root.path, &log, &["features"]);
     let features: Value =
         serde_json::from_str(&features.stdout).unwrap_or_else(|e| panic!("{e}\n{features}"));
@@ -886,4 +900,34 @@ fn preserve_fds_passes_fd_3_and_nothing_else(env: &Env) {
         "{listed}"
     );
     b.delete_and_check(env, None);
+}
+
+/// Before `start`, PID 1 already has the container's capabilities, no_new_privs
+/// and seccomp filter (as runc's does): a process exec'd into the created
+/// container with CAP_SYS_PTRACE could otherwise drive a fully privileged
+/// host-namespace process (found by a review).
+fn a_created_container_holds_only_its_own_privileges_while_it_waits(env: &Env) {
+    let b = Bundle::new(env, &["/bin/sleep", "1000"]);
+    let pid = create_ok(env, &b);
+    assert_eq!(b.state(env)["status"], "created");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    // CHOWN, KILL, SETGID, SETUID, MKNOD: the config's sets.
+    assert_eq!(field("CapEff:"), "00000000080000e1", "{status}");
+    assert_eq!(field("CapBnd:"), "00000000080000e1", "{status}");
+    assert_eq!(field("NoNewPrivs:"), "1", "{status}");
+    assert_eq!(field("Seccomp:"), "2", "{status}");
+    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(fds.len(), 4, "stdio and the start fifo only: {fds:?}");
+    assert_eq!(b.call(env, &["start", &b.id]).code, Some(0));
+    b.delete_and_check(env, Some(pid));
 }
