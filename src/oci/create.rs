@@ -146,6 +146,28 @@ fn create_in(
     }
     let joined = open_namespaces(config)?;
     let cgroup = ContainerCgroup::create(rel, &config.resources)?;
+    let record_of = |pid: i32, start_time: u64| Record {
+        id: a.id.clone(),
+        oci_version: config.oci_version.clone(),
+        pid,
+        start_time,
+        bundle: bundle.to_path_buf(),
+        root: config.root.clone(),
+        created: crate::log::rfc3339_utc(std::time::SystemTime::now()),
+        cgroup: cgroup.clone(),
+        own_pid_ns: config
+            .namespaces
+            .iter()
+            .any(|n| n.kind == NsKind::Pid && n.path.is_none()),
+        systemd_cgroup: g.systemd_cgroup,
+        annotations: config.annotations.clone(),
+    };
+    // A record before the process exists (pid 0 reads as stopped): a
+    // create killed from here on leaves a cgroup `delete --force` finds.
+    if let Err(err) = dir.write_record(&record_of(0, 0)) {
+        let _ = cgroup.remove();
+        return Err(err);
+    }
     let result = start_process(
         config,
         plan,
@@ -164,22 +186,7 @@ fn create_in(
                 "the container's process ended during create",
             ));
         };
-        let record = Record {
-            id: a.id.clone(),
-            oci_version: config.oci_version.clone(),
-            pid,
-            start_time,
-            bundle: bundle.to_path_buf(),
-            root: config.root.clone(),
-            created: crate::log::rfc3339_utc(std::time::SystemTime::now()),
-            cgroup: cgroup.clone(),
-            own_pid_ns: config
-                .namespaces
-                .iter()
-                .any(|n| n.kind == NsKind::Pid && n.path.is_none()),
-            systemd_cgroup: g.systemd_cgroup,
-            annotations: config.annotations.clone(),
-        };
+        let record = record_of(pid, start_time);
         dir.write_record(&record)?;
         if let Some(path) = &a.pid_file {
             state::write_atomically(&absolute_file(path)?, pid.to_string().as_bytes())?;
