@@ -425,9 +425,13 @@ fn setup(
     }
     if s.new_user {
         crate::ns::become_namespace_root()?;
-        set_parent_process_death_signal(Some(Signal::KILL))
-            .map_err(|e| Error::os("set the parent-death signal", e))?;
     }
+    // Joining a user namespace and the id change both reset the
+    // parent-death signal and the dumpable flag: set them again.
+    set_parent_process_death_signal(Some(Signal::KILL))
+        .map_err(|e| Error::os("set the parent-death signal", e))?;
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .map_err(|e| Error::os("make the container's process non-dumpable", e))?;
     if s.config
         .namespaces
         .iter()
