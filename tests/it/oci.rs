@@ -33,6 +33,7 @@ pub fn tests() -> Vec<Trial> {
             limits_and_sysctls_of_the_config_hold_inside,
             preserve_fds_passes_fd_3_and_nothing_else,
             a_created_container_holds_only_its_own_privileges_while_it_waits,
+            a_user_namespace_maps_the_config_ids,
         ],
         Bin: [
             unknown_ids_do_not_exist_and_force_delete_of_one_succeeds,
@@ -930,4 +931,44 @@ fn a_created_container_holds_only_its_own_privileges_while_it_waits(env: &Env) {
     assert_eq!(fds.len(), 4, "stdio and the start fifo only: {fds:?}");
     assert_eq!(b.call(env, &["start", &b.id]).code, Some(0));
     b.delete_and_check(env, Some(pid));
+}
+
+/// `linux.uidMappings`/`gidMappings` with a user namespace: root inside is
+/// host uid 200000, and the image's root-owned files show as unmapped.
+fn a_user_namespace_maps_the_config_ids(env: &Env) {
+    let script = "cat /proc/self/uid_map /proc/self/gid_map | tr -s ' '; \
+                  echo owner=$(stat -c %u /bin/busybox); echo done";
+    let b = Bundle::with(env, &["/bin/sh", "-c", script], |c| {
+        let map = json!([{"containerID": 0, "hostID": 200_000, "size": 65536}]);
+        c["linux"]["uidMappings"] = map.clone();
+        c["linux"]["gidMappings"] = map;
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+    });
+    let pid = create_ok(env, &b);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        uid, "200000",
+        "the container's root is host uid 200000\n{status}"
+    );
+    assert_eq!(b.call(env, &["start", &b.id]).code, Some(0));
+    assert!(reap(pid).is_some());
+    let out = b.output();
+    assert!(out.contains("done"), "{out}");
+    assert!(out.contains(" 0 200000 65536"), "{out}");
+    assert!(
+        out.contains("owner=65534"),
+        "host root's files are unmapped inside: {out}"
+    );
+    b.delete_and_check(env, None);
 }
