@@ -153,10 +153,25 @@ pub(crate) struct Namespace {
 }
 
 /// Reads and maps `bundle/config.json`.
-pub(crate) fn load(bundle: &Path) -> Result<Config> {
+/// Also returns the file's bytes, which create keeps in the container's
+/// state directory for `exec` ([`load_kept`]).
+pub(crate) fn load(bundle: &Path) -> Result<(Config, Vec<u8>)> {
     let path = bundle.join("config.json");
     let text = read_limited(&path)?;
-    let mut config = parse(&text).map_err(|err| err.on(path.display()))?;
+    let config = load_text(&text, &path, bundle)?;
+    Ok((config, text))
+}
+
+/// The config create applied, as it kept it: what `exec` gives a new
+/// process (its seccomp profile, its base process) whatever became of the
+/// bundle since.
+pub(crate) fn load_kept(kept: &Path, bundle: &Path) -> Result<Config> {
+    let text = read_limited(kept)?;
+    load_text(&text, kept, bundle)
+}
+
+fn load_text(text: &[u8], path: &Path, bundle: &Path) -> Result<Config> {
+    let mut config = parse(text).map_err(|err| err.on(path.display()))?;
     if config.root.is_relative() {
         config.root = bundle.join(&config.root);
     }

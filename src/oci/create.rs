@@ -34,7 +34,7 @@ const EXIT_SETUP_FAILED: i32 = 1;
 
 pub(crate) fn create(g: &Globals, a: &CreateArgs) -> Result<()> {
     let bundle = absolute(a.bundle.as_deref().unwrap_or(Path::new(".")))?;
-    let config = config::load(&bundle)?;
+    let (config, config_text) = config::load(&bundle)?;
     let rel = relative_path(config.cgroups_path.as_deref(), &a.id, g.systemd_cgroup)?;
     let cgroup_v2 = matches!(
         crate::cgroup::detect()?,
@@ -65,6 +65,10 @@ pub(crate) fn create(g: &Globals, a: &CreateArgs) -> Result<()> {
         preserved_fds(a.preserve_fds),
     )?;
     let dir = ContainerDir::create(&g.root, &a.id)?;
+    if let Err(err) = state::write_atomically(&dir.kept_config(), &config_text) {
+        let _ = dir.remove();
+        return Err(err);
+    }
     match create_in(g, a, &bundle, &config, &rel, &plan, &prepared, &dir) {
         Ok(()) => Ok(()),
         Err(err) => {

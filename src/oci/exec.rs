@@ -36,7 +36,7 @@ pub(crate) fn exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
             dir.status(&record).name()
         )));
     }
-    let config = config::load(&record.bundle)?;
+    let config = config::load_kept(&dir.kept_config(), &record.bundle)?;
     let process = exec_process(a, &config.process)?;
     let prepared = process::prepare(&process, config.seccomp.as_ref(), a.preserve_fds)?;
     let console = match (&a.console_socket, process.terminal) {

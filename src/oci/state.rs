@@ -132,6 +132,11 @@ impl ContainerDir {
         u32::try_from(std::os::fd::AsRawFd::as_raw_fd(&self._lock)).unwrap_or(u32::MAX)
     }
 
+    /// The config.json create applied, kept for `exec`.
+    pub fn kept_config(&self) -> PathBuf {
+        self.path.join("config.json")
+    }
+
     pub fn fifo(&self) -> PathBuf {
         self.path.join(FIFO)
     }
