@@ -180,6 +180,31 @@ fn podman_runs_exec_stops_and_limits_containers_with_microbox(env: &Env) {
         "{}",
         text(&out)
     );
+    // exec -it: the exec'd process's terminal through conmon's console socket.
+    let Some((master, slave)) = open_pty() else {
+        panic!("no pty for the exec -it check");
+    };
+    let mut cmd = p.cmd();
+    cmd.args([
+        "exec",
+        "-it",
+        "mbx-d",
+        "sh",
+        "-c",
+        "tty; echo exec-on-the-tty",
+    ]);
+    let (out_end, err_end) = (slave.try_clone().unwrap(), slave.try_clone().unwrap());
+    cmd.stdin(Stdio::from(slave))
+        .stdout(Stdio::from(out_end))
+        .stderr(Stdio::from(err_end));
+    let mut child = cmd.spawn().unwrap();
+    let seen = read_until(master, "exec-on-the-tty", Duration::from_secs(60));
+    let status = wait_child(&mut child, Duration::from_secs(60));
+    assert!(
+        seen.contains("/dev/pts/") && seen.contains("exec-on-the-tty"),
+        "{seen:?}"
+    );
+    assert_eq!(status, Some(0), "{seen:?}");
     let out = p.run(&["stop", "-t", "1", "mbx-d"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let out = p.run(&["rm", "-f", "-t", "0", "mbx-d"]);
