@@ -67,6 +67,8 @@ pub(crate) struct Process {
     pub additional_gids: Vec<u32>,
     pub umask: Option<u32>,
     pub terminal: bool,
+    /// process.consoleSize: the terminal's rows and columns at the start.
+    pub console_size: Option<(u16, u16)>,
     pub caps: CapSets,
     pub rlimits: Vec<Rlimit>,
     pub no_new_privileges: bool,
@@ -337,6 +339,20 @@ pub(crate) fn parse_process(value: &Value, at: &str) -> Result<Process> {
         .take("terminal")
         .map(|v| boolean(v, &key("terminal")))
         .transpose()?;
+    let console_size = match f.take("consoleSize") {
+        Some(v) => {
+            let at = key("consoleSize");
+            let mut c = Fields::new(v, &at)?;
+            let mut dim = |name: &str| -> Result<u16> {
+                let n = c.need(name).and_then(|v| number_u32(v, &at))?;
+                u16::try_from(n).map_err(|_| invalid(&at, format!("{name} above 65535")))
+            };
+            let size = (dim("height")?, dim("width")?);
+            c.finish()?;
+            Some(size)
+        }
+        None => None,
+    };
     let (mut uid, mut gid, mut additional_gids, mut umask) = (0, 0, Vec::new(), None);
     if let Some(user) = f.take("user") {
         let at = key("user");
@@ -427,6 +443,7 @@ pub(crate) fn parse_process(value: &Value, at: &str) -> Result<Process> {
         additional_gids,
         umask,
         terminal: terminal.unwrap_or(false),
+        console_size,
         caps,
         rlimits,
         no_new_privileges,

@@ -478,7 +478,7 @@ fn setup(
     let exe = process::resolve_executable(s.prepared)?;
     let _ = rustix::process::setsid();
     if let Some(console) = &console {
-        process::setup_terminal(console.as_fd())?;
+        process::setup_terminal(console.as_fd(), s.prepared.console_size)?;
     }
     Ok(exe)
 }

@@ -94,7 +94,7 @@ pub(crate) fn exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
                 .and_then(|()| process::resolve_executable(&prepared))
                 .and_then(|exe| {
                     if let Some(console) = &console {
-                        process::setup_terminal(console.as_fd())?;
+                        process::setup_terminal(console.as_fd(), prepared.console_size)?;
                     }
                     process::enter(&prepared, &[child.fd().as_fd()])?;
                     Err(process::execve(&prepared, &exe))

@@ -33,6 +33,8 @@ pub(crate) struct Prepared {
     pub rlimits: Vec<Rlimit>,
     pub no_new_privileges: bool,
     pub seccomp: Option<Vec<seccompiler::BpfProgram>>,
+    /// process.consoleSize, for the pty.
+    pub console_size: Option<(u16, u16)>,
     /// fds 3 .. 3+N pass to the process (`--preserve-fds`, LISTEN_FDS).
     pub preserve_fds: u32,
 }
@@ -97,6 +99,7 @@ pub(crate) fn prepare(
         rlimits: process.rlimits.clone(),
         no_new_privileges: process.no_new_privileges,
         seccomp,
+        console_size: process.console_size,
         preserve_fds,
     })
 }
@@ -155,7 +158,7 @@ pub(crate) fn connect_console(path: &std::path::Path) -> Result<std::os::fd::Own
 /// the console socket (one sendmsg, one SCM_RIGHTS fd, as runc does), the
 /// other end becomes fds 0-2 and the controlling terminal. The caller has
 /// made a new session.
-pub(crate) fn setup_terminal(console: BorrowedFd<'_>) -> Result<()> {
+pub(crate) fn setup_terminal(console: BorrowedFd<'_>, size: Option<(u16, u16)>) -> Result<()> {
     use rustix::fs::{open, Mode, OFlags};
     use rustix::pty::{ioctl_tiocgptpeer, unlockpt, OpenptFlags};
     let master = open(
@@ -167,6 +170,16 @@ pub(crate) fn setup_terminal(console: BorrowedFd<'_>) -> Result<()> {
     unlockpt(&master).map_err(|e| Error::os("unlock the container's pty", e))?;
     let peer = ioctl_tiocgptpeer(&master, OpenptFlags::RDWR | OpenptFlags::NOCTTY)
         .map_err(|e| Error::os("open the container's pty", e))?;
+    if let Some((rows, cols)) = size {
+        let winsize = rustix::termios::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        rustix::termios::tcsetwinsize(&peer, winsize)
+            .map_err(|e| Error::os("set the container's terminal size", e))?;
+    }
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     let fds = [master.as_fd()];

@@ -524,9 +524,14 @@ fn a_reused_pid_reads_as_stopped(env: &Env) {
 fn the_console_socket_gets_one_pty_master(env: &Env) {
     let b = Bundle::with(
         env,
-        &["/bin/sh", "-c", "tty; echo on-the-pty; exec sleep 1000"],
+        &[
+            "/bin/sh",
+            "-c",
+            "tty; echo size=$(stty size); echo on-the-pty; exec sleep 1000",
+        ],
         |c| {
             c["process"]["terminal"] = json!(true);
+            c["process"]["consoleSize"] = json!({"height": 33, "width": 101});
         },
     );
     let sock_path = b.dir.join("console.sock");
@@ -571,6 +576,10 @@ fn the_console_socket_gets_one_pty_master(env: &Env) {
         let n = master.read(&mut buf).unwrap_or(0);
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
+    assert!(
+        seen.contains("size=33 101"),
+        "process.consoleSize: {seen:?}"
+    );
     assert!(
         seen.contains("/dev/pts/0") && seen.contains("on-the-pty"),
         "{seen:?}"
