@@ -77,7 +77,10 @@ impl Podman {
 
     fn cmd(&self) -> Command {
         let mut cmd = Command::new("podman");
-        cmd.env("CONTAINERS_CONF", &self.conf)
+        // conmon writes an `oom` file into its working directory after an
+        // OOM kill: keep it in the test's own directory.
+        cmd.current_dir(&self.work.path)
+            .env("CONTAINERS_CONF", &self.conf)
             .arg("--root")
             .arg(self.work.join("storage"))
             .arg("--runroot")
@@ -274,6 +277,10 @@ fn podman_runs_exec_stops_and_limits_containers_with_microbox(env: &Env) {
     );
     assert_eq!(status, Some(0), "{seen:?}");
     assert_no_containers_left();
+    assert!(
+        !Path::new("oom").exists(),
+        "conmon's oom file stays in the test's directory"
+    );
 }
 
 /// microbox's default root holds no container once the engine removed them.

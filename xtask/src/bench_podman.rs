@@ -26,7 +26,9 @@ struct Podman {
 impl Podman {
     fn cmd(&self, runtime: &Path) -> Command {
         let mut cmd = Command::new("podman");
-        cmd.env("CONTAINERS_CONF", &self.conf)
+        // conmon may write files (`oom`) into its working directory.
+        cmd.current_dir(&self.dir)
+            .env("CONTAINERS_CONF", &self.conf)
             .arg("--root")
             .arg(self.dir.join("storage"))
             .arg("--runroot")
