@@ -405,7 +405,8 @@ fn parse_exec(p: &mut Parser) -> Result<Op> {
 /// A signal as a number, a name, or a SIG-name, any case (runc's rules).
 pub(crate) fn parse_signal(text: &str) -> Result<i32> {
     if let Ok(n) = text.parse::<i32>() {
-        if (1..=64).contains(&n) {
+        // 0: no signal, only the check that the container runs (runc's).
+        if (0..=64).contains(&n) {
             return Ok(n);
         }
         return Err(usage(format!("invalid signal {text:?}")));
@@ -579,7 +580,8 @@ mod tests {
         ] {
             assert_eq!(parse_signal(text).unwrap(), want, "{text}");
         }
-        for bad in ["0", "65", "-1", "NOPE", "SIG", ""] {
+        assert_eq!(parse_signal("0").unwrap(), 0);
+        for bad in ["65", "-1", "NOPE", "SIG", ""] {
             assert!(parse_signal(bad).is_err(), "{bad}");
         }
     }

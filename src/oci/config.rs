@@ -132,6 +132,23 @@ impl NsKind {
         u64::from(flag.unsigned_abs())
     }
 
+    /// setns's namespace type: a path of another type is refused by the
+    /// kernel (EINVAL), so a "network" path to a mount namespace cannot
+    /// slip past the mount-namespace refusal.
+    pub fn link_type(self) -> rustix::thread::LinkNameSpaceType {
+        use rustix::thread::LinkNameSpaceType as T;
+        match self {
+            NsKind::Pid => T::ProcessID,
+            NsKind::Network => T::Network,
+            NsKind::Mount => T::Mount,
+            NsKind::Ipc => T::InterProcessCommunication,
+            NsKind::Uts => T::HostNameAndNISDomainName,
+            NsKind::User => T::User,
+            NsKind::Cgroup => T::ControlGroup,
+            NsKind::Time => T::Time,
+        }
+    }
+
     /// The name in /proc/PID/ns.
     pub fn proc_name(self) -> &'static str {
         match self {
@@ -473,15 +490,18 @@ fn parse_caps(value: &Value, at: &str) -> Result<CapSets> {
     ] {
         if let Some(list) = f.take(name) {
             for cap in strings(list, &format!("{at}.{name}"))? {
-                let number = crate::security::caps::from_name(&cap)
-                    .filter(|_| cap.to_ascii_uppercase().starts_with("CAP_"))
-                    .ok_or_else(|| {
-                        invalid(
-                            &format!("{at}.{name}"),
-                            format!("unknown capability {cap:?}"),
-                        )
-                    })?;
-                *slot |= 1u64 << number;
+                // runc's reading: exact upper-case names; a name this
+                // microbox does not know (a newer kernel's) is skipped with
+                // a warning, so a newer engine's default set still runs.
+                let known = crate::security::caps::from_name(&cap)
+                    .filter(|_| cap.starts_with("CAP_") && cap == cap.to_ascii_uppercase());
+                match known {
+                    Some(number) => *slot |= 1u64 << number,
+                    None => crate::log::warn(
+                        "config.json: unknown capability skipped",
+                        &[("field", &format!("{at}.{name}")), ("capability", &cap)],
+                    ),
+                }
             }
         }
     }
@@ -1153,7 +1173,6 @@ mod tests {
             ),
             (r#""cwd": "/""#, r#""cwd": "rel""#, "process.cwd"),
             (r#"{"type": "mount"}, "#, "", "new mount namespace"),
-            (r#""CAP_KILL"]"#, r#""CAP_NOPE"]"#, "unknown capability"),
             (
                 r#""RLIMIT_NOFILE""#,
                 r#""RLIMIT_RTTIME""#,
@@ -1170,6 +1189,17 @@ mod tests {
             assert!(err.contains(want), "{to}: {err}");
             assert!(err.contains("config.json"), "{err}");
         }
+    }
+
+    #[test]
+    fn capabilities_are_exact_upper_case_names_and_unknown_ones_are_skipped() {
+        let c = with(
+            MINIMAL,
+            r#""effective": ["CAP_KILL"]"#,
+            r#""effective": ["CAP_KILL", "cap_chown", "CAP_FUTURE"]"#,
+        )
+        .unwrap();
+        assert_eq!(c.process.caps.effective, 1 << crate::security::caps::KILL);
     }
 
     #[test]

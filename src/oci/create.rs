@@ -248,7 +248,7 @@ fn open_namespaces(config: &Config) -> Result<Vec<(NsKind, OwnedFd)>> {
         )
         .map_err(|e| Error::os("open the namespace", e).on(path.display()))?;
         if ns.kind == NsKind::Pid {
-            rustix::thread::move_into_link_name_space(fd.as_fd(), None)
+            rustix::thread::move_into_link_name_space(fd.as_fd(), Some(ns.kind.link_type()))
                 .map_err(|e| Error::os("join the pid namespace", e).on(path.display()))?;
             continue;
         }
@@ -420,12 +420,14 @@ fn setup(
         _ => exit_now(EXIT_SETUP_FAILED),
     }
     for (kind, fd) in s.joined {
-        rustix::thread::move_into_link_name_space(fd.as_fd(), None).map_err(|e| {
-            Error::os("join", e).on(format_args!(
-                "the container's {} namespace",
-                kind.proc_name()
-            ))
-        })?;
+        rustix::thread::move_into_link_name_space(fd.as_fd(), Some(kind.link_type())).map_err(
+            |e| {
+                Error::os("join", e).on(format_args!(
+                    "the container's {} namespace",
+                    kind.proc_name()
+                ))
+            },
+        )?;
     }
     if s.new_user {
         crate::ns::become_namespace_root()?;

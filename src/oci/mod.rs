@@ -17,6 +17,7 @@ mod exec;
 pub mod json;
 mod ops;
 mod process;
+mod sealed;
 mod state;
 
 use std::ffi::OsString;
@@ -74,6 +75,9 @@ fn run(g: &cli::Globals, op: &cli::Op) -> Result<i32> {
         let _ = std::io::stdout().write_all(text.as_bytes());
         0
     };
+    if matches!(op, Op::Create(_) | Op::Exec(_)) {
+        sealed::ensure_sealed()?;
+    }
     match op {
         Op::Create(a) => create::create(g, a).map(|()| 0),
         Op::Start { id } => ops::start(&g.root, id).map(|()| 0),

@@ -95,6 +95,15 @@ pub(crate) fn state(root: &Path, id: &str) -> Result<String> {
 
 pub(crate) fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<()> {
     let (dir, record) = open(root, id)?;
+    if signal == 0 {
+        let running =
+            dir.status(&record) != Status::Stopped || (all && !record.cgroup.pids()?.is_empty());
+        return if running {
+            Ok(())
+        } else {
+            Err(Error::usage(format!("container {id} is not running")))
+        };
+    }
     let sig = signal_of(signal)?;
     if all {
         let pids = record.cgroup.pids()?;

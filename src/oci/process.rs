@@ -65,7 +65,9 @@ pub(crate) fn prepare(
         .rev()
         .find_map(|e| e.strip_prefix("PATH="))
         .map(str::to_string);
-    crate::rlimit::check(&process.rlimits, false)?;
+    // No check against microbox's own hard limits (as for --rlimit): the
+    // engine's caller may hold CAP_SYS_RESOURCE; setrlimit decides, and
+    // its refusal reaches the engine from create.
     let seccomp = match seccomp {
         Some(profile) => {
             let (programs, skipped) = crate::security::seccomp::compile_oci(profile)?;

@@ -83,3 +83,27 @@ pub fn close_from_except(first: u32, keep: &[u32]) -> io::Result<()> {
     }
     close_range(from, u32::MAX)
 }
+
+/// execveat(fd, "", argv, envp, AT_EMPTY_PATH): runs the program an fd
+/// holds (a sealed memfd copy of microbox). Returns only on failure.
+pub fn execve_fd(fd: std::os::fd::BorrowedFd<'_>, argv: &[CString], envp: &[CString]) -> io::Error {
+    use std::os::fd::AsRawFd;
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+    // SAFETY: both arrays are NULL-terminated and point into CStrings that
+    // outlive the call; the empty path is a valid C string; on success the
+    // call does not return.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            argv_ptrs.as_ptr(),
+            envp_ptrs.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        );
+    }
+    io::Error::last_os_error()
+}

@@ -34,6 +34,7 @@ pub fn tests() -> Vec<Trial> {
             preserve_fds_passes_fd_3_and_nothing_else,
             a_created_container_holds_only_its_own_privileges_while_it_waits,
             a_user_namespace_maps_the_config_ids,
+            a_namespace_path_of_another_type_is_refused,
         ],
         Bin: [
             unknown_ids_do_not_exist_and_force_delete_of_one_succeeds,
@@ -940,6 +941,17 @@ fn a_created_container_holds_only_its_own_privileges_while_it_waits(env: &Env) {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(fds.len(), 4, "stdio and the start fifo only: {fds:?}");
+    // It runs from a sealed memfd copy of microbox, not the host's binary
+    // (CVE-2019-5736: nothing of it can be opened for writing).
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(
+        exe.to_string_lossy().starts_with("/memfd:microbox"),
+        "{exe:?}"
+    );
+    let write = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/{pid}/exe"));
+    assert!(write.is_err(), "the copy is sealed against writes");
     assert_eq!(b.call(env, &["start", &b.id]).code, Some(0));
     b.delete_and_check(env, Some(pid));
 }
@@ -982,4 +994,19 @@ fn a_user_namespace_maps_the_config_ids(env: &Env) {
         "host root's files are unmapped inside: {out}"
     );
     b.delete_and_check(env, None);
+}
+
+/// A "network" entry whose path is a pid namespace is refused by setns
+/// (the type is passed), not joined as whatever it is.
+fn a_namespace_path_of_another_type_is_refused(env: &Env) {
+    let b = Bundle::with(env, &["/bin/true"], |c| {
+        let list = c["linux"]["namespaces"].as_array_mut().unwrap();
+        list.retain(|n| n["type"] != "network");
+        list.push(json!({"type": "network", "path": "/proc/self/ns/pid"}));
+    });
+    let out = b.create(env);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("network namespace"), "{out}");
+    assert!(!b.root.join(&b.id).exists(), "nothing left\n{out}");
+    assert_eq!(b.cgroup_dirs(), Vec::<PathBuf>::new());
 }
