@@ -304,6 +304,21 @@ impl ContainerCgroup {
         Ok(())
     }
 
+    /// SIGKILL to every process inside through `cgroup.kill` (v2, Linux
+    /// 5.14): false where there is none (v1, older kernels), for the caller
+    /// to signal the pids itself.
+    pub(crate) fn kill_all(&self) -> Result<bool> {
+        if !self.v2 {
+            return Ok(false);
+        }
+        let path = self.dirs[0].join("cgroup.kill");
+        match write_path(&path, "1") {
+            Ok(()) => Ok(true),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(err) => Err(write_error("1", &path, err, None)),
+        }
+    }
+
     /// The host pids of every process inside.
     pub(crate) fn pids(&self) -> Result<Vec<i32>> {
         let path = self.dirs[self.dirs.len() - 1].join("cgroup.procs");

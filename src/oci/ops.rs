@@ -110,6 +110,11 @@ pub(crate) fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<()> 
         if pids.is_empty() && dir.status(&record) == Status::Stopped {
             return Err(Error::usage(format!("container {id} is not running")));
         }
+        // v2 kills a whole cgroup in the kernel, with no pid read first
+        // that could be reused before the signal.
+        if sig == Signal::KILL && record.cgroup.kill_all()? {
+            return Ok(());
+        }
         for pid in pids.into_iter().filter_map(Pid::from_raw) {
             match rustix::process::kill_process(pid, sig) {
                 Ok(()) | Err(rustix::io::Errno::SRCH) => {}

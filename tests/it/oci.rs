@@ -35,6 +35,7 @@ pub fn tests() -> Vec<Trial> {
             a_created_container_holds_only_its_own_privileges_while_it_waits,
             a_user_namespace_maps_the_config_ids,
             a_namespace_path_of_another_type_is_refused,
+            kill_all_reaches_every_process_of_a_container_without_a_pid_namespace,
         ],
         Bin: [
             unknown_ids_do_not_exist_and_force_delete_of_one_succeeds,
@@ -1009,4 +1010,38 @@ fn a_namespace_path_of_another_type_is_refused(env: &Env) {
     assert!(out.stderr.contains("network namespace"), "{out}");
     assert!(!b.root.join(&b.id).exists(), "nothing left\n{out}");
     assert_eq!(b.cgroup_dirs(), Vec::<PathBuf>::new());
+}
+
+/// Without a pid namespace the container's processes outlive its PID 1:
+/// `kill --all` (the shim's call) reaches every one (v1: each pid of the
+/// cgroup; v2: cgroup.kill).
+fn kill_all_reaches_every_process_of_a_container_without_a_pid_namespace(env: &Env) {
+    let b = Bundle::with(
+        env,
+        &["/bin/sh", "-c", "sleep 1000 & sleep 1000 & wait"],
+        |c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|n| n["type"] != "pid");
+        },
+    );
+    let pid = create_ok(env, &b);
+    assert_eq!(b.call(env, &["start", &b.id]).code, Some(0));
+    let listed = |b: &Bundle| -> Vec<i64> {
+        let ps = b.call(env, &["ps", "--format", "json", &b.id]);
+        serde_json::from_str(&ps.stdout).unwrap_or_else(|e| panic!("{e}\n{ps}"))
+    };
+    wait_for("three processes", || listed(&b).len() == 3);
+    let all = listed(&b);
+    let kill = b.call(env, &["kill", "--all", &b.id, "KILL"]);
+    assert_eq!(kill.code, Some(0), "{kill}");
+    assert!(reap(pid).is_some());
+    wait_for("every process gone", || {
+        all.iter().all(|p| {
+            !Path::new(&format!("/proc/{p}")).exists() || reap(i32::try_from(*p).unwrap()).is_some()
+        })
+    });
+    assert_eq!(listed(&b), Vec::<i64>::new());
+    b.delete_and_check(env, None);
 }
