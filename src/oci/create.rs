@@ -1,9 +1,10 @@
 //! `create`: the container set up and waiting, with no microbox process
 //! left above it (DESIGN.md section 10). The engine (conmon, the runc
 //! shim) is the subreaper: create clones the container's process, which
-//! becomes its PID 1, builds the container inside its namespaces, then
-//! blocks opening `exec.fifo` for writing; create records it and exits.
-//! `start` opens the fifo for reading, and the process execs.
+//! becomes its PID 1, builds the container inside its namespaces, takes on
+//! the process's ids, capabilities and seccomp filter, then blocks reading
+//! `exec.fifo` (held open read-write since create); create records it and
+//! exits. `start` writes one byte into the fifo, and the process execs.
 //!
 //! Everything that can fail is done before create exits, so the engine
 //! hears of it from create: the config, the cgroup and its device rules,

@@ -71,7 +71,7 @@ pub(crate) fn exec(g: &Globals, a: &ExecArgs) -> Result<i32> {
             drop(parent);
             // Visible in the container from here to its execve: nothing of
             // the host's stays open (the pid file's directory, the pidfd;
-            // `process::exec` closes the rest), and it is not dumpable (set
+            // `process::enter_fds_only` closes the rest), and it is not dumpable (set
             // before the fork), so no container process can ptrace it or
             // open its /proc/PID/exe, the host's microbox (CVE-2016-9962,
             // CVE-2019-5736).
