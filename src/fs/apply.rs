@@ -152,6 +152,34 @@ impl Executor<'_, '_> {
                     self.bases.insert(*base, root);
                 }
             }
+            Step::MakeDevice { node } => {
+                let dev = self.base(Base::Dev)?;
+                let path = Path::new(&node.path);
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    resolve::make_by_name(dev, parent, resolve::Kind::Dir).map_err(failed)?;
+                }
+                let kind = if node.block {
+                    rustix::fs::FileType::BlockDevice
+                } else {
+                    rustix::fs::FileType::CharacterDevice
+                };
+                rustix::fs::mknodat(
+                    dev,
+                    path,
+                    kind,
+                    Mode::from_raw_mode(node.mode),
+                    rustix::fs::makedev(node.major, node.minor),
+                )
+                .map_err(failed)?;
+                rustix::fs::chownat(
+                    dev,
+                    path,
+                    Some(rustix::process::Uid::from_raw(node.uid)),
+                    Some(rustix::process::Gid::from_raw(node.gid)),
+                    rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .map_err(failed)?;
+            }
             Step::Sysctl { key, value } => {
                 let path = format!("sys/{}", key.replace('.', "/"));
                 let fd = openat(

@@ -26,6 +26,19 @@ pub struct MountEntry<'a> {
     pub options: &'a [String],
 }
 
+/// A linux.devices node, made in the container's /dev tmpfs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceNode {
+    /// Below /dev, plain components.
+    pub path: String,
+    pub block: bool,
+    pub major: u32,
+    pub minor: u32,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
 /// What `create` hands over: the config's filesystem fields.
 pub struct ContainerFs<'a> {
     pub mounts: Vec<MountEntry<'a>>,
@@ -34,6 +47,8 @@ pub struct ContainerFs<'a> {
     pub root_readonly: bool,
     /// linux.sysctl, checked by the config's reader.
     pub sysctls: &'a [(String, String)],
+    /// linux.devices.
+    pub devices: &'a [DeviceNode],
     /// The host's cgroup version: a `cgroup` mount is cgroup2 on v2 and an
     /// empty read-only tmpfs on v1.
     pub cgroup_v2: bool,
@@ -227,6 +242,11 @@ pub fn plan(fs: &ContainerFs<'_>) -> Result<ContainerPlan> {
             "config.json: mounts: no tmpfs on /dev (microbox puts the default devices on one)",
         ));
     }
+    steps.extend(
+        fs.devices
+            .iter()
+            .map(|node| Step::MakeDevice { node: node.clone() }),
+    );
     if !fs.sysctls.is_empty() && !proc_mounted {
         return Err(Error::usage(
             "config.json: linux.sysctl needs a proc mount on /proc",
@@ -350,6 +370,7 @@ mod tests {
             readonly_paths: &readonly,
             root_readonly: true,
             sysctls: &[],
+            devices: &[],
             cgroup_v2: false,
         };
         let plan = plan(&fs).unwrap();
@@ -423,6 +444,7 @@ mod tests {
                 readonly_paths: &[],
                 root_readonly: false,
                 sysctls: &[],
+                devices: &[],
                 cgroup_v2: true,
             };
             let err = plan(&fs).err().unwrap().to_string();

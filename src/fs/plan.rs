@@ -204,6 +204,11 @@ pub enum Step {
     /// read-only. Safe: the procfs is the container's own, and the key's
     /// parts are plain names.
     Sysctl { key: String, value: String },
+    /// An OCI `linux.devices` node made in the container's fresh /dev
+    /// tmpfs (mknodat below the Dev base, then its owner). Safe: the path
+    /// is plain and below microbox's own tmpfs, and the device cgroup
+    /// decides whether the node opens.
+    MakeDevice { node: super::container::DeviceNode },
     /// A symlink in microbox's own /dev.
     Symlink { target: At, points_to: &'static str },
     /// A file replaced in the overlay's upper layer: whatever the image has
@@ -517,6 +522,14 @@ impl fmt::Display for Step {
             }
             Step::Mask { target } => write!(f, "mask {} if present", Where(target)),
             Step::Sysctl { key, value } => write!(f, "sysctl {key} = {value}"),
+            Step::MakeDevice { node } => write!(
+                f,
+                "mknod /dev/{} {} {}:{}",
+                node.path,
+                if node.block { "b" } else { "c" },
+                node.major,
+                node.minor
+            ),
             Step::AttachBind {
                 index,
                 source,
@@ -602,6 +615,10 @@ impl Step {
                 ("mount the image on".into(), Some(target.to_string()))
             }
             Step::Mask { target } => ("mask".into(), Some(target.to_string())),
+            Step::MakeDevice { node } => (
+                "make the device node".into(),
+                Some(format!("/dev/{}", node.path)),
+            ),
             Step::Sysctl { key, value } => {
                 ("write".into(), Some(format!("{value} to sysctl {key}")))
             }
@@ -762,6 +779,7 @@ mod tests {
                     | Step::Symlink { target, .. } => Some(target.base),
                     Step::WriteFile { dir, .. } => Some(dir.base),
                     Step::Sysctl { .. } => Some(Base::Proc),
+                    Step::MakeDevice { .. } => Some(Base::Dev),
                     Step::PivotIntoRoot => Some(Base::Root),
                     Step::MakePrivate | Step::ChdirToHostRoot => None,
                 };

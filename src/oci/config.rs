@@ -54,6 +54,8 @@ pub(crate) struct Config {
     pub masked_paths: Vec<String>,
     pub readonly_paths: Vec<String>,
     pub propagation: Option<String>,
+    /// linux.devices: nodes made in the container's /dev.
+    pub devices: Vec<crate::fs::container::DeviceNode>,
     pub annotations: Vec<(String, String)>,
 }
 
@@ -311,6 +313,7 @@ pub(crate) fn parse(text: &[u8]) -> Result<Config> {
         masked_paths: Vec::new(),
         readonly_paths: Vec::new(),
         propagation: None,
+        devices: Vec::new(),
         annotations,
     };
     if let Some(linux) = top.take("linux") {
@@ -671,11 +674,10 @@ fn parse_linux(value: &Value, config: &mut Config) -> Result<()> {
         .map(|v| string(v, "linux.rootfsPropagation"))
         .transpose()?;
     if let Some(v) = f.take("devices") {
-        if !array(v, "linux.devices")?.is_empty() {
-            return Err(unsupported(
-                "linux.devices",
-                "device nodes beyond the default set (null, zero, full, random, urandom, tty)",
-            ));
+        for (i, item) in array(v, "linux.devices")?.iter().enumerate() {
+            config
+                .devices
+                .push(parse_device(item, &format!("linux.devices[{i}]"))?);
         }
     }
     if let Some(v) = f.take("mountLabel") {
@@ -824,6 +826,59 @@ fn parse_resources(value: &Value) -> Result<Resources> {
     }
     f.finish()?;
     Ok(res)
+}
+
+/// A linux.devices entry: a character or block node below /dev.
+fn parse_device(value: &Value, at: &str) -> Result<crate::fs::container::DeviceNode> {
+    let mut f = Fields::new(value, at)?;
+    let path = f.need("path").and_then(|v| string(v, at))?;
+    let rest = path
+        .strip_prefix("/dev/")
+        .filter(|r| !r.is_empty() && r.split('/').all(|c| !c.is_empty() && c != "." && c != ".."))
+        .ok_or_else(|| {
+            invalid(
+                &format!("{at}.path"),
+                format!("{path:?} is not a plain path below /dev"),
+            )
+        })?;
+    let block = match f.need("type").and_then(|v| string(v, at))?.as_str() {
+        "c" | "u" => false,
+        "b" => true,
+        other => {
+            return Err(unsupported(
+                &format!("{at}.type"),
+                format!("device type {other:?}"),
+            ))
+        }
+    };
+    let major = f.need("major").and_then(|v| number_u32(v, at))?;
+    let minor = f.need("minor").and_then(|v| number_u32(v, at))?;
+    let mode = f
+        .take("fileMode")
+        .map(|v| number_u32(v, at))
+        .transpose()?
+        .unwrap_or(0o666)
+        & 0o777;
+    let uid = f
+        .take("uid")
+        .map(|v| number_u32(v, at))
+        .transpose()?
+        .unwrap_or(0);
+    let gid = f
+        .take("gid")
+        .map(|v| number_u32(v, at))
+        .transpose()?
+        .unwrap_or(0);
+    f.finish()?;
+    Ok(crate::fs::container::DeviceNode {
+        path: rest.to_string(),
+        block,
+        major,
+        minor,
+        mode,
+        uid,
+        gid,
+    })
 }
 
 fn parse_device_rule(value: &Value, at: &str) -> Result<DeviceRule> {

@@ -57,6 +57,7 @@ pub(crate) fn create(g: &Globals, a: &CreateArgs) -> Result<()> {
         readonly_paths: &config.readonly_paths,
         root_readonly: config.root_readonly,
         sysctls: &config.sysctl,
+        devices: &config.devices,
         cgroup_v2,
     })?;
     check_propagation(config.propagation.as_deref())?;

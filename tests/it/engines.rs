@@ -247,6 +247,23 @@ fn podman_runs_exec_stops_and_limits_containers_with_microbox(env: &Env) {
     );
     assert!(stdout.contains("open_blk=EPERM"), "{}", text(&out));
 
+    // --device: the node in the container, allowed by its device rule.
+    let out = run(&[
+        "--device",
+        "/dev/zero:/dev/myzero",
+        IMAGE,
+        "sh",
+        "-c",
+        "head -c 4 /dev/myzero | wc -c",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "4",
+        "{}",
+        text(&out)
+    );
+
     // -it under a terminal the test made.
     let Some((master, slave)) = open_pty() else {
         panic!("no pty for the -it check");

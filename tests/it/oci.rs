@@ -36,6 +36,7 @@ pub fn tests() -> Vec<Trial> {
             a_user_namespace_maps_the_config_ids,
             a_namespace_path_of_another_type_is_refused,
             kill_all_reaches_every_process_of_a_container_without_a_pid_namespace,
+            linux_devices_are_made_and_the_device_cgroup_still_decides,
         ],
         Bin: [
             unknown_ids_do_not_exist_and_force_delete_of_one_succeeds,
@@ -792,6 +793,13 @@ fn hostile_configs_are_refused_naming_the_field(env: &Env) {
             "kernel.core_pattern",
         ),
         (Box::new(|c| c["unknownField"] = json!(1)), "unknownField"),
+        (
+            Box::new(|c| {
+                c["linux"]["devices"] =
+                    json!([{"path": "/dev/../etc/x", "type": "c", "major": 1, "minor": 3}])
+            }),
+            "plain path below /dev",
+        ),
         // The IPC sysctls are the host's without an ipc namespace.
         (
             Box::new(|c| c["linux"]["sysctl"] = json!({"kernel.shmmni": "1234"})),
@@ -1043,5 +1051,31 @@ fn kill_all_reaches_every_process_of_a_container_without_a_pid_namespace(env: &E
         })
     });
     assert_eq!(listed(&b), Vec::<i64>::new());
+    b.delete_and_check(env, None);
+}
+
+/// linux.devices (Podman's --device): the node is made in the container's
+/// /dev with its mode; it opens only where a device rule allows it.
+fn linux_devices_are_made_and_the_device_cgroup_still_decides(env: &Env) {
+    let script = "ls -l /dev/myzero /dev/sub/mem | tr -s ' ' | cut -d' ' -f1,5,6; \
+                  echo read=$(head -c 4 /dev/myzero | wc -c); \
+                  head -c 1 /dev/sub/mem >/dev/null 2>&1 && echo opened=mem; echo done";
+    let b = Bundle::with(env, &["/bin/sh", "-c", script], |c| {
+        c["linux"]["devices"] = json!([
+            {"path": "/dev/myzero", "type": "c", "major": 1, "minor": 5, "fileMode": 0o640},
+            {"path": "/dev/sub/mem", "type": "c", "major": 1, "minor": 1, "fileMode": 0o600}
+        ]);
+    });
+    let pid = create_ok(env, &b);
+    assert_eq!(b.call(env, &["start", &b.id]).code, Some(0));
+    assert!(reap(pid).is_some());
+    let out = b.output();
+    assert!(out.contains("done"), "{out}");
+    assert!(out.contains("crw-r----- 1, 5"), "{out}");
+    assert!(out.contains("read=4"), "{out}");
+    assert!(
+        !out.contains("opened=mem"),
+        "/dev/mem's 1:1 has no rule: {out}"
+    );
     b.delete_and_check(env, None);
 }
