@@ -189,7 +189,6 @@ fn pids_value(limit: i64) -> String {
     }
 }
 
-const V1_CONTROLLERS: [&str; 5] = ["cpu", "cpuacct", "memory", "pids", "devices"];
 const V2_CONTROLLERS: &str = "+cpu +memory +pids";
 
 impl ContainerCgroup {
@@ -208,10 +207,11 @@ impl ContainerCgroup {
                     v2: true,
                     dirs: vec![dir.clone()],
                 };
-                let written = write_all(&dir, &plan_v2(res), res).and_then(|()| {
-                    let fd = open_dir(&dir)?;
-                    devices::attach_v2(fd.as_fd(), &rules)
-                });
+                let written =
+                    write_all(&dir, &plan_v2(res).iter().collect::<Vec<_>>()).and_then(|()| {
+                        let fd = open_dir(&dir)?;
+                        devices::attach_v2(fd.as_fd(), &rules)
+                    });
                 cgroup.fail_cleanly(written)
             }
             Hierarchy::V1 {
@@ -226,17 +226,26 @@ impl ContainerCgroup {
                          container without device rules",
                     )
                 })?;
-                let mut mounts: Vec<PathBuf> = Vec::new();
-                for mount in [cpu, cpuacct, memory, pids, devices] {
-                    if !mounts.contains(&mount) {
-                        mounts.push(mount);
+                // Each distinct mount with the controllers it holds, as
+                // detection found them (co-mounted ones share a mount).
+                let mut mounts: Vec<(PathBuf, Vec<&str>)> = Vec::new();
+                for (name, mount) in [
+                    ("cpu", cpu),
+                    ("cpuacct", cpuacct),
+                    ("memory", memory),
+                    ("pids", pids),
+                    ("devices", devices),
+                ] {
+                    match mounts.iter_mut().find(|(m, _)| *m == mount) {
+                        Some((_, names)) => names.push(name),
+                        None => mounts.push((mount, vec![name])),
                     }
                 }
                 let mut cgroup = ContainerCgroup {
                     v2: false,
                     dirs: Vec::new(),
                 };
-                for mount in &mounts {
+                for (mount, _) in &mounts {
                     let dir = mount.join(rel);
                     let made = make_parents(mount, rel, false).and_then(|()| make_dir(&dir));
                     match made {
@@ -247,18 +256,12 @@ impl ContainerCgroup {
                 }
                 let plan = plan_v1(res);
                 let mut written = Ok(());
-                for (mount, dir) in mounts.iter().zip(&cgroup.dirs) {
-                    let here: Vec<&str> = controllers_of(mount);
-                    let writes: Vec<Write> = plan
+                for ((_, here), dir) in mounts.iter().zip(&cgroup.dirs) {
+                    let writes: Vec<&Write> = plan
                         .iter()
                         .filter(|w| here.iter().any(|c| w.file.starts_with(&format!("{c}."))))
-                        .map(|w| Write {
-                            file: w.file,
-                            value: w.value.clone(),
-                            optional: w.optional,
-                        })
                         .collect();
-                    written = written.and_then(|()| write_all(dir, &writes, res));
+                    written = written.and_then(|()| write_all(dir, &writes));
                     if here.contains(&"devices") {
                         written = written.and_then(|()| devices::write_v1(dir, &rules));
                     }
@@ -343,17 +346,6 @@ impl ContainerCgroup {
     }
 }
 
-/// The controllers co-mounted at a v1 mount point, by its name
-/// (`cpu,cpuacct`).
-fn controllers_of(mount: &Path) -> Vec<&'static str> {
-    let name = mount.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    V1_CONTROLLERS
-        .iter()
-        .copied()
-        .filter(|c| name.split(',').any(|part| part == *c))
-        .collect()
-}
-
 /// Every missing directory above the leaf; on v2 each ancestor also gets
 /// the controllers enabled for its children.
 fn make_parents(root: &Path, rel: &Path, v2: bool) -> Result<()> {
@@ -380,8 +372,7 @@ fn enable(dir: &Path) -> Result<()> {
     write_path(&file, V2_CONTROLLERS).map_err(|e| write_error(V2_CONTROLLERS, &file, e, None))
 }
 
-fn write_all(dir: &Path, writes: &[Write], res: &Resources) -> Result<()> {
-    let _ = res;
+fn write_all(dir: &Path, writes: &[&Write]) -> Result<()> {
     for w in writes {
         let path = dir.join(w.file);
         match write_path(&path, &w.value) {
@@ -478,18 +469,6 @@ mod tests {
                 "cpu.cfs_quota_us",
                 "pids.max"
             ]
-        );
-    }
-
-    #[test]
-    fn comounted_controllers_are_read_from_the_mount_name() {
-        assert_eq!(
-            controllers_of(Path::new("/sys/fs/cgroup/cpu,cpuacct")),
-            ["cpu", "cpuacct"]
-        );
-        assert_eq!(
-            controllers_of(Path::new("/sys/fs/cgroup/devices")),
-            ["devices"]
         );
     }
 }

@@ -234,7 +234,6 @@ impl LaterFile {
 
     /// Through a temporary name and a rename, as [`write_atomically`].
     pub fn write(&self, bytes: &[u8]) -> Result<()> {
-        use std::os::unix::ffi::OsStrExt;
         let mut tmp = std::ffi::OsString::from(".");
         tmp.push(&self.name);
         tmp.push(format!(
@@ -252,7 +251,6 @@ impl LaterFile {
         )
         .map_err(|e| Error::os("write", e).on(&shown))?;
         rustix::io::write(&fd, bytes).map_err(|e| Error::os("write", e).on(&shown))?;
-        let _ = self.name.as_bytes();
         rustix::fs::renameat(&self.dir, tmp.as_os_str(), &self.dir, self.name.as_os_str())
             .map_err(|e| Error::os("rename into place", e).on(&shown))
     }

@@ -184,25 +184,18 @@ fn podman_runs_exec_stops_and_limits_containers_with_microbox(env: &Env) {
         text(&out)
     );
     // exec -it: the exec'd process's terminal through conmon's console socket.
-    let Some((master, slave)) = open_pty() else {
-        panic!("no pty for the exec -it check");
-    };
-    let mut cmd = p.cmd();
-    cmd.args([
-        "exec",
-        "-it",
-        "mbx-d",
-        "sh",
-        "-c",
-        "tty; echo exec-on-the-tty",
-    ]);
-    let (out_end, err_end) = (slave.try_clone().unwrap(), slave.try_clone().unwrap());
-    cmd.stdin(Stdio::from(slave))
-        .stdout(Stdio::from(out_end))
-        .stderr(Stdio::from(err_end));
-    let mut child = cmd.spawn().unwrap();
-    let seen = read_until(master, "exec-on-the-tty", Duration::from_secs(60));
-    let status = wait_child(&mut child, Duration::from_secs(60));
+    let (seen, status) = on_pty(
+        p.cmd(),
+        &[
+            "exec",
+            "-it",
+            "mbx-d",
+            "sh",
+            "-c",
+            "tty; echo exec-on-the-tty",
+        ],
+        "exec-on-the-tty",
+    );
     assert!(
         seen.contains("/dev/pts/") && seen.contains("exec-on-the-tty"),
         "{seen:?}"
@@ -265,29 +258,21 @@ fn podman_runs_exec_stops_and_limits_containers_with_microbox(env: &Env) {
     );
 
     // -it under a terminal the test made.
-    let Some((master, slave)) = open_pty() else {
-        panic!("no pty for the -it check");
-    };
-    let mut cmd = p.cmd();
-    cmd.args([
-        "run",
-        "--rm",
-        "-it",
-        "--network",
-        "none",
-        IMAGE,
-        "sh",
-        "-c",
-        "tty; echo on-the-tty",
-    ]);
-    let slave_out = slave.try_clone().unwrap();
-    let slave_err = slave.try_clone().unwrap();
-    cmd.stdin(Stdio::from(slave))
-        .stdout(Stdio::from(slave_out))
-        .stderr(Stdio::from(slave_err));
-    let mut child = cmd.spawn().unwrap();
-    let seen = read_until(master, "on-the-tty", Duration::from_secs(60));
-    let status = wait_child(&mut child, Duration::from_secs(60));
+    let (seen, status) = on_pty(
+        p.cmd(),
+        &[
+            "run",
+            "--rm",
+            "-it",
+            "--network",
+            "none",
+            IMAGE,
+            "sh",
+            "-c",
+            "tty; echo on-the-tty",
+        ],
+        "on-the-tty",
+    );
     assert!(
         seen.contains("/dev/pts/0") && seen.contains("on-the-tty"),
         "{seen:?}"
@@ -314,6 +299,22 @@ fn assert_no_containers_left() {
         "containers left in {}: {left:?}",
         crate::harness::OCI_ROOT
     );
+}
+
+/// Runs `cmd args` with a pty the test made as its stdio (as a user's
+/// terminal): what it printed up to `want`, and its exit status.
+fn on_pty(mut cmd: Command, args: &[&str], want: &str) -> (String, Option<i32>) {
+    let Some((master, slave)) = open_pty() else {
+        panic!("no pty for the -it check");
+    };
+    let (out_end, err_end) = (slave.try_clone().unwrap(), slave.try_clone().unwrap());
+    cmd.args(args)
+        .stdin(Stdio::from(slave))
+        .stdout(Stdio::from(out_end))
+        .stderr(Stdio::from(err_end));
+    let mut child = cmd.spawn().unwrap();
+    let seen = read_until(master, want, Duration::from_secs(60));
+    (seen, wait_child(&mut child, Duration::from_secs(60)))
 }
 
 fn read_until(master: std::os::fd::OwnedFd, want: &str, within: Duration) -> String {
@@ -518,5 +519,4 @@ fn containerd_runs_and_execs_with_microbox_as_the_runc_binary(env: &Env) {
             .all(|p| !p.to_string_lossy().contains("mbx-ctr")),
         "{state:?}"
     );
-    let _ = Path::new(rootfs_arg);
 }

@@ -9,7 +9,7 @@
 //! process is a subreaper for the containers it creates (as conmon is), and
 //! reaps each one.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -287,6 +287,16 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Starts a created container whose command ends by itself: its output,
+/// after checking it ran to its last line (`done`).
+fn start_to_end(env: &Env, b: &Bundle, pid: i32) -> String {
+    assert_eq!(b.call(env, &["start", &b.id]).code, Some(0));
+    assert!(reap(pid).is_some());
+    let out = b.output();
+    assert!(out.contains("done"), "{out}");
+    out
 }
 
 fn create_ok(env: &Env, b: &Bundle) -> i32 {
@@ -588,7 +598,6 @@ fn the_console_socket_gets_one_pty_master(env: &Env) {
         "{seen:?}"
     );
     assert_eq!(b.output(), "", "nothing went to create's stdout");
-    let _ = master.write_all(b"");
     b.delete_and_check(env, Some(pid));
 }
 
@@ -611,7 +620,6 @@ fn receive_fds(stream: &std::os::unix::net::UnixStream) -> (Vec<u8>, Vec<OwnedFd
             fds.extend(rights);
         }
     }
-    let _ = stream.as_raw_fd();
     (data[..got.bytes].to_vec(), fds)
 }
 
@@ -627,10 +635,7 @@ fn a_disk_node_made_inside_cannot_be_opened(env: &Env) {
                   echo x 2>/dev/null >/dev/hostconsole && echo opened=console; echo done";
     let b = Bundle::new(env, &["/bin/sh", "-c", script]);
     let pid = create_ok(env, &b);
-    assert_eq!(b.call(env, &["start", &b.id]).code, Some(0));
-    assert!(reap(pid).is_some());
-    let out = b.output();
-    assert!(out.contains("done"), "{out}");
+    let out = start_to_end(env, &b, pid);
     assert!(
         out.contains("made=sda"),
         "CAP_MKNOD and a dev-less /dev let it make the node: {out}"
@@ -661,10 +666,7 @@ fn limits_and_sysctls_of_the_config_hold_inside(env: &Env) {
         ["64"],
         "{pids_max:?}"
     );
-    assert_eq!(b.call(env, &["start", &b.id]).code, Some(0));
-    assert!(reap(pid).is_some());
-    let out = b.output();
-    assert!(out.contains("done"), "{out}");
+    let out = start_to_end(env, &b, pid);
     assert!(out.contains("ping=0 0"), "{out}");
     assert!(out.contains("nofile=1024"), "{out}");
     assert!(out.contains("keys=1"), "/proc/keys is masked: {out}");
@@ -845,7 +847,6 @@ fn hostile_configs_are_refused_naming_the_field(env: &Env) {
         assert_eq!(out.code, Some(1), "{text:?}\n{out}");
         assert!(out.stderr.contains("config.json"), "{out}");
     }
-    let _ = env;
 }
 
 fn preserve_fds_passes_fd_3_and_nothing_else(env: &Env) {
@@ -993,10 +994,7 @@ fn a_user_namespace_maps_the_config_ids(env: &Env) {
         uid, "200000",
         "the container's root is host uid 200000\n{status}"
     );
-    assert_eq!(b.call(env, &["start", &b.id]).code, Some(0));
-    assert!(reap(pid).is_some());
-    let out = b.output();
-    assert!(out.contains("done"), "{out}");
+    let out = start_to_end(env, &b, pid);
     assert!(out.contains(" 0 200000 65536"), "{out}");
     assert!(
         out.contains("owner=65534"),
@@ -1067,10 +1065,7 @@ fn linux_devices_are_made_and_the_device_cgroup_still_decides(env: &Env) {
         ]);
     });
     let pid = create_ok(env, &b);
-    assert_eq!(b.call(env, &["start", &b.id]).code, Some(0));
-    assert!(reap(pid).is_some());
-    let out = b.output();
-    assert!(out.contains("done"), "{out}");
+    let out = start_to_end(env, &b, pid);
     assert!(out.contains("crw-r----- 1, 5"), "{out}");
     assert!(out.contains("read=4"), "{out}");
     assert!(
