@@ -282,7 +282,8 @@ impl Attached {
     /// off the caller's clock (deleting it here costs some 24 ms of waiting for
     /// RCU grace periods, with the namespace still alive); the address it is
     /// named after is the last to be leased again. The flows go before the
-    /// address is free, and after the tables (no new flow is NAT'd to it).
+    /// address is free, and after the tables (no new flow is NAT'd to it);
+    /// TCP flows already closing stay to finish (see `conntrack.rs`).
     pub fn detach(self) -> Result<()> {
         let tables = delete_tables(&self.tables);
         let flows = if veth_carried_nothing(&self.veth) {

@@ -9,6 +9,16 @@
 //! reach it too. So before an address is handed out again, every entry whose
 //! original source (the sandbox's own flows) or reply source (flows DNAT'd to
 //! it) is that address goes.
+//!
+//! Except a TCP flow already closing (FIN or RST seen): the sandbox's kernel
+//! may still be finishing it, an orphaned socket retransmitting its FIN, and
+//! that socket holds the sandbox's network namespace, and so its veth on the
+//! host, until the peer's ACK comes back through the NAT binding, or for the
+//! two minutes of the kernel's retries when the binding is gone. Such an entry
+//! times out within two minutes on its own, and can carry nothing to the next
+//! holder of the address: that sandbox has no socket for it (its kernel
+//! answers RST), and a new SYN on the tuple makes the kernel drop the old
+//! entry and NAT afresh.
 
 use std::net::Ipv4Addr;
 
@@ -21,12 +31,18 @@ const IPCTNL_MSG_CT_DELETE: u16 = 2;
 // enum ctattr_type
 const CTA_TUPLE_ORIG: u16 = 1;
 const CTA_TUPLE_REPLY: u16 = 2;
+const CTA_PROTOINFO: u16 = 4;
 const CTA_ZONE: u16 = 18;
 const CTA_FILTER: u16 = 25;
 // enum ctattr_tuple
 const CTA_TUPLE_IP: u16 = 1;
 // enum ctattr_ip
 const CTA_IP_V4_SRC: u16 = 1;
+// enum ctattr_protoinfo, enum ctattr_protoinfo_tcp
+const CTA_PROTOINFO_TCP: u16 = 1;
+const CTA_PROTOINFO_TCP_STATE: u16 = 1;
+/// `enum tcp_conntrack`: FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT, CLOSE.
+const TCP_CLOSING_STATES: std::ops::RangeInclusive<u8> = 4..=8;
 // enum ctattr_filter
 const CTA_FILTER_ORIG_FLAGS: u16 = 1;
 const CTA_FILTER_REPLY_FLAGS: u16 = 2;
@@ -79,7 +95,7 @@ pub fn dump_by_source(addr: Ipv4Addr, direction: Direction) -> Message {
 }
 
 /// The entries of a dump (payloads after the netlink header) whose original
-/// or reply source is `addr`.
+/// or reply source is `addr`, but for TCP flows already closing.
 pub fn flows_from(entries: &[Vec<u8>], addr: Ipv4Addr) -> Result<Vec<Flow>, Malformed> {
     let mut flows = Vec::new();
     for entry in entries {
@@ -87,6 +103,7 @@ pub fn flows_from(entries: &[Vec<u8>], addr: Ipv4Addr) -> Result<Vec<Flow>, Malf
         let mut orig = None;
         let mut zone = None;
         let mut sources = Vec::new();
+        let mut closing = false;
         for attr in attrs(body) {
             let (kind, value) = attr?;
             match kind {
@@ -96,13 +113,14 @@ pub fn flows_from(entries: &[Vec<u8>], addr: Ipv4Addr) -> Result<Vec<Flow>, Malf
                 }
                 CTA_TUPLE_REPLY => sources.push(tuple_source(value)?),
                 CTA_ZONE => zone = Some(value.to_vec()),
+                CTA_PROTOINFO => closing = tcp_is_closing(value)?,
                 _ => {}
             }
         }
         let Some(orig_tuple) = orig else {
             return Err(Malformed("conntrack entry without its original tuple"));
         };
-        if sources.contains(&Some(addr)) {
+        if sources.contains(&Some(addr)) && !closing {
             flows.push(Flow { orig_tuple, zone });
         }
     }
@@ -127,6 +145,24 @@ fn tuple_source(tuple: &[u8]) -> Result<Option<Ipv4Addr>, Malformed> {
         }
     }
     Ok(None)
+}
+
+/// Whether a CTA_PROTOINFO says a TCP flow in one of the closing states.
+fn tcp_is_closing(protoinfo: &[u8]) -> Result<bool, Malformed> {
+    for attr in attrs(protoinfo) {
+        let (kind, value) = attr?;
+        if kind != CTA_PROTOINFO_TCP {
+            continue;
+        }
+        for tcp in attrs(value) {
+            let (kind, value) = tcp?;
+            if kind == CTA_PROTOINFO_TCP_STATE {
+                let state = *value.first().ok_or(Malformed("empty TCP state"))?;
+                return Ok(TCP_CLOSING_STATES.contains(&state));
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// Deletes `flow` (acked; ENOENT when it expired meanwhile).
@@ -207,6 +243,36 @@ mod tests {
                 .to_ne_bytes()
         );
         assert!(bytes.windows(4).any(|w| w == [198, 51, 100, 2]));
+    }
+
+    /// `entry` with a CTA_PROTOINFO for TCP in conntrack state `state`.
+    fn tcp_entry(orig_src: Ipv4Addr, reply_src: Ipv4Addr, state: u8) -> Vec<u8> {
+        let mut m = Message::new(0, 0).header(&[]);
+        m.nest(CTA_PROTOINFO, |m| {
+            m.nest(CTA_PROTOINFO_TCP, |m| {
+                m.attr(CTA_PROTOINFO_TCP_STATE, &[state]);
+            });
+        });
+        let mut bytes = entry(orig_src, reply_src);
+        bytes.extend_from_slice(&m.finish(0)[HEADER_LEN..]);
+        bytes
+    }
+
+    #[test]
+    fn tcp_flows_already_closing_are_left_to_finish() {
+        let outside = Ipv4Addr::new(198, 51, 100, 2);
+        // SYN_SENT, ESTABLISHED and SYN_SENT2 go; FIN_WAIT to CLOSE stay.
+        let kept: Vec<u8> = (0..=9)
+            .filter(|&state| {
+                flows_from(&[tcp_entry(ADDR, outside, state)], ADDR)
+                    .unwrap()
+                    .is_empty()
+            })
+            .collect();
+        assert_eq!(kept, [4, 5, 6, 7, 8]);
+        let mut short = entry(ADDR, outside);
+        short.extend_from_slice(&[12, 0, 4, 0x80, 8, 0, 1, 0x80, 4, 0, 1, 0]);
+        assert!(flows_from(&[short], ADDR).is_err());
     }
 
     #[test]
