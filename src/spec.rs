@@ -114,6 +114,10 @@ pub struct Spec {
     pub memory: u64,
     pub storage: u64,
     pub(crate) pids: PidsLimit,
+    /// The cgroup limits given on the command line (`--cpus`, `--memory`,
+    /// `--pids`, `--cpu-time`), by option name: without a writable cgroup
+    /// (rootless) these fail, the defaults are skipped.
+    pub(crate) limits_asked: Vec<&'static str>,
     /// `--stop-timeout`: the grace period after a terminating signal.
     pub(crate) stop_timeout: std::time::Duration,
     /// `--timeout`: wall-clock time the command has from its start.
@@ -170,6 +174,7 @@ impl Default for Spec {
             memory: DEFAULT_MEMORY,
             storage: DEFAULT_STORAGE,
             pids: PidsLimit::Limit(DEFAULT_PIDS),
+            limits_asked: Vec::new(),
             stop_timeout: DEFAULT_STOP_TIMEOUT,
             timeout: None,
             cpu_time: None,

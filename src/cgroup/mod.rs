@@ -15,6 +15,7 @@
 //! for cpu, memory and pids on v1; the lock is `/run/microbox/sandboxes/<id>.lock`.
 
 pub(crate) mod container;
+mod delegated;
 mod detect;
 pub(crate) mod devices;
 mod stale;
@@ -136,6 +137,23 @@ impl Setting {
 enum Backend {
     V1(v1::V1Cgroup),
     V2(v2::V2Cgroup),
+    /// Rootless without a writable cgroup: no limits, no counters.
+    Unlimited,
+}
+
+/// The hierarchy microbox makes sandbox cgroups in: the host's for root; for
+/// a user, the cgroup v2 subtree delegated to them (`delegated.rs`), or None.
+pub fn hierarchy() -> Result<Option<Hierarchy>> {
+    let host = detect();
+    if !crate::ns::rootless() {
+        return host.map(Some);
+    }
+    Ok(match host {
+        Ok(Hierarchy::V2 { root }) => {
+            delegated::for_caller(&root).map(|root| Hierarchy::V2 { root })
+        }
+        Ok(Hierarchy::V1 { .. }) | Err(_) => None,
+    })
 }
 
 /// One sandbox's cgroup(s) and its lock; see the module documentation.
@@ -154,8 +172,38 @@ impl Cgroup {
     /// `lock`, which the cgroup keeps until it is gone: a cgroup that exists always
     /// has a lock file, so the collector never mistakes a sandbox being created
     /// for a dead one.
-    pub fn create(lock: SandboxLock, limits: &Limits) -> Result<Cgroup> {
-        Self::create_in(&detect()?, lock, limits)
+    /// Rootless without a writable cgroup (`hierarchy` is None): the limits
+    /// of `asked` (command-line options) fail with one line; the defaults are
+    /// not applied, and a warning says so.
+    pub fn create(lock: SandboxLock, limits: &Limits, asked: &[&str]) -> Result<Cgroup> {
+        if let Some(hierarchy) = hierarchy()? {
+            return Self::create_in(&hierarchy, lock, limits);
+        }
+        let why = match detect() {
+            Ok(Hierarchy::V1 { .. }) => {
+                "this host has cgroup v1, whose hierarchies only root can write"
+            }
+            _ => {
+                "no cgroup v2 subtree is delegated to you (run microbox inside one: \
+                 systemd-run --user --scope microbox ...)"
+            }
+        };
+        if let Some(option) = asked.first() {
+            lock.release(true);
+            return Err(Error::runtime(format!(
+                "{option} needs a cgroup you can write, and there is none: {why}"
+            )));
+        }
+        crate::log::warn(
+            &format!("the default limits (--cpus, --memory, --pids) are not applied: {why}"),
+            &[],
+        );
+        Ok(Cgroup {
+            backend: Backend::Unlimited,
+            lock: Some(lock),
+            owner: rustix::process::getpid(),
+            finished: false,
+        })
     }
 
     fn create_in(hierarchy: &Hierarchy, lock: SandboxLock, limits: &Limits) -> Result<Cgroup> {
@@ -194,6 +242,7 @@ impl Cgroup {
         match &self.backend {
             Backend::V2(cgroup) => Ok(Placement::BornInside(cgroup.dir_fd())),
             Backend::V1(cgroup) => cgroup.tasks_files().map(Placement::JoinsItself),
+            Backend::Unlimited => Ok(Placement::JoinsItself(Vec::new())),
         }
     }
 
@@ -204,6 +253,7 @@ impl Cgroup {
         match &self.backend {
             Backend::V1(cgroup) => cgroup.oom_killed(),
             Backend::V2(cgroup) => cgroup.oom_killed(),
+            Backend::Unlimited => false,
         }
     }
 
@@ -213,6 +263,7 @@ impl Cgroup {
         let path = match &self.backend {
             Backend::V1(cgroup) => cgroup.memory_file("memory.max_usage_in_bytes"),
             Backend::V2(cgroup) => cgroup.file("memory.peak"),
+            Backend::Unlimited => return None,
         };
         std::fs::read_to_string(path).ok()?.trim().parse().ok()
     }
@@ -231,6 +282,7 @@ impl Cgroup {
                     .map(Duration::from_micros)
                     .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))
             }
+            Backend::Unlimited => Err(io::Error::from(io::ErrorKind::Unsupported)),
         }
     }
 
@@ -248,27 +300,29 @@ impl Cgroup {
                 let system = stat_field(&text, "system_usec")?;
                 Some((Duration::from_micros(user), Duration::from_micros(system)))
             }
+            Backend::Unlimited => None,
         }
     }
 
     /// The most tasks the sandbox had at once, where the kernel keeps it
     /// (`pids.peak`, Linux 6.13 and later).
     pub fn tasks_peak(&self) -> Option<u64> {
-        read_number(&self.pids_file("pids.peak")).ok()
+        read_number(&self.pids_file("pids.peak")?).ok()
     }
 
     /// Whether the kernel refused a fork or clone at the `--pids` limit.
     pub fn pids_limit_hit(&self) -> bool {
-        std::fs::read_to_string(self.pids_file("pids.events"))
-            .ok()
+        self.pids_file("pids.events")
+            .and_then(|path| std::fs::read_to_string(path).ok())
             .and_then(|text| stat_field(&text, "max"))
             .is_some_and(|count| count > 0)
     }
 
-    fn pids_file(&self, file: &str) -> std::path::PathBuf {
+    fn pids_file(&self, file: &str) -> Option<std::path::PathBuf> {
         match &self.backend {
-            Backend::V1(cgroup) => cgroup.pids_file(file),
-            Backend::V2(cgroup) => cgroup.file(file),
+            Backend::V1(cgroup) => Some(cgroup.pids_file(file)),
+            Backend::V2(cgroup) => Some(cgroup.file(file)),
+            Backend::Unlimited => None,
         }
     }
 
@@ -287,6 +341,7 @@ impl Cgroup {
         let result = match &self.backend {
             Backend::V1(cgroup) => cgroup.remove(),
             Backend::V2(cgroup) => cgroup.remove(),
+            Backend::Unlimited => Ok(()),
         };
         // Only after the cgroups are gone: see `stale` for why the order matters.
         if let Some(lock) = self.lock.take() {
@@ -348,7 +403,12 @@ impl Placement<'_> {
 /// something to look at, and when another run holds it that run does the work.
 /// `also(id)` removes what else a dead sandbox held, before its cgroups.
 pub fn collect_stale(also: impl FnMut(&str) -> Result<()>) -> Result<usize> {
-    stale::collect(&detect()?, Path::new(crate::state::RUN_DIR), also)
+    let run_dir = Path::new(crate::state::run_dir());
+    match hierarchy()? {
+        Some(hierarchy) => stale::collect(&hierarchy, run_dir, also),
+        // Rootless without a cgroup: the lock files are all there is.
+        None => stale::collect_locks_only(run_dir, also),
+    }
 }
 
 /// A sandbox id becomes a path component in two places, so it must be a plain name.

@@ -29,6 +29,30 @@ pub(super) fn collect(
     })
 }
 
+/// Rootless without a cgroup: the dead runs are the lock files nobody holds
+/// (a run killed with SIGKILL leaves its own behind). One `readdir`.
+pub(super) fn collect_locks_only(
+    run_dir: &Path,
+    also: impl FnMut(&str) -> Result<()>,
+) -> Result<usize> {
+    let Ok(entries) = std::fs::read_dir(run_dir.join("sandboxes")) else {
+        return Ok(0);
+    };
+    let mut ids: Vec<String> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry
+                .file_name()
+                .to_str()?
+                .strip_suffix(".lock")?
+                .to_string();
+            is_valid_id(&name).then_some(name)
+        })
+        .collect();
+    ids.sort_unstable();
+    crate::state::collect_dead(run_dir, &ids, also)
+}
+
 /// The sandbox ids that have a cgroup under any parent, sorted and deduplicated (a
 /// crash during creation on v1 can leave a cgroup in only some hierarchies).
 fn candidates(parents: &[PathBuf]) -> Result<Vec<String>> {

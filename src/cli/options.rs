@@ -729,12 +729,14 @@ fn set_userns(spec: &mut Spec, value: &OsStr) -> Checked {
 }
 
 fn set_cpus(spec: &mut Spec, value: &OsStr) -> Checked {
+    spec.limits_asked.push("--cpus");
     spec.millicpus =
         units::parse_cpus(text(value)?).map_err(|reason| format!("{reason} (use e.g. 0.5, 2)"))?;
     Ok(())
 }
 
 fn set_memory(spec: &mut Spec, value: &OsStr) -> Checked {
+    spec.limits_asked.push("--memory");
     spec.memory = size(value)?;
     Ok(())
 }
@@ -749,6 +751,7 @@ fn size(value: &OsStr) -> std::result::Result<u64, String> {
 }
 
 fn set_pids(spec: &mut Spec, value: &OsStr) -> Checked {
+    spec.limits_asked.push("--pids");
     spec.pids = parse_pids(text(value)?)?;
     Ok(())
 }
@@ -774,6 +777,7 @@ fn set_timeout(spec: &mut Spec, value: &OsStr) -> Checked {
 }
 
 fn set_cpu_time(spec: &mut Spec, value: &OsStr) -> Checked {
+    spec.limits_asked.push("--cpu-time");
     spec.cpu_time = Some(positive_duration(value)?);
     Ok(())
 }

@@ -77,11 +77,11 @@ pub fn open_source(bind: &BindMount) -> Result<(OwnedFd, PathBuf)> {
     })?;
     let resolved = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
         .map_err(|e| Error::os("read the path of a mount source", e))?;
-    if resolved.starts_with(crate::state::RUN_DIR) {
+    if resolved.starts_with(crate::state::run_dir()) {
         return Err(Error::usage(format!(
             "{shown}: the source resolves to {}, inside microbox's own state directory {}",
             resolved.display(),
-            crate::state::RUN_DIR
+            crate::state::run_dir()
         )));
     }
     Ok((fd, resolved))

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use rustix::mount::MountAttrFlags;
 
-use super::plan::{At, Base, Fs, Lookup, Step, Value, STAGING};
+use super::plan::{staging, At, Base, Fs, Lookup, Step, Value};
 use super::resolve::Kind;
 use crate::error::{Error, Result};
 use crate::spec::BindMount;
@@ -162,7 +162,7 @@ pub fn plan(fs: &ContainerFs<'_>) -> Result<ContainerPlan> {
     let mut steps = vec![
         Step::MakePrivate,
         Step::AttachImage {
-            target: At::new(Base::Host, STAGING, Lookup::Host),
+            target: At::new(Base::Host, staging(), Lookup::Host),
             becomes: Some(Base::Root),
         },
     ];

@@ -51,7 +51,23 @@ pub fn setup(
     hostname: &str,
     image: Option<BorrowedFd<'_>>,
     binds: &[bind::Prepared],
+    tty_group: bool,
 ) -> Result<()> {
-    let steps = plan::plan(spec, hostname);
+    let mut steps = plan::plan(spec, hostname);
+    if !tty_group {
+        // A rootless sandbox with the user's own ids alone has no group 5
+        // (tty), and devpts refuses an unmapped gid: its ptys get the
+        // opener's group instead.
+        for step in &mut steps {
+            if let plan::Step::Mount {
+                fs: plan::Fs::Devpts,
+                options,
+                ..
+            } = step
+            {
+                options.retain(|(key, _)| *key != "gid");
+            }
+        }
+    }
     apply::apply(&steps, apply::Inputs { image, binds })
 }

@@ -228,7 +228,9 @@ pub enum Step {
 
 /// Where the child mounts its staging tmpfs, in its own mount namespace only.
 /// The parent makes sure the directory exists; nothing is created on the host.
-pub const STAGING: &str = crate::state::RUN_DIR;
+pub fn staging() -> &'static str {
+    crate::state::run_dir()
+}
 
 const NOSUID_NODEV: MountAttrFlags =
     MountAttrFlags::MOUNT_ATTR_NOSUID.union(MountAttrFlags::MOUNT_ATTR_NODEV);
@@ -253,26 +255,37 @@ pub fn plan(spec: &Spec, hostname: &str) -> Vec<Step> {
             steps.push(set_attr(sys, RDONLY, true, true));
             steps.push(Step::Mount {
                 fs: Fs::Tmpfs,
-                target: At::new(Base::Host, STAGING, Lookup::Host),
+                target: At::new(Base::Host, staging(), Lookup::Host),
                 attrs: NOSUID_NODEV | RDONLY,
                 options: vec![("size", Value::Text("0".into()))],
                 becomes: None,
                 missing_ok: false,
             });
+            // A user's sandbox: root's state is hidden as well.
+            if staging() != crate::state::ROOT_RUN_DIR {
+                steps.push(Step::Mount {
+                    fs: Fs::Tmpfs,
+                    target: At::new(Base::Host, crate::state::ROOT_RUN_DIR, Lookup::Host),
+                    attrs: NOSUID_NODEV | RDONLY,
+                    options: vec![("size", Value::Text("0".into()))],
+                    becomes: None,
+                    missing_ok: true,
+                });
+            }
             steps.extend(super::proc::steps(Base::Host));
             steps.extend(attach_binds(spec, Base::Host, false));
             steps.push(Step::ChdirToHostRoot);
         }
         FsMode::Tmpfs => {
-            let staging = At::new(Base::Host, STAGING, Lookup::Host);
+            let tmpfs_at = At::new(Base::Host, staging(), Lookup::Host);
             let size = spec.storage.to_string();
-            steps.push(tmpfs(staging, &size, "0755", Some(Base::Root), false));
+            steps.push(tmpfs(tmpfs_at, &size, "0755", Some(Base::Root), false));
             image_root(spec, hostname, &mut steps);
         }
         FsMode::Dir(_) => {
-            let staging = At::new(Base::Host, STAGING, Lookup::Host);
+            let tmpfs_at = At::new(Base::Host, staging(), Lookup::Host);
             let size = spec.storage.to_string();
-            steps.push(tmpfs(staging, &size, "0755", Some(Base::Staging), false));
+            steps.push(tmpfs(tmpfs_at, &size, "0755", Some(Base::Staging), false));
             for dir in ["upper", "work", "root", "lower"] {
                 let target = At::new(Base::Staging, dir, Lookup::NoSymlinks).creating(Kind::Dir);
                 steps.push(Step::Make { target });
@@ -296,9 +309,9 @@ pub fn plan(spec: &Spec, hostname: &str) -> Vec<Step> {
                     // readdir's d_ino then agrees with stat's st_ino for every
                     // entry (the layers are on different filesystems).
                     ("xino", Value::Text("on".into())),
-                    ("lowerdir", Value::Text(format!("{STAGING}/lower"))),
-                    ("upperdir", Value::Text(format!("{STAGING}/upper"))),
-                    ("workdir", Value::Text(format!("{STAGING}/work"))),
+                    ("lowerdir", Value::Text(format!("{}/lower", staging()))),
+                    ("upperdir", Value::Text(format!("{}/upper", staging()))),
+                    ("workdir", Value::Text(format!("{}/work", staging()))),
                 ],
                 becomes: Some(Base::Root),
                 missing_ok: false,
@@ -418,7 +431,7 @@ impl fmt::Display for At {
         // The path as the sandbox will see it (staging: as the child sees it).
         let prefix = match self.base {
             Base::Host | Base::Root => "",
-            Base::Staging => STAGING,
+            Base::Staging => staging(),
             Base::Proc => "/proc",
             Base::Dev => "/dev",
         };

@@ -26,7 +26,7 @@ use super::nlsock::{Answer, Bus, Failure, Netlink};
 use super::rtnl;
 use crate::error::{Error, Result};
 use crate::spec::Spec;
-use crate::state::{DirHold, Lease, RUN_DIR};
+use crate::state::{run_dir, DirHold, Lease};
 
 /// The sandbox's side of the network, computed before the clone and copied
 /// into the child with its memory.
@@ -43,7 +43,7 @@ const INSIDE_NAME: &str = "eth0";
 /// Step 1: leases. A full subnet or a host port in use is an error here,
 /// before anything else exists.
 pub fn prepare(spec: &Spec, id: &str) -> Result<Prepared> {
-    let run = Path::new(RUN_DIR);
+    let run = Path::new(run_dir());
     let subnet = spec.subnet;
     let netns = netns_id()?;
     let dir = lease_dir(netns, &spec.bridge);
@@ -419,7 +419,7 @@ fn collect_dead_tables() -> Result<()> {
     }
     for (id, tables) in by_id {
         // A lock that can be taken belongs to nobody alive.
-        if let Ok(lock) = crate::state::SandboxLock::acquire(Path::new(RUN_DIR), &id) {
+        if let Ok(lock) = crate::state::SandboxLock::acquire(Path::new(run_dir()), &id) {
             let result = delete_tables(&tables);
             lock.release(true);
             result?;
@@ -463,11 +463,11 @@ pub fn cleanup(name: &str) -> Result<()> {
         bridge_index(&mut nl, name)?;
     }
     let leases = lease_dir(netns_id()?, name);
-    let dir = Path::new(RUN_DIR).join(&leases);
+    let dir = Path::new(run_dir()).join(&leases);
     // Every sandbox on the bridge holds its lease directory shared from
     // before it leases to after it ends; held exclusive, none is starting
     // or running, and none starts until this ends.
-    let Some(_alone) = DirHold::exclusive(Path::new(RUN_DIR), &leases)? else {
+    let Some(_alone) = DirHold::exclusive(Path::new(run_dir()), &leases)? else {
         return Err(Error::failed("remove", "running sandbox(es) use it")
             .on(format_args!("bridge {name}"))
             .hint("stop them first"));
@@ -479,7 +479,7 @@ pub fn cleanup(name: &str) -> Result<()> {
                 continue;
             };
             // A lease file now is a dead holder's: its flows go, then the file.
-            if let Some(free) = Lease::take(Path::new(RUN_DIR), &leases, addr)? {
+            if let Some(free) = Lease::take(Path::new(run_dir()), &leases, addr)? {
                 if let (true, Ok(ip)) = (free.inherited(), addr.parse()) {
                     forget_flows(ip)?;
                 }
@@ -504,7 +504,7 @@ pub fn cleanup(name: &str) -> Result<()> {
         Err(e) => return Err(e.into_error("delete", format_args!("nf_tables table inet {name}"))),
     }
     delete_link(name)?;
-    crate::state::forget_last_leased(Path::new(RUN_DIR), &leases);
+    crate::state::forget_last_leased(Path::new(run_dir()), &leases);
     match std::fs::remove_dir(&dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

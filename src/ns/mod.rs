@@ -18,6 +18,16 @@ use crate::error::{Error, Result};
 use crate::spec::{FsMode, NetMode, Spec, UsernsMode};
 use crate::sys::clone::Forked;
 
+mod subid;
+pub use subid::{UserMaps, Writer};
+
+/// Whether microbox runs without host root (issue 14): then the sandbox's
+/// root is the user, its maps come from [`user_maps`], and nothing needs or
+/// touches host root's state.
+pub fn rootless() -> bool {
+    !rustix::process::geteuid().is_root()
+}
+
 /// The namespaces `clone3` creates for `spec`. The cgroup namespace is not among
 /// them: the child makes it after it is in its cgroup ([`enter_cgroup_namespace`]).
 pub fn clone_flags(spec: &Spec) -> u64 {
@@ -55,7 +65,7 @@ pub struct IdMaps {
 }
 
 /// Ids per sandbox: 0-65535 inside.
-const COUNT: u32 = 65536;
+pub(crate) const COUNT: u32 = 65536;
 
 /// Whether the sandbox's ids are shifted onto a leased host range (DESIGN.md
 /// section 9): with its own user namespace, unless `--fs host`, whose host
@@ -92,6 +102,67 @@ pub fn owner_maps(first: u32, owner_uid: u32, owner_gid: u32) -> IdMaps {
         uids: vec![one(owner_uid)],
         gids: vec![one(owner_gid)],
     }
+}
+
+/// A rootless sandbox's maps: the user's subordinate ranges when
+/// /etc/subuid and /etc/subgid have them and newuidmap/newgidmap are there,
+/// else the user's own ids alone. Said at info level either way.
+pub fn user_maps() -> UserMaps {
+    let uid = rustix::process::getuid().as_raw();
+    let gid = rustix::process::getgid().as_raw();
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let name = subid::user_name(&read("/etc/passwd"), uid);
+    let sub = subid::range_of(&read("/etc/subuid"), name.as_deref(), uid).zip(subid::range_of(
+        &read("/etc/subgid"),
+        name.as_deref(),
+        uid,
+    ));
+    let helper = |name: &str| {
+        ["/usr/bin", "/usr/sbin", "/bin", "/sbin"]
+            .iter()
+            .map(|dir| format!("{dir}/{name}"))
+            .find(|path| rustix::fs::access(path.as_str(), rustix::fs::Access::EXEC_OK).is_ok())
+    };
+    let helpers = helper("newuidmap").zip(helper("newgidmap"));
+    if sub.is_some() && helpers.is_none() {
+        crate::log::warn(
+            "/etc/subuid and /etc/subgid give you ids, but newuidmap/newgidmap are missing \
+             (Debian: apt-get install uidmap): the sandbox has your own ids only",
+            &[],
+        );
+    }
+    let maps = subid::choose(uid, gid, sub, helpers);
+    crate::log::info(&format!("id maps: {}", maps.describe()), &[]);
+    maps
+}
+
+/// Writes a rootless sandbox's maps for the child `pid`, as [`user_maps`]
+/// chose: by the helpers (about 1 ms each, a fork and exec of a setuid
+/// program), or by microbox with setgroups denied first.
+pub fn write_user_maps(pid: i32, user: &UserMaps) -> Result<()> {
+    let Writer::Helpers { uidmap, gidmap } = &user.writer else {
+        let path = format!("/proc/{pid}/setgroups");
+        std::fs::write(&path, "deny").map_err(|e| Error::os("write", e).on(&path))?;
+        return write_id_maps(pid, &user.maps);
+    };
+    for (helper, ranges) in [(uidmap, &user.maps.uids), (gidmap, &user.maps.gids)] {
+        let out = std::process::Command::new(helper)
+            .args(subid::helper_args(pid, ranges))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .output()
+            .map_err(|e| Error::os("run", e).on(helper))?;
+        if !out.status.success() {
+            let said = String::from_utf8_lossy(&out.stderr);
+            return Err(Error::failed(
+                "write the sandbox's id maps with",
+                format!("{} ({})", said.trim(), out.status),
+            )
+            .on(helper)
+            .hint("check your lines in /etc/subuid and /etc/subgid"));
+        }
+    }
+    Ok(())
 }
 
 /// The text the kernel takes in one write(2).
@@ -192,6 +263,66 @@ pub fn become_namespace_root() -> Result<()> {
         .map_err(|e| Error::os("become user 0 of the sandbox", e))
 }
 
+/// Why the kernel refuses a user without root a user namespace, naming the
+/// setting and the command that changes it, when a setting says so. Read
+/// only after a clone failed: the start path reads none of them.
+pub fn userns_forbidden_hint(rootless: bool) -> Option<String> {
+    if !rootless {
+        return None;
+    }
+    forbidding_setting(|path| {
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|s| s.trim().to_string())
+    })
+}
+
+/// The hint for the first setting that `read` (a /proc/sys reader) shows
+/// forbidding users their own user namespaces.
+fn forbidding_setting(read: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let settings = [
+        // Debian's and Ubuntu's own switch.
+        (
+            "/proc/sys/kernel/unprivileged_userns_clone",
+            "kernel.unprivileged_userns_clone",
+            "0",
+            "1",
+        ),
+        (
+            "/proc/sys/user/max_user_namespaces",
+            "user.max_user_namespaces",
+            "0",
+            "15000",
+        ),
+        // Ubuntu 23.10 and later: AppArmor decides per program.
+        (
+            "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+            "kernel.apparmor_restrict_unprivileged_userns",
+            "1",
+            "0",
+        ),
+    ];
+    settings.iter().find_map(|(path, name, forbids, allows)| {
+        (read(path).as_deref() == Some(*forbids)).then(|| {
+            format!(
+                "this host forbids users their own user namespaces ({name} = {forbids}); \
+                 root can allow them: sysctl -w {name}={allows}"
+            )
+        })
+    })
+}
+
+/// In a rootless child after Go: its ids are the user's, sandbox root
+/// already. With the helpers' maps setgroups is allowed, and the user's
+/// supplementary groups (which would still open the host's files of those
+/// groups) are dropped; with microbox's own maps the kernel forbids it.
+pub fn enter_as_user(user: &UserMaps) -> Result<()> {
+    if user.writer == Writer::Own {
+        return Ok(());
+    }
+    thread::set_thread_groups(&[]).map_err(|e| Error::os("drop supplementary groups", e))
+}
+
 /// In the child, once it is in its cgroup: a new cgroup namespace rooted there,
 /// so the sandbox sees its own cgroup as `/`.
 pub fn enter_cgroup_namespace() -> Result<()> {
@@ -201,6 +332,32 @@ pub fn enter_cgroup_namespace() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[allow(clippy::unwrap_used)] // STYLE.md: allowed in tests
+    fn a_setting_that_forbids_user_namespaces_is_named_with_its_fix() {
+        let hint = forbidding_setting(|path| {
+            (path == "/proc/sys/user/max_user_namespaces").then(|| "0".to_string())
+        })
+        .unwrap();
+        assert!(hint.contains("user.max_user_namespaces = 0"), "{hint}");
+        assert!(
+            hint.contains("sysctl -w user.max_user_namespaces=15000"),
+            "{hint}"
+        );
+        let debian = forbidding_setting(|path| {
+            path.ends_with("unprivileged_userns_clone")
+                .then(|| "0".into())
+        });
+        assert!(debian
+            .unwrap()
+            .contains("sysctl -w kernel.unprivileged_userns_clone=1"));
+        assert_eq!(
+            forbidding_setting(|_| Some("1".into())).map(|h| h.contains("apparmor")),
+            Some(true)
+        );
+        assert_eq!(forbidding_setting(|_| None), None);
+    }
 
     #[test]
     fn clone_flags_name_every_namespace_the_spec_asks_for() {

@@ -117,8 +117,8 @@ fn create_in(
 ) -> Result<()> {
     // The staging point the root is attached at, in the container's mount
     // namespace only.
-    std::fs::create_dir_all(crate::fs::plan::STAGING)
-        .map_err(|e| Error::os("create", e).on(crate::fs::plan::STAGING))?;
+    std::fs::create_dir_all(crate::fs::plan::staging())
+        .map_err(|e| Error::os("create", e).on(crate::fs::plan::staging()))?;
     let fifo_path = dir.fifo();
     rustix::fs::mkfifoat(
         rustix::fs::CWD,

@@ -61,8 +61,14 @@ fn setup(
         .map_err(|e| Error::os("set the parent-death signal", e))?;
     // Non-dumpable until exec: sandboxed processes must not ptrace or open
     // /proc/1/mem or /proc/1/exe of a copy of the host's microbox (CVE-2019-5736).
-    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
-        .map_err(|e| Error::os("make the sandbox init non-dumpable", e))?;
+    // Rootless: only after Go, since a non-dumpable process's /proc files are
+    // root's, and the user's parent (or newuidmap, which checks the target's
+    // owner) could not write its maps; nothing of the sandbox runs before.
+    let rootless = launch.user_maps.is_some();
+    if !rootless {
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+            .map_err(|e| Error::os("make the sandbox init non-dumpable", e))?;
+    }
     // Into the sandbox's cgroup before anything else, so that all of the set-up
     // is charged there and nothing of the user's can run outside it. On v2 the
     // child was born inside (CLONE_INTO_CGROUP) and there are no files.
@@ -86,8 +92,24 @@ fn setup(
             exit_now(EXIT_SETUP_FAILED);
         }
     }
-    let image = launch.image.as_ref().map(AsFd::as_fd);
-    crate::fs::setup(spec, &launch.hostname, image, &launch.binds)?;
+    if let Some(user) = &launch.user_maps {
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+            .map_err(|e| Error::os("make the sandbox init non-dumpable", e))?;
+        crate::ns::enter_as_user(user)?;
+        // The image and the binds, cloned here, in the sandbox's own mount
+        // namespace, the one place a user may clone mounts.
+        let image = match &spec.fs {
+            crate::spec::FsMode::Dir(dir) => Some(crate::fs::clone_image(dir)?),
+            crate::spec::FsMode::Tmpfs | crate::spec::FsMode::Host => None,
+        };
+        let binds = super::prepare_binds(spec, None)?;
+        let image = image.as_ref().map(AsFd::as_fd);
+        let tty_group = user.writer != crate::ns::Writer::Own;
+        crate::fs::setup(spec, &launch.hostname, image, &binds, tty_group)?;
+    } else {
+        let image = launch.image.as_ref().map(AsFd::as_fd);
+        crate::fs::setup(spec, &launch.hostname, image, &launch.binds, true)?;
+    }
     rustix::system::sethostname(launch.hostname.as_bytes())
         .map_err(|e| Error::os("set hostname", e).on(&launch.hostname))?;
     if spec.net != NetMode::Host {

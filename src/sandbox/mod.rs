@@ -67,6 +67,10 @@ pub(crate) struct Launch<'a> {
     /// The sandbox's leased host id range: its first id, and the lease that
     /// holds it until microbox exits. None when the ids are not shifted.
     pub ids: Option<(u32, Lease)>,
+    /// Rootless (issue 14): the user's maps. The child then clones the image
+    /// and the binds itself, in its own namespaces: the parent has no
+    /// privilege over the host's mounts, and nothing can be idmapped.
+    pub user_maps: Option<crate::ns::UserMaps>,
     /// The command's resource limits, defaults included, checked against
     /// microbox's own hard limits.
     pub rlimits: Vec<crate::rlimit::Rlimit>,
@@ -120,7 +124,10 @@ const EXIT_MICROBOX: i32 = 125;
 /// (`first`), each writable tree is idmapped at once so that sandbox root
 /// writes as the source's owner (`fs::host_owner`); read-only trees wait for
 /// the sandbox's own user namespace.
-fn prepare_binds(spec: &Spec, first: Option<u32>) -> Result<Vec<crate::fs::PreparedBind<'_>>> {
+pub(super) fn prepare_binds(
+    spec: &Spec,
+    first: Option<u32>,
+) -> Result<Vec<crate::fs::PreparedBind<'_>>> {
     let mut owners: Vec<((u32, u32), OwnedFd)> = Vec::new();
     let mut binds = Vec::with_capacity(spec.mounts.len());
     for bind in &spec.mounts {
@@ -199,16 +206,26 @@ fn prepare(spec: &Spec) -> Result<Launch<'_>> {
         })
         .collect::<Result<Vec<_>>>()?;
     let rlimits = crate::rlimit::effective(&spec.rlimits);
-    crate::rlimit::check(&rlimits, !crate::ns::shifts_ids(spec))?;
+    let rootless = crate::ns::rootless();
+    crate::rlimit::check(&rlimits, !rootless && !crate::ns::shifts_ids(spec))?;
     let hostname = spec.hostname.clone().unwrap_or_else(names::random_hostname);
-    let ids = if crate::ns::shifts_ids(spec) {
+    let ids = if crate::ns::shifts_ids(spec) && !rootless {
         Some(crate::state::lease_id_range(Path::new(
-            crate::state::RUN_DIR,
+            crate::state::run_dir(),
         ))?)
     } else {
         None
     };
-    let binds = prepare_binds(spec, ids.as_ref().map(|(first, _)| *first))?;
+    let binds = if rootless {
+        // Checked here, for the one clear line before anything starts; the
+        // child opens them again in its own mount namespace.
+        for bind in &spec.mounts {
+            crate::fs::open_source(bind)?;
+        }
+        Vec::new()
+    } else {
+        prepare_binds(spec, ids.as_ref().map(|(first, _)| *first))?
+    };
     let guard = host_storage_guard(spec);
     let caps = sandbox_caps(spec, guard);
     let profile = seccomp::profile(&spec.allow_syscalls, &spec.deny_syscalls, guard)?;
@@ -221,10 +238,16 @@ fn prepare(spec: &Spec) -> Result<Launch<'_>> {
         );
     }
     let image = match &spec.fs {
+        crate::spec::FsMode::Dir(_) if rootless => None,
         crate::spec::FsMode::Dir(dir) => Some(crate::fs::clone_image(dir)?),
         crate::spec::FsMode::Tmpfs | crate::spec::FsMode::Host => None,
     };
+    let user_maps = rootless.then(crate::ns::user_maps);
+    if let (Some(user), crate::spec::FsMode::Dir(dir)) = (&user_maps, &spec.fs) {
+        check_image_owner(dir, &user.maps)?;
+    }
     Ok(Launch {
+        user_maps,
         rlimits,
         image,
         ids,
@@ -237,6 +260,35 @@ fn prepare(spec: &Spec) -> Result<Launch<'_>> {
         seccomp,
         notify_denials,
     })
+}
+
+/// Rootless: the image's root and /etc must belong to an id the sandbox
+/// has. The kernel lets no one in a user namespace change a file whose owner
+/// it does not map, so microbox could not write /etc/hosts there, nor the
+/// command anything the image's owner owns.
+fn check_image_owner(dir: &Path, maps: &crate::ns::IdMaps) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    for path in [dir.to_path_buf(), dir.join("etc")] {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let mapped = maps
+            .uids
+            .iter()
+            .any(|r| meta.uid() >= r.outside && meta.uid() - r.outside < r.count);
+        if !mapped {
+            return Err(Error::usage(format!(
+                "--fs '{}': {} belongs to uid {}, which has no id in a sandbox of yours \
+                 (uid {}): a rootless image must be yours; copy it as yourself \
+                 (cp -a --no-preserve=ownership), or use --fs tmpfs with --mount-ro",
+                dir.display(),
+                path.display(),
+                meta.uid(),
+                rustix::process::getuid().as_raw()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The default set, adjusted by `--cap-add`/`--cap-drop`. Where the sandbox can

@@ -19,7 +19,7 @@ use crate::log;
 use crate::ns;
 use crate::report::{Limit, Report};
 use crate::spec::{NetMode, Spec};
-use crate::state::{SandboxLock, RUN_DIR};
+use crate::state::{run_dir, SandboxLock};
 use crate::sys::clone::Forked;
 use crate::sys::signal::{self, SigSet};
 
@@ -31,9 +31,14 @@ pub fn supervise(spec: &Spec, launch: &Launch, report: &mut Report) -> Result<i3
     let sigfd = signal::signalfd(&forwarded).map_err(|e| Error::os("create a signalfd", e))?;
     let (ours, theirs) =
         channel::pair().map_err(|e| Error::os("create the parent/child channel", e))?;
+    let rootless = launch.user_maps.is_some();
     let forget = |id: &str| {
+        // A user's sandboxes hold no bridge state and no id range.
+        if rootless {
+            return Ok(());
+        }
         // Whatever of theirs the kernel did not remove with their processes.
-        crate::state::collect_free_id_ranges(Path::new(RUN_DIR));
+        crate::state::collect_free_id_ranges(Path::new(run_dir()));
         crate::net::forget(id)
     };
     if let Err(err) = collect_stale(forget) {
@@ -45,8 +50,8 @@ pub fn supervise(spec: &Spec, launch: &Launch, report: &mut Report) -> Result<i3
     // The lock comes before anything it guards; limits are written before any
     // process exists.
     let id = names::random_id();
-    let lock = SandboxLock::acquire(Path::new(RUN_DIR), &id)?;
-    let cgroup = Cgroup::create(lock, &Limits::from(spec))?;
+    let lock = SandboxLock::acquire(Path::new(run_dir()), &id)?;
+    let cgroup = Cgroup::create(lock, &Limits::from(spec), &spec.limits_asked)?;
     let placement = cgroup.placement()?;
     // Leases only; the links and rules need the child's pid.
     let bridge = match spec.net {
@@ -89,7 +94,15 @@ pub fn supervise(spec: &Spec, launch: &Launch, report: &mut Report) -> Result<i3
                 child::main(spec, launch, theirs, placement, inside, sandbox_stdio)
             }
             Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
-            Err(e) => return Err(Error::os(crate::error::CLONE_OP, e)),
+            Err(e) => {
+                let err = Error::os(crate::error::CLONE_OP, e);
+                return Err(
+                    match ns::userns_forbidden_hint(launch.user_maps.is_some()) {
+                        Some(hint) => err.hint(hint),
+                        None => err,
+                    },
+                );
+            }
         };
     drop(theirs);
     drop(sandbox_stdio);
@@ -112,8 +125,11 @@ pub fn supervise(spec: &Spec, launch: &Launch, report: &mut Report) -> Result<i3
         output,
         denials: Denials::default(),
     };
-    let attached = ns::id_maps(spec, first_id)
-        .map_or(Ok(()), |maps| ns::write_id_maps(pid, &maps))
+    let maps = match &launch.user_maps {
+        Some(user) => ns::write_user_maps(pid, user),
+        None => ns::id_maps(spec, first_id).map_or(Ok(()), |maps| ns::write_id_maps(pid, &maps)),
+    };
+    let attached = maps
         .and_then(|()| idmap_onto_sandbox(spec, launch, pid))
         .and_then(|()| bridge.map(|prepared| prepared.attach(pid)).transpose());
     let attached = match attached {

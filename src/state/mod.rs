@@ -1,5 +1,5 @@
-//! The owner of `/run/microbox`, microbox's only footprint on the host's
-//! filesystem. Everything a sandbox holds on the host is named by its id and
+//! The owner of `/run/microbox` (for a user without root, a directory of
+//! their own: `dir.rs`), microbox's only footprint on the host's filesystem. Everything a sandbox holds on the host is named by its id and
 //! tied to its lock file, so that a run killed with SIGKILL leaves nothing the
 //! next run cannot find and remove.
 //!
@@ -19,6 +19,7 @@
 //! on release; id-range leases (id-shifted user namespaces) are the same.
 
 mod collect;
+mod dir;
 mod idrange;
 mod lease;
 mod lock;
@@ -31,5 +32,4 @@ pub use idrange::{
 pub use lease::{forget_last_leased, last_leased, remember_leased, DirHold, Lease};
 pub use lock::SandboxLock;
 
-/// The directory this module owns.
-pub const RUN_DIR: &str = "/run/microbox";
+pub use dir::{ensure as ensure_run_dir, run_dir, ROOT_RUN_DIR};

@@ -19,6 +19,7 @@ mod isolation;
 mod limits;
 mod network;
 mod oci;
+mod rootless;
 mod seccomp_caps;
 mod untrusted;
 
@@ -37,6 +38,7 @@ fn main() {
         limits::tests(),
         network::tests(),
         oci::tests(),
+        rootless::tests(),
         seccomp_caps::tests(),
         untrusted::tests(),
         harness::selftest::tests(),

@@ -30,7 +30,14 @@ pub const INSTALL_HINT: &str = "apt-get install qemu-system-x86 linux-image-amd6
 /// Host tools copied into the guest with their shared libraries, when the host
 /// has them: tests use ip(8) to build network topologies in namespaces they
 /// make, nft to look at the ruleset the runtime wrote, strace to see what it execs.
-const HOST_TOOLS: &[&str] = &["/usr/sbin/nft", "/usr/sbin/ip", "/usr/bin/strace"];
+const HOST_TOOLS: &[&str] = &[
+    "/usr/sbin/nft",
+    "/usr/sbin/ip",
+    "/usr/bin/strace",
+    // Setuid root: the rootless tests' subordinate id maps.
+    "/usr/bin/newuidmap",
+    "/usr/bin/newgidmap",
+];
 
 /// What goes into the initramfs besides busybox, the modules and /init.
 #[derive(Default)]
@@ -315,7 +322,15 @@ pub fn write_initramfs(out: &Path, machine: &Machine, payload: &Payload) -> Resu
                 w.dir_all(parent).map_err(ioerr)?;
             }
             // Follow symlinks: the guest gets the library's bytes under the name ldd used.
-            w.file(&name, 0o755, &read(file)?).map_err(ioerr)?;
+            // The tool keeps its own mode (newuidmap's setuid bit).
+            let mode = if file == tool {
+                std::os::unix::fs::PermissionsExt::mode(
+                    &std::fs::metadata(tool).map_err(ioerr)?.permissions(),
+                ) & 0o7777
+            } else {
+                0o755
+            };
+            w.file(&name, mode, &read(file)?).map_err(ioerr)?;
         }
     }
 
