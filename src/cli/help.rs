@@ -24,6 +24,12 @@ case), in powers of 1024, e.g. 512M, 1.5G; without a unit it counts bytes.
 DURATION is a number with a unit ms, s, m or h, e.g. 500ms, 10s, 2m; without
 a unit it counts seconds.
 
+Without root (rootless mode) the user is sandbox root, with its /etc/subuid
+range through newuidmap when there is one; the image must be the user's,
+--net bridge, --userns host and --net-cleanup are refused, and limits need a
+cgroup v2 subtree delegated to the user (without one, limits asked for fail
+and the defaults are skipped). State is under $XDG_RUNTIME_DIR/microbox.
+
 Signals: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH go
 to the command; after the first four, every process of the sandbox is also
 sent SIGCONT, so a stopped one ends too. SIGTSTP stops the whole sandbox

@@ -129,6 +129,12 @@ impl User {
     /// variable that must not reach the sandbox), in its own group and in
     /// group 100 ("users"), which a sandbox must not keep where it can drop it.
     fn command(&self, env: &Env, args: &[&str]) -> Command {
+        self.command_in(env, args, None)
+    }
+
+    /// [`User::command`], first moved (as root) into the cgroup whose
+    /// `cgroup.procs` is `procs`.
+    fn command_in(&self, env: &Env, args: &[&str], procs: Option<std::ffi::CString>) -> Command {
         use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(&env.bin);
         cmd.args(args).env_clear().envs([
@@ -137,9 +143,18 @@ impl User {
             ("FROM_HOST", "leak"),
         ]);
         let uid = self.uid;
-        // SAFETY: only async-signal-safe calls between fork and exec.
+        // SAFETY: only async-signal-safe calls between fork and exec (the
+        // path was made a C string before the fork).
         unsafe {
             cmd.pre_exec(move || {
+                if let Some(procs) = &procs {
+                    let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+                    let ok = fd >= 0 && libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
+                    libc::close(fd);
+                    if !ok {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 let groups = [uid, 100];
                 if libc::setgroups(2, groups.as_ptr()) != 0
                     || libc::setresgid(uid, uid, uid) != 0
@@ -289,7 +304,7 @@ fn the_isolation_checks_hold_without_root(env: &Env) {
     let script = "for ns in user mnt pid net uts ipc cgroup; do readlink /proc/self/ns/$ns; done; \
                   echo pid1=$(cat /proc/1/comm); hostname; echo home=$HOME leak=$FROM_HOST; \
                   ls /proc/self/fd | tr '\\n' ' '; echo; \
-                  cat /proc/kcore >/dev/null 2>&1 && echo kcore=read || echo kcore=no; \
+                  [ -s /proc/kcore ] && echo kcore=read || echo kcore=no; \
                   grep CapEff /proc/self/status; ip link 2>/dev/null | grep -c mtu";
     let text = user.sh(env, &["--hostname", "rootless-box"], script);
     let lines: Vec<&str> = text.lines().collect();
@@ -446,23 +461,8 @@ fn limits_in_a_delegated_subtree(env: &Env, user: &User) {
     let args = [
         "--fs", &image, "--memory", "64m", "--pids", "20", "--", "sleep", "1",
     ];
-    let mut inner = user.command(env, &args);
-    // Into the leaf as root, before the user's own pre_exec drops root.
     let procs = std::ffi::CString::new(leaf.join("cgroup.procs").to_str().unwrap()).unwrap();
-    // SAFETY: open, write and close only, between fork and exec; the path
-    // was made a C string before the fork.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut inner, move || {
-            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
-            let ok = fd >= 0 && libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
-            libc::close(fd);
-            if ok {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        });
-    }
+    let mut inner = user.command_in(env, &args, Some(procs));
     let _lock = run_lock();
     let child = inner
         .stdout(std::process::Stdio::piped())
