@@ -295,6 +295,9 @@ struct Runtime {
     dead: Option<String>,
     /// The container id of the last crun run, for `crun delete -f` after a failure.
     last_id: Option<String>,
+    /// Rootless rows: run as this uid (and gid), on this copy of the image
+    /// that the user owns.
+    as_user: Option<(u32, PathBuf)>,
 }
 
 impl Runtime {
@@ -304,10 +307,21 @@ impl Runtime {
             kind,
             dead: None,
             last_id: None,
+            as_user: None,
         }
     }
 
     fn command(&mut self, image: &Path, payload: Payload) -> Command {
+        use std::os::unix::process::CommandExt;
+        let Some((uid, own)) = self.as_user.clone() else {
+            return self.command_as_is(image, payload);
+        };
+        let mut cmd = self.command_as_is(&own, payload);
+        cmd.uid(uid).gid(uid);
+        cmd
+    }
+
+    fn command_as_is(&mut self, image: &Path, payload: Payload) -> Command {
         match &mut self.kind {
             Kind::Microbox { bin, net } => {
                 let mut cmd = Command::new(&*bin);
@@ -406,6 +420,7 @@ fn runtimes(
     }
     list.push(bwrap);
     let dir = ctx.cache.join("bench");
+    rootless_rows(&mut list, microbox, image, &dir.join("rootless-rootfs"));
     let bundles = [
         dir.join("crun"),
         dir.join("crun-sleep"),
@@ -427,6 +442,45 @@ fn runtimes(
     }
     list.push(crun);
     Ok(list)
+}
+
+/// microbox and bwrap run by user `nobody` (issue 14) on a copy of the image
+/// it owns; only when the bench runs as root, which can become that user.
+fn rootless_rows(list: &mut Vec<Runtime>, microbox: &Path, image: &Path, copy: &Path) {
+    const NOBODY: u32 = 65534;
+    let mut rows = vec![
+        Runtime::new(
+            "microbox rootless",
+            Kind::Microbox {
+                bin: microbox.to_path_buf(),
+                net: None,
+            },
+        ),
+        Runtime::new("bwrap rootless", Kind::Bwrap),
+    ];
+    let root =
+        std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
+    let made = if !root {
+        Err("needs root, to run as nobody".to_string())
+    } else {
+        let _ = std::fs::remove_dir_all(copy);
+        let run = |cmd: &mut Command| match cmd.status() {
+            Ok(status) if status.success() => Ok(()),
+            other => Err(format!("cannot copy the image for nobody: {other:?}")),
+        };
+        run(Command::new("cp").arg("-a").arg(image).arg(copy))
+            .and_then(|()| run(Command::new("chown").args(["-R", "65534:65534"]).arg(copy)))
+    };
+    for row in &mut rows {
+        match &made {
+            Ok(()) => row.as_user = Some((NOBODY, copy.to_path_buf())),
+            Err(why) => row.dead = Some(why.clone()),
+        }
+    }
+    if !Path::new(BWRAP).exists() {
+        rows[1].dead = Some(format!("{BWRAP} missing: apt-get install bubblewrap"));
+    }
+    list.extend(rows);
 }
 
 /// The cgroup crun puts its containers in, below every hierarchy's root.
@@ -999,6 +1053,11 @@ fn print_report(rep: &Report) {
          the image as /, /proc, /dev, /tmp; NO cgroups, NO overlay, no seccomp filter"
     );
     println!(
+        "  rootless    microbox and bwrap as above, run by user nobody on a copy of the image \
+         it owns: microbox with the user's own ids (or nobody's /etc/subuid range), and \
+         without cgroups where none is delegated (cgroup v1)"
+    );
+    println!(
         "  crun        OCI bundle in target/microbox/bench/crun: the same namespaces, id map, \
          limits (cgroupfs), capabilities and deny list; read-only image, NO overlay"
     );
@@ -1040,11 +1099,18 @@ fn print_report(rep: &Report) {
 fn print_ratios(rep: &Report) {
     let r = rep.results;
     let index = |label: &str| rep.runtimes.iter().position(|rt| rt.label == label);
-    let Some(mb) = index("microbox") else { return };
-    let mb_warm = stats(&r.warm[mb]);
-    let mb_cold = stats(&r.cold[mb]);
-    for other in ["baseline", "bwrap", "crun"] {
-        let Some(o) = index(other) else { continue };
+    let pairs = [
+        ("microbox", "baseline"),
+        ("microbox", "bwrap"),
+        ("microbox", "crun"),
+        ("microbox rootless", "bwrap rootless"),
+    ];
+    for (mine, other) in pairs {
+        let (Some(mb), Some(o)) = (index(mine), index(other)) else {
+            continue;
+        };
+        let mb_warm = stats(&r.warm[mb]);
+        let mb_cold = stats(&r.cold[mb]);
         let mut parts = Vec::new();
         if let (Some(a), Some(b)) = (&mb_warm, &stats(&r.warm[o])) {
             parts.push(format!(
@@ -1075,11 +1141,13 @@ fn print_ratios(rep: &Report) {
             parts.push(format!("allowed syscall {}", ratio(a, b)));
         }
         if parts.is_empty() {
-            println!("microbox/{other}: not measured");
+            println!("{mine}/{other}: not measured");
         } else {
-            println!("microbox/{other}: {}", parts.join(", "));
+            println!("{mine}/{other}: {}", parts.join(", "));
         }
     }
+    let Some(mb) = index("microbox") else { return };
+    let mb_warm = stats(&r.warm[mb]);
     if let (Some(a), Some(b)) = (
         &mb_warm,
         index("microbox --net host").and_then(|i| stats(&r.warm[i])),
