@@ -91,9 +91,10 @@ fn check_private(meta: &std::fs::Metadata, uid: u32) -> std::result::Result<(), 
             meta.uid()
         ));
     }
-    if meta.mode() & 0o022 != 0 {
+    // Not even readable: the lock files name the user's sandboxes.
+    if meta.mode() & 0o077 != 0 {
         return Err(format!(
-            "others may write to it (mode {:o})",
+            "others may use it (mode {:o})",
             meta.mode() & 0o7777
         ));
     }
