@@ -272,19 +272,26 @@ fn check_image_owner(dir: &Path, maps: &crate::ns::IdMaps) -> Result<()> {
         let Ok(meta) = std::fs::symlink_metadata(&path) else {
             continue;
         };
-        let mapped = maps
-            .uids
-            .iter()
-            .any(|r| meta.uid() >= r.outside && meta.uid() - r.outside < r.count);
-        if !mapped {
+        let has = |ranges: &[crate::ns::IdRange], id: u32| {
+            ranges
+                .iter()
+                .any(|r| id >= r.outside && id - r.outside < r.count)
+        };
+        // The kernel wants both: a file with an unmapped group cannot be
+        // replaced either (EOVERFLOW).
+        if !has(&maps.uids, meta.uid()) || !has(&maps.gids, meta.gid()) {
+            let (uid, gid) = (
+                rustix::process::getuid().as_raw(),
+                rustix::process::getgid().as_raw(),
+            );
             return Err(Error::usage(format!(
-                "--fs '{}': {} belongs to uid {}, which has no id in a sandbox of yours \
-                 (uid {}): a rootless image must be yours; copy it as yourself \
-                 (cp -a --no-preserve=ownership), or use --fs tmpfs with --mount-ro",
+                "--fs '{}': {} belongs to {}:{}, which a sandbox of yours has no id for: \
+                 a rootless image must be yours (as root: chown -R {uid}:{gid} on a copy), \
+                 or use --fs tmpfs with --mount-ro",
                 dir.display(),
                 path.display(),
                 meta.uid(),
-                rustix::process::getuid().as_raw()
+                meta.gid(),
             )));
         }
     }
