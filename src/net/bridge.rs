@@ -178,7 +178,7 @@ impl Prepared {
         let bridge = ensure_bridge(&mut nl, &self.bridge, self.subnet)?;
         enable_forwarding()?;
         if self.stale_flows {
-            if let Err(err) = forget_flows(self.inside.addr) {
+            if let Err(err) = forget_flows(self.inside.addr, false) {
                 self.abandon_address();
                 return Err(err);
             }
@@ -289,7 +289,7 @@ impl Attached {
         let flows = if veth_carried_nothing(&self.veth) {
             Ok(())
         } else {
-            forget_flows(self.prepared.inside.addr)
+            forget_flows(self.prepared.inside.addr, true)
         };
         match flows {
             Ok(()) => drop(self.prepared),
@@ -328,7 +328,7 @@ fn veth_carried_nothing(veth: &str) -> bool {
 /// would otherwise reach the next sandbox leased the address). Two dumps the
 /// kernel filters: it sends only the entries found, but walks its whole hash
 /// table for each.
-pub(super) fn forget_flows(addr: Ipv4Addr) -> Result<()> {
+pub(super) fn forget_flows(addr: Ipv4Addr, keep_closing: bool) -> Result<()> {
     use super::conntrack::{delete, dump_by_source, flows_from, Direction};
     let object = || format!("conntrack entries of {addr}");
     let failed = |e: Failure| {
@@ -339,7 +339,7 @@ pub(super) fn forget_flows(addr: Ipv4Addr) -> Result<()> {
     let mut flows = Vec::new();
     for direction in [Direction::Original, Direction::Reply] {
         let entries = nl.dump(dump_by_source(addr, direction)).map_err(failed)?;
-        let found = flows_from(&entries, addr)
+        let found = flows_from(&entries, addr, keep_closing)
             .map_err(|m| Error::failed("list", m.to_string()).on(object()))?;
         for flow in found {
             // A flow from the address to itself is in both dumps.
@@ -481,7 +481,7 @@ pub fn cleanup(name: &str) -> Result<()> {
             // A lease file now is a dead holder's: its flows go, then the file.
             if let Some(free) = Lease::take(Path::new(run_dir()), &leases, addr)? {
                 if let (true, Ok(ip)) = (free.inherited(), addr.parse()) {
-                    forget_flows(ip)?;
+                    forget_flows(ip, false)?;
                 }
                 drop(free);
             }

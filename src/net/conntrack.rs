@@ -95,8 +95,14 @@ pub fn dump_by_source(addr: Ipv4Addr, direction: Direction) -> Message {
 }
 
 /// The entries of a dump (payloads after the netlink header) whose original
-/// or reply source is `addr`, but for TCP flows already closing.
-pub fn flows_from(entries: &[Vec<u8>], addr: Ipv4Addr) -> Result<Vec<Flow>, Malformed> {
+/// or reply source is `addr`; with `keep_closing` (the owner's own teardown
+/// only: the address is not leased again while its veth lives) not the TCP
+/// flows already closing.
+pub fn flows_from(
+    entries: &[Vec<u8>],
+    addr: Ipv4Addr,
+    keep_closing: bool,
+) -> Result<Vec<Flow>, Malformed> {
     let mut flows = Vec::new();
     for entry in entries {
         let body = entry.get(4..).ok_or(Malformed("short nfgenmsg"))?;
@@ -120,7 +126,7 @@ pub fn flows_from(entries: &[Vec<u8>], addr: Ipv4Addr) -> Result<Vec<Flow>, Malf
         let Some(orig_tuple) = orig else {
             return Err(Malformed("conntrack entry without its original tuple"));
         };
-        if sources.contains(&Some(addr)) && !closing {
+        if sources.contains(&Some(addr)) && !(keep_closing && closing) {
             flows.push(Flow { orig_tuple, zone });
         }
     }
@@ -231,7 +237,7 @@ mod tests {
             entry(ADDR, outside),  // its own flow out
             entry(other, outside), // another sandbox's
         ];
-        let flows = flows_from(&entries, ADDR).unwrap();
+        let flows = flows_from(&entries, ADDR, true).unwrap();
         assert_eq!(flows.len(), 2);
         // The delete carries the original tuple as dumped.
         let bytes = delete(&flows[0]).finish(1);
@@ -264,31 +270,38 @@ mod tests {
         // SYN_SENT, ESTABLISHED and SYN_SENT2 go; FIN_WAIT to CLOSE stay.
         let kept: Vec<u8> = (0..=9)
             .filter(|&state| {
-                flows_from(&[tcp_entry(ADDR, outside, state)], ADDR)
+                flows_from(&[tcp_entry(ADDR, outside, state)], ADDR, true)
                     .unwrap()
                     .is_empty()
             })
             .collect();
         assert_eq!(kept, [4, 5, 6, 7, 8]);
+        // Anyone else's collection of the address takes them all.
+        assert_eq!(
+            flows_from(&[tcp_entry(ADDR, outside, 6)], ADDR, false)
+                .unwrap()
+                .len(),
+            1
+        );
         let mut short = entry(ADDR, outside);
         short.extend_from_slice(&[12, 0, 4, 0x80, 8, 0, 1, 0x80, 4, 0, 1, 0]);
-        assert!(flows_from(&[short], ADDR).is_err());
+        assert!(flows_from(&[short], ADDR, true).is_err());
     }
 
     #[test]
     fn malformed_entries_are_an_error_never_a_panic() {
         let good = entry(ADDR, ADDR);
         for cut in 0..good.len() {
-            let _ = flows_from(&[good[..cut].to_vec()], ADDR);
+            let _ = flows_from(&[good[..cut].to_vec()], ADDR, true);
         }
-        assert!(flows_from(&[vec![2, 0]], ADDR).is_err());
+        assert!(flows_from(&[vec![2, 0]], ADDR, true).is_err());
         // An entry without an original tuple cannot be deleted.
         let bare = Message::new(0, 0).header(&nfgen_inet()).finish(0)[HEADER_LEN..].to_vec();
-        assert!(flows_from(&[bare], ADDR).is_err());
+        assert!(flows_from(&[bare], ADDR, true).is_err());
         // A source of the wrong length.
         let mut bad = good;
         bad[4 + 4 + 4] = 7;
-        assert!(flows_from(&[bad], ADDR).is_err());
+        assert!(flows_from(&[bad], ADDR, true).is_err());
     }
 
     /// Against the kernel, in a network namespace of the test's own: entries
@@ -338,7 +351,7 @@ mod tests {
             let entries = nl.dump(dump_by_source(ADDR, direction)).unwrap();
             assert_eq!(entries.len(), 1, "{direction:?}: the kernel did not filter");
         }
-        crate::net::bridge::forget_flows(ADDR).unwrap();
+        crate::net::bridge::forget_flows(ADDR, false).unwrap();
         println!("--- left ---\n{}--- end ---", conntrack("-L"));
     }
 }

@@ -26,7 +26,7 @@ pub fn read_netlink_reply(datagram: &[u8]) -> std::result::Result<usize, String>
         }
     }
     // Every reader runs before the first error is returned.
-    let flows = conntrack::flows_from(&entries, std::net::Ipv4Addr::new(10, 44, 0, 2));
+    let flows = conntrack::flows_from(&entries, std::net::Ipv4Addr::new(10, 44, 0, 2), false);
     nft::table_names(&entries).map_err(|m| m.to_string())?;
     flows.map_err(|m| m.to_string())?;
     Ok(replies.len())
