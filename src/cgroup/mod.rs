@@ -211,7 +211,8 @@ impl Cgroup {
             .and_then(|()| limits.validate())
             .and_then(|()| match hierarchy {
                 Hierarchy::V2 { root } => {
-                    v2::V2Cgroup::create(root, lock.id(), limits).map(Backend::V2)
+                    v2::V2Cgroup::create(root, lock.id(), limits, crate::ns::rootless())
+                        .map(Backend::V2)
                 }
                 Hierarchy::V1 {
                     cpu,

@@ -21,9 +21,20 @@ const CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
 
 pub(super) struct V2Cgroup {
     dir: PathBuf,
-    /// Kept open for `CLONE_INTO_CGROUP`, and reused to write the limit files.
+    /// Kept open to write the limit files.
     fd: OwnedFd,
+    /// Where the sandbox is born (`CLONE_INTO_CGROUP`): `dir` itself, or for a
+    /// user's sandbox its leaf `dir/payload` (see [`PAYLOAD`]).
+    born_in: Option<OwnedFd>,
 }
+
+/// A user's sandbox lives one level below its limits. In a delegated subtree
+/// the limit files belong to the user, who is the sandbox's root: were the
+/// sandbox's cgroup namespace rooted at the cgroup that holds them, a sandbox
+/// given CAP_SYS_ADMIN could mount cgroup2 and raise its own memory.max
+/// (unless the host mounts cgroup2 with nsdelegate). The limits stay in the
+/// parent, outside the namespace, and still bound the whole subtree.
+const PAYLOAD: &str = "payload";
 
 /// What `create` writes, in order.
 fn plan(limits: &Limits) -> [Setting; 4] {
@@ -41,7 +52,8 @@ fn plan(limits: &Limits) -> [Setting; 4] {
 }
 
 impl V2Cgroup {
-    pub(super) fn create(root: &Path, id: &str, limits: &Limits) -> Result<V2Cgroup> {
+    /// `leaf`: the sandbox goes into a child cgroup of the one with the limits.
+    pub(super) fn create(root: &Path, id: &str, limits: &Limits, leaf: bool) -> Result<V2Cgroup> {
         let dir = root.join(PARENT).join(id);
         let mut parent_ready = false;
         match rustix::fs::mkdir(&dir, Mode::from_raw_mode(0o755)) {
@@ -71,12 +83,29 @@ impl V2Cgroup {
                 return Err(Error::os("open cgroup", err).on(dir.display()));
             }
         };
-        let cgroup = V2Cgroup { dir, fd };
-        if let Err(err) = cgroup.write_limits(root, limits, parent_ready) {
-            let _ = remove_dir_retrying(&cgroup.dir, || Ok(()));
+        let mut cgroup = V2Cgroup {
+            dir,
+            fd,
+            born_in: None,
+        };
+        let made = cgroup
+            .write_limits(root, limits, parent_ready)
+            .and_then(|()| if leaf { cgroup.make_leaf() } else { Ok(()) });
+        if let Err(err) = made {
+            let _ = remove(&cgroup.dir);
             return Err(err);
         }
         Ok(cgroup)
+    }
+
+    fn make_leaf(&mut self) -> Result<()> {
+        let leaf = self.dir.join(PAYLOAD);
+        make_dir(&leaf)?;
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(&leaf, flags, Mode::empty())
+            .map_err(|err| Error::os("open cgroup", err).on(leaf.display()))?;
+        self.born_in = Some(fd);
+        Ok(())
     }
 
     fn write_limits(&self, root: &Path, limits: &Limits, mut parent_ready: bool) -> Result<()> {
@@ -122,7 +151,7 @@ impl V2Cgroup {
     }
 
     pub(super) fn dir_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.born_in.as_ref().unwrap_or(&self.fd).as_fd()
     }
 
     /// `oom_kill` in memory.events counts OOM kills in this cgroup and below.
@@ -141,21 +170,41 @@ impl V2Cgroup {
     }
 }
 
-/// Kills everything in the cgroup at `dir` and removes it; also used for the
-/// cgroups of dead runs.
+/// Kills everything in the cgroup at `dir` and below and removes them all; also
+/// used for the cgroups of dead runs.
 pub(super) fn remove(dir: &Path) -> Result<()> {
     match write_path(&dir.join("cgroup.kill"), "1") {
         // The kernel kills every member, including any forked during the kill, but
         // asynchronously: the rmdir retries until they are gone.
-        Ok(()) => remove_dir_retrying(dir, || Ok(())),
+        Ok(()) => remove_tree(dir, 0, false),
         // Before Linux 5.14 there is no cgroup.kill; kill by pid, again on each retry.
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            kill_members(dir)
-                .map_err(|err| Error::os("kill the processes in", err).on(dir.display()))?;
-            remove_dir_retrying(dir, || kill_members(dir).map(drop))
-        }
+        Err(err) if err.kind() == io::ErrorKind::NotFound => remove_tree(dir, 0, true),
         Err(err) => Err(write_error("1", &dir.join("cgroup.kill"), err, None)),
     }
+}
+
+/// Removes `dir` after its child cgroups, depth first: a user's sandbox has
+/// its payload leaf, and a sandbox that may mount cgroup2 in its own
+/// namespace may make more below it (a cgroup with children is EBUSY). The
+/// kernel bounds the depth only by cgroup.max.depth; so does this, at 64.
+/// `by_pid`: no cgroup.kill, so each level's members are killed by pid, again
+/// on each retry.
+fn remove_tree(dir: &Path, depth: u32, by_pid: bool) -> Result<()> {
+    let evict = || {
+        if by_pid {
+            kill_members(dir).map(drop)
+        } else {
+            Ok(())
+        }
+    };
+    evict().map_err(|err| Error::os("kill the processes in", err).on(dir.display()))?;
+    if depth < 64 {
+        let children = std::fs::read_dir(dir).into_iter().flatten().flatten();
+        for child in children.filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) {
+            remove_tree(&child.path(), depth + 1, by_pid)?;
+        }
+    }
+    remove_dir_retrying(dir, evict)
 }
 
 /// Creates `<root>/microbox` and makes cpu, memory and pids available to its children.

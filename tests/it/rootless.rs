@@ -490,14 +490,59 @@ fn limits_in_a_delegated_subtree(env: &Env, user: &User) {
         show(&out)
     );
     assert!(out.status.success(), "{}", show(&out));
-    let left: Vec<_> = std::fs::read_dir(top.join("microbox"))
+    assert_no_cgroups_left(&top.join("microbox"));
+    the_limits_are_out_of_the_sandboxs_reach(env, user, &top, &leaf);
+    user.assert_nothing_left();
+}
+
+fn assert_no_cgroups_left(parent: &Path) {
+    let left: Vec<_> = std::fs::read_dir(parent)
         .unwrap()
         .flatten()
         .filter(|e| e.path().is_dir())
         .map(|e| e.file_name())
         .collect();
-    assert!(left.is_empty(), "cgroups left: {left:?}");
-    user.assert_nothing_left();
+    assert!(
+        left.is_empty(),
+        "cgroups left in {}: {left:?}",
+        parent.display()
+    );
+}
+
+/// The limit files of a delegated subtree are the user's, and the user is
+/// the sandbox's root: a sandbox allowed to mount cgroup2 must still find no
+/// limit it could raise (its cgroup namespace starts below them), and the
+/// cgroups it makes go with it.
+fn the_limits_are_out_of_the_sandboxs_reach(env: &Env, user: &User, top: &Path, leaf: &Path) {
+    let image = user.image();
+    let args = [
+        "--fs",
+        &image,
+        "--memory",
+        "64m",
+        "--cap-add",
+        "SYS_ADMIN",
+        "--allow-syscall",
+        "mount",
+        "--",
+        "sh",
+        "-c",
+        "cat /proc/self/cgroup; mkdir -p /tmp/cg && mount -t cgroup2 none /tmp/cg || exit 9; \
+         ls /tmp/cg | grep -c memory.max; echo max > /tmp/cg/memory.max || echo refused; \
+         echo +memory > /tmp/cg/cgroup.subtree_control || echo refused; \
+         mkdir /tmp/cg/made && echo made",
+    ];
+    let procs = std::ffi::CString::new(leaf.join("cgroup.procs").to_str().unwrap()).unwrap();
+    let out = user.command_in(env, &args, Some(procs)).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        ["0::/", "0", "refused", "refused", "made"],
+        "{}",
+        show(&out)
+    );
+    assert_no_cgroups_left(&top.join("microbox"));
 }
 
 fn two_users_do_not_see_each_others_sandboxes(env: &Env) {
