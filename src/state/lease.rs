@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{FlockOperation, Mode, OFlags};
 
-use super::lock::open_creating;
+use super::lock::{open_creating, still_named, RETRIES};
 use crate::error::{Error, Result};
 
 #[derive(Debug)]
@@ -25,10 +25,6 @@ pub struct Lease {
     inherited: bool,
     _fd: OwnedFd,
 }
-
-/// How often a lock is retried when its file was replaced under us; each
-/// retry means another run released the same name at that moment.
-const RETRIES: usize = 8;
 
 impl Lease {
     /// Takes `<run_dir>/<dir>/<name>.lock` if no live run holds it; None if one does.
@@ -194,20 +190,6 @@ pub fn forget_last_leased(run_dir: &Path, dir: &str) {
 impl Drop for Lease {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-fn still_named(fd: &OwnedFd, path: &Path) -> Result<bool> {
-    let held = rustix::fs::fstat(fd).map_err(|e| Error::os("stat", e).on(path.display()))?;
-    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    match rustix::fs::open(path, flags, Mode::empty()) {
-        Ok(now) => {
-            let now =
-                rustix::fs::fstat(&now).map_err(|e| Error::os("stat", e).on(path.display()))?;
-            Ok(now.st_ino == held.st_ino && now.st_dev == held.st_dev)
-        }
-        Err(rustix::io::Errno::NOENT) => Ok(false),
-        Err(err) => Err(Error::os("open", err).on(path.display())),
     }
 }
 

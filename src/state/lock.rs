@@ -23,20 +23,31 @@ impl SandboxLock {
     /// Creates and locks `<run_dir>/sandboxes/<id>.lock`; refuses an id a live run holds.
     pub fn acquire(run_dir: &Path, id: &str) -> Result<SandboxLock> {
         let path = lock_path(run_dir, id);
-        let fd = open_creating(&path)?;
-        match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(SandboxLock {
-                id: id.to_string(),
-                path,
-                _fd: fd,
-            }),
-            Err(rustix::io::Errno::WOULDBLOCK) => Err(Error::failed(
-                "lock",
-                format!("sandbox id {id} is in use by another run"),
-            )
-            .on(path.display())),
-            Err(err) => Err(Error::os("lock", err).on(path.display())),
+        // A collector may take the fresh file's lock between our open and
+        // flock, find it free, and unlink it: the lock we then get is on a
+        // file no one else can find, so we open the name again.
+        for _ in 0..RETRIES {
+            let fd = open_creating(&path)?;
+            match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => {}
+                Err(rustix::io::Errno::WOULDBLOCK) => {
+                    return Err(Error::failed(
+                        "lock",
+                        format!("sandbox id {id} is in use by another run"),
+                    )
+                    .on(path.display()))
+                }
+                Err(err) => return Err(Error::os("lock", err).on(path.display())),
+            }
+            if still_named(&fd, &path)? {
+                return Ok(SandboxLock {
+                    id: id.to_string(),
+                    path,
+                    _fd: fd,
+                });
+            }
         }
+        Err(Error::failed("lock", "it keeps being removed by other runs").on(path.display()))
     }
 
     pub fn id(&self) -> &str {
@@ -49,6 +60,25 @@ impl SandboxLock {
         if remove {
             let _ = std::fs::remove_file(&self.path);
         }
+    }
+}
+
+/// How often a lock is retried when its file was replaced under us; each
+/// retry means another run released or collected the same name at that moment.
+pub(super) const RETRIES: usize = 8;
+
+/// Whether `path` still names the file `fd` has open.
+pub(super) fn still_named(fd: &OwnedFd, path: &Path) -> Result<bool> {
+    let held = rustix::fs::fstat(fd).map_err(|e| Error::os("stat", e).on(path.display()))?;
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match rustix::fs::open(path, flags, Mode::empty()) {
+        Ok(now) => {
+            let now =
+                rustix::fs::fstat(&now).map_err(|e| Error::os("stat", e).on(path.display()))?;
+            Ok(now.st_ino == held.st_ino && now.st_dev == held.st_dev)
+        }
+        Err(rustix::io::Errno::NOENT) => Ok(false),
+        Err(err) => Err(Error::os("open", err).on(path.display())),
     }
 }
 
@@ -118,6 +148,20 @@ mod tests {
         assert!(!lock_path(&run, "box").exists());
         SandboxLock::acquire(&run, "box").unwrap().release(false);
         assert!(lock_path(&run, "box").exists());
+        std::fs::remove_dir_all(&run).unwrap();
+    }
+
+    #[test]
+    fn a_lock_on_a_file_collected_under_it_is_not_kept() {
+        let run = crate::test_dir("state-lock-collected");
+        let path = lock_path(&run, "box");
+        let fd = open_creating(&path).unwrap();
+        assert!(still_named(&fd, &path).unwrap());
+        std::fs::remove_file(&path).unwrap();
+        assert!(!still_named(&fd, &path).unwrap());
+        let again = open_creating(&path).unwrap();
+        assert!(!still_named(&fd, &path).unwrap());
+        assert!(still_named(&again, &path).unwrap());
         std::fs::remove_dir_all(&run).unwrap();
     }
 }
