@@ -111,7 +111,14 @@ pub fn user_maps() -> UserMaps {
     let uid = rustix::process::getuid().as_raw();
     let gid = rustix::process::getgid().as_raw();
     let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
-    let name = subid::user_name(&read("/etc/passwd"), uid);
+    // A user known only to NSS (LDAP, sssd) is not in /etc/passwd, which is
+    // all a static binary reads; the login name from the environment is then
+    // only a key to look the ranges up by: newuidmap checks them itself.
+    let name = subid::name_of(&read("/etc/passwd"), uid).or_else(|| {
+        ["USER", "LOGNAME"]
+            .iter()
+            .find_map(|var| std::env::var(var).ok().filter(|name| !name.is_empty()))
+    });
     let sub = subid::range_of(&read("/etc/subuid"), name.as_deref(), uid).zip(subid::range_of(
         &read("/etc/subgid"),
         name.as_deref(),
@@ -133,7 +140,41 @@ pub fn user_maps() -> UserMaps {
     }
     let maps = subid::choose(uid, gid, sub, helpers);
     crate::log::info(&format!("id maps: {}", maps.describe()), &[]);
+    if maps.writer == Writer::Own {
+        warn_kept_groups(gid);
+    }
     maps
+}
+
+/// With microbox's own maps the kernel forbids setgroups in the sandbox, so
+/// the user's supplementary groups stay with it (as unmapped ids, but still
+/// opening the host files of those groups): said, not silent.
+fn warn_kept_groups(gid: u32) {
+    let Ok(groups) = rustix::process::getgroups() else {
+        return;
+    };
+    let kept: Vec<u32> = groups
+        .iter()
+        .map(|g| g.as_raw())
+        .filter(|&g| g != gid)
+        .collect();
+    if kept.is_empty() {
+        return;
+    }
+    let names = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let named: Vec<String> = kept
+        .iter()
+        .map(|&g| subid::name_of(&names, g).map_or(g.to_string(), |n| format!("{g} ({n})")))
+        .collect();
+    crate::log::warn(
+        &format!(
+            "the sandbox keeps your supplementary groups {}: with only your own ids \
+             mapped the kernel lets no one drop them (give yourself /etc/subuid and \
+             /etc/subgid ranges and install uidmap, and they are dropped)",
+            named.join(", ")
+        ),
+        &[],
+    );
 }
 
 /// Writes a rootless sandbox's maps for the child `pid`, as [`user_maps`]

@@ -65,9 +65,10 @@ pub fn range_of(text: &str, name: Option<&str>, id: u32) -> Option<(u32, u32)> {
     })
 }
 
-/// The name of `uid` in `/etc/passwd` text (no NSS in a static binary;
-/// newuidmap itself looks the caller up the same way on a plain host).
-pub fn user_name(passwd: &str, uid: u32) -> Option<String> {
+/// The name of `uid` in `/etc/passwd` text, or of a gid in `/etc/group` text
+/// (both begin `name:password:id:`). No NSS in a static binary; newuidmap
+/// itself looks the caller up the same way on a plain host.
+pub fn name_of(passwd: &str, uid: u32) -> Option<String> {
     passwd.lines().find_map(|line| {
         let mut fields = line.split(':');
         let name = fields.next()?;
@@ -139,8 +140,8 @@ mod tests {
     #[test]
     fn a_name_comes_from_passwd() {
         let passwd = "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n";
-        assert_eq!(user_name(passwd, 1000).as_deref(), Some("alice"));
-        assert_eq!(user_name(passwd, 1001), None);
+        assert_eq!(name_of(passwd, 1000).as_deref(), Some("alice"));
+        assert_eq!(name_of(passwd, 1001), None);
     }
 
     #[test]

@@ -247,6 +247,12 @@ fn a_user_without_subordinate_ids_is_sandbox_root_as_itself(env: &Env) {
         "{}",
         show(&out)
     );
+    // The kernel keeps the user's group 100 with the sandbox: said.
+    assert!(
+        stderr(&out).contains("the sandbox keeps your supplementary groups 100"),
+        "{}",
+        show(&out)
+    );
     // Files the user writes in a bind are the user's on the host.
     let dir = user.home.join("rw");
     std::fs::create_dir_all(&dir).unwrap();
@@ -284,7 +290,8 @@ fn a_user_with_subordinate_ids_has_65536_ids_and_no_host_groups(env: &Env) {
     );
     assert_eq!(text.lines().nth(3), Some("1234"), "{text}");
     assert!(
-        stderr(&out).contains("subordinate ids through newuidmap"),
+        stderr(&out).contains("subordinate ids through newuidmap")
+            && !stderr(&out).contains("supplementary groups"),
         "{}",
         show(&out)
     );
