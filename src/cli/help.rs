@@ -29,6 +29,8 @@ range through newuidmap when there is one; the image must be the user's,
 --net bridge, --userns host and --net-cleanup are refused, and limits need a
 cgroup v2 subtree delegated to the user (without one, limits asked for fail
 and the defaults are skipped). State is under $XDG_RUNTIME_DIR/microbox.
+With --net host the host's abstract unix sockets (X11, D-Bus) see the
+sandbox as the user. The OCI commands need root.
 
 Signals: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH go
 to the command; after the first four, every process of the sandbox is also

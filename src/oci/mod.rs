@@ -76,6 +76,15 @@ fn run(g: &cli::Globals, op: &cli::Op) -> Result<i32> {
         0
     };
     if matches!(op, Op::Create(_) | Op::Exec(_)) {
+        // The OCI path places containers in root's state, cgroups and id
+        // ranges; a user's engine (rootless Podman) is not served yet, and
+        // half of it working would be worse than a clear no.
+        if crate::ns::rootless() {
+            return Err(crate::error::Error::runtime(
+                "the OCI runtime interface needs root (rootless engines are not supported \
+                 yet); without root, run microbox's own command line: microbox -- CMD",
+            ));
+        }
         sealed::ensure_sealed()?;
     }
     match op {

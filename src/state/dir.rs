@@ -73,11 +73,31 @@ pub fn ensure() -> Result<()> {
     }
     let meta = std::fs::symlink_metadata(dir)
         .map_err(|e| Error::os("inspect microbox's state directory", e).on(dir))?;
-    check_private(&meta, uid).map_err(|why| {
-        Error::failed("use microbox's state directory", why)
-            .on(dir)
-            .hint("remove it, or set XDG_RUNTIME_DIR to a directory of yours")
-    })
+    let parent = Path::new(dir).parent().unwrap_or(Path::new("/"));
+    let parent_meta = std::fs::metadata(parent)
+        .map_err(|e| Error::os("inspect microbox's state directory", e).on(parent.display()))?;
+    check_private(&meta, uid)
+        .and_then(|()| check_parent(&parent_meta))
+        .map_err(|why| {
+            Error::failed("use microbox's state directory", why)
+                .on(dir)
+                .hint("remove it, or set XDG_RUNTIME_DIR to a directory of yours")
+        })
+}
+
+/// Why a state directory in the directory of `meta` could be swapped under
+/// us, if it could: anyone who may write a directory may rename what is in
+/// it, unless it is sticky (as /tmp is).
+fn check_parent(meta: &std::fs::Metadata) -> std::result::Result<(), String> {
+    let mode = meta.mode();
+    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        return Err(format!(
+            "its parent directory is writable by others and not sticky (mode {:o}): \
+             they could replace it",
+            mode & 0o7777
+        ));
+    }
+    Ok(())
 }
 
 /// Why `meta` is not a directory only `uid` can use, if it is not.
@@ -139,6 +159,17 @@ mod tests {
         std::os::unix::fs::symlink(&dir, &link).unwrap();
         let linked = std::fs::symlink_metadata(&link).unwrap();
         assert!(check_private(&linked, uid).unwrap_err().contains("symlink"));
+        // Its parent: open to others only with the sticky bit.
+        for (mode, ok) in [
+            (0o755, true),
+            (0o1777, true),
+            (0o777, false),
+            (0o775, false),
+        ] {
+            std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(mode))
+                .unwrap();
+            assert_eq!(check_parent(&meta()).is_ok(), ok, "{mode:o}");
+        }
         std::fs::remove_file(&link).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -416,6 +416,18 @@ fn what_a_user_cannot_have_is_refused_in_one_line(env: &Env) {
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(err.contains(words), "{args:?}: {err}");
     }
+    // An engine run by the user gets runc's failure status and one line.
+    let bundle = user.home.join("bundle");
+    let args = ["create", "--bundle", bundle.to_str().unwrap(), "mbt-rl-oci"];
+    let out = user.run(env, &args);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("the OCI runtime interface needs root"),
+        "{err}"
+    );
+    user.assert_nothing_left();
 }
 
 fn limits_need_a_cgroup_the_user_can_write(env: &Env) {
