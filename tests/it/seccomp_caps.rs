@@ -164,6 +164,7 @@ const DENIED: &[(&str, &str)] = &[
     ("settimeofday", "EPERM"),
     ("clock_settime", "EPERM"),
     ("clock_adjtime", "EPERM"),
+    ("adjtimex", "EPERM"),
     ("iopl", "EPERM"),
     ("ioperm", "EPERM"),
     ("swapon", "EPERM"),

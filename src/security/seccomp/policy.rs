@@ -31,7 +31,9 @@ pub const DEFAULT_EPERM: &[&str] = &[
     "process_vm_writev",
     "pidfd_getfd",
     "kcmp",
-    // Host-wide clocks.
+    // Host-wide clocks (adjtimex with modes 0 only reads, but the
+    // specification's profile denies it, and reading is clock_gettime's job).
+    "adjtimex",
     "clock_adjtime",
     "clock_settime",
     "settimeofday",
@@ -258,6 +260,86 @@ mod tests {
     use crate::security::seccomp::{compile, profile_for};
     use crate::security::syscalls;
     use seccompiler::BpfProgram;
+
+    /// The default deny list of the Go original (the specification's
+    /// "Default Seccomp Profile"), name by name.
+    const GO_DEFAULT_DENY: &[&str] = &[
+        "create_module",
+        "delete_module",
+        "finit_module",
+        "init_module",
+        "get_kernel_syms",
+        "query_module",
+        "kexec_load",
+        "kexec_file_load",
+        "add_key",
+        "request_key",
+        "keyctl",
+        "bpf",
+        "ptrace",
+        "process_vm_readv",
+        "process_vm_writev",
+        "adjtimex",
+        "clock_adjtime",
+        "settimeofday",
+        "stime",
+        "reboot",
+        "quotactl",
+        "nfsservctl",
+        "sysfs",
+        "_sysctl",
+        "personality",
+        "mount",
+        "umount",
+        "umount2",
+        "pivot_root",
+        "setns",
+        "unshare",
+        "open_by_handle_at",
+        "perf_event_open",
+        "fanotify_init",
+        "name_to_handle_at",
+        "lookup_dcookie",
+        "userfaultfd",
+        "vm86",
+        "vm86old",
+        "iopl",
+        "ioperm",
+        "set_mempolicy",
+        "move_pages",
+        "kcmp",
+        "acct",
+        "open_tree",
+        "move_mount",
+        "fsopen",
+        "fsconfig",
+        "fsmount",
+        "fspick",
+        "mount_setattr",
+        "io_uring_setup",
+        "io_uring_enter",
+        "io_uring_register",
+    ];
+
+    #[test]
+    fn the_specifications_deny_list_is_all_denied() {
+        let missing: Vec<&str> = GO_DEFAULT_DENY
+            .iter()
+            .copied()
+            .filter(|name| !DEFAULT_EPERM.contains(name) && !DEFAULT_ENOSYS.contains(name))
+            .collect();
+        assert!(missing.is_empty(), "allowed by default: {missing:?}");
+        // And denied in the compiled program of every architecture that has the call.
+        for arch in ARCHES {
+            let programs = compiled(arch, &[], &[]);
+            for &name in GO_DEFAULT_DENY {
+                if absent_on(arch).contains(&name) {
+                    continue;
+                }
+                assert_ne!(ask(&programs, arch, name, NO_ARGS), ALLOW, "{arch} {name}");
+            }
+        }
+    }
 
     #[test]
     fn every_default_name_resolves_or_is_listed_absent() {
