@@ -236,6 +236,9 @@ const NOSUID_NODEV: MountAttrFlags =
     MountAttrFlags::MOUNT_ATTR_NOSUID.union(MountAttrFlags::MOUNT_ATTR_NODEV);
 const RDONLY: MountAttrFlags = MountAttrFlags::MOUNT_ATTR_RDONLY;
 
+/// The host's /sys directories a `--fs host` sandbox sees empty.
+pub const SYS_MASKED_DIRS: [&str; 2] = ["/sys/firmware", "/sys/devices/virtual/powercap"];
+
 /// The whole mount sequence for `spec`, in order.
 pub fn plan(spec: &Spec, hostname: &str) -> Vec<Step> {
     let mut steps = vec![Step::MakePrivate];
@@ -253,6 +256,19 @@ pub fn plan(spec: &Spec, hostname: &str) -> Vec<Step> {
             // read-only; microbox's state (other sandboxes' lock files) hidden.
             let sys = At::new(Base::Host, "/sys", Lookup::Host);
             steps.push(set_attr(sys, RDONLY, true, true));
+            // runc's masks below /sys: firmware (ACPI tables, EFI variables, DMI
+            // serials) and powercap (RAPL energy counters, a side channel on
+            // other tenants' computation), each behind an empty tmpfs.
+            for dir in SYS_MASKED_DIRS {
+                steps.push(Step::Mount {
+                    fs: Fs::Tmpfs,
+                    target: At::new(Base::Host, dir, Lookup::Host),
+                    attrs: NOSUID_NODEV | RDONLY,
+                    options: vec![("size", Value::Text("0".into()))],
+                    becomes: None,
+                    missing_ok: true,
+                });
+            }
             steps.push(Step::Mount {
                 fs: Fs::Tmpfs,
                 target: At::new(Base::Host, staging(), Lookup::Host),

@@ -49,6 +49,7 @@ pub fn tests() -> Vec<Trial> {
             nothing_is_left_behind_in_any_basic_mode,
             sys_not_writable,
             sys_not_writable_fs_host,
+            sys_firmware_and_powercap_masked_fs_host,
             proc_kcore_masked,
             proc_vmallocinfo_key_users_and_dynamic_debug_masked,
             proc_kcore_masked_fs_host,
@@ -1164,6 +1165,34 @@ fn proc_vmallocinfo_key_users_and_dynamic_debug_masked(env: &Env) {
 
 fn proc_kcore_masked(env: &Env) {
     check_masked_files(env, "proc_kcore_masked", &NEW_ROOT_MODES, &["/proc/kcore"]);
+}
+
+/// `--fs host` keeps the host's /sys, but not its firmware tables (ACPI,
+/// EFI variables, DMI serials) nor its energy counters: runc's masks.
+fn sys_firmware_and_powercap_masked_fs_host(env: &Env) {
+    let dirs = ["/sys/firmware", "/sys/devices/virtual/powercap"];
+    assert!(
+        on_host(dirs[0]),
+        "this host has no /sys/firmware: nothing to check"
+    );
+    for dir in dirs.iter().filter(|dir| !on_host(dir)) {
+        inconclusive(
+            "sys_firmware_and_powercap_masked_fs_host",
+            &format!("no {dir} here"),
+        );
+    }
+    check_masked_dirs(env, &[Mode::Host], &dirs);
+    let out = probe_in(
+        env,
+        Mode::Host,
+        &[],
+        &["read", "/sys/firmware/acpi/tables/DSDT"],
+    );
+    assert_ne!(
+        out.value("read"),
+        "ok",
+        "the ACPI tables can be read\n{out}"
+    );
 }
 
 fn proc_kcore_masked_fs_host(env: &Env) {
