@@ -43,7 +43,14 @@ pub mod units;
 /// The id-range lease's readers of /etc/passwd, /etc/group, /etc/subuid and
 /// /etc/subgid, and its search of the pool, for the fuzz target.
 pub mod ids {
+    pub use crate::ns::subid::{name_of, range_of};
     pub use crate::state::{candidates, taken_ids, RANGE};
+}
+
+/// The reader of a program's interpreter (ELF PT_INTERP, `#!`), for the fuzz
+/// target.
+pub mod programs {
+    pub use crate::sandbox::interp::{interpreter_of, Interpreter};
 }
 
 /// `--rlimit`'s parser and the run report's JSON string writer, for the

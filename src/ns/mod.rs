@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::spec::{FsMode, NetMode, Spec, UsernsMode};
 use crate::sys::clone::Forked;
 
-mod subid;
+pub(crate) mod subid;
 pub use subid::{UserMaps, Writer};
 
 /// Whether microbox runs without host root (issue 14): then the sandbox's

@@ -157,10 +157,14 @@ fn exec_command(launch: &Launch, chan: &Channel) -> ! {
         exit_now(125);
     }
 
-    let (status, err) = exec_lookup(launch);
+    let (status, err, there) = exec_lookup(launch);
     let name = launch.argv[0].to_string_lossy();
     let error = match err.raw_os_error() {
-        Some(libc::ENOENT) => Error::runtime(format!("{name}: command not found")),
+        // A file that is there but "not found": its interpreter is not.
+        Some(libc::ENOENT) => match there.as_deref().and_then(super::interp::explain) {
+            Some(line) => Error::runtime(line),
+            None => Error::runtime(format!("{name}: command not found")),
+        },
         _ => Error::os("execute", err).on(name),
     };
     let _ = chan.send(&Message::ExecFailed { status, error });
@@ -168,13 +172,20 @@ fn exec_command(launch: &Launch, chan: &Channel) -> ! {
 }
 
 /// execve the command, searching the sandbox's PATH for a name without `/`.
-/// Returns only on failure, with 126 (found, not executable) or 127 (not found).
-fn exec_lookup(launch: &Launch) -> (i32, io::Error) {
+/// Returns only on failure, with 126 (found, not executable) or 127 (not found),
+/// and the first file that was there although execve said ENOENT.
+fn exec_lookup(launch: &Launch) -> (i32, io::Error, Option<std::path::PathBuf>) {
     let name = launch.argv[0].as_bytes();
+    let there_yet_absent = |path: &std::ffi::CStr, err: &io::Error| {
+        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path.to_bytes()));
+        (err.raw_os_error() == Some(libc::ENOENT) && path.is_file()).then(|| path.to_path_buf())
+    };
     if name.contains(&b'/') {
         let err = execve(&launch.argv[0], &launch.argv, &launch.envp);
-        return (exit_code_for(&err), err);
+        let there = there_yet_absent(&launch.argv[0], &err);
+        return (exit_code_for(&err), err, there);
     }
+    let mut there = None;
     let mut denied: Option<io::Error> = None;
     for dir in launch.path.as_bytes().split(|&b| b == b':') {
         let dir = if dir.is_empty() { b"." as &[u8] } else { dir };
@@ -185,13 +196,20 @@ fn exec_lookup(launch: &Launch) -> (i32, io::Error) {
             continue;
         };
         let err = execve(full.as_c_str(), &launch.argv, &launch.envp);
+        if there.is_none() {
+            there = there_yet_absent(&full, &err);
+        }
         if exit_code_for(&err) == EXIT_NOT_EXECUTABLE {
             denied.get_or_insert(err);
         }
     }
     match denied {
-        Some(err) => (EXIT_NOT_EXECUTABLE, err),
-        None => (EXIT_NOT_FOUND, io::Error::from_raw_os_error(libc::ENOENT)),
+        Some(err) => (EXIT_NOT_EXECUTABLE, err, None),
+        None => (
+            EXIT_NOT_FOUND,
+            io::Error::from_raw_os_error(libc::ENOENT),
+            there,
+        ),
     }
 }
 

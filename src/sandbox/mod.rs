@@ -6,6 +6,7 @@ pub(crate) mod channel;
 mod child;
 mod denied;
 mod init;
+pub(crate) mod interp;
 mod names;
 mod output;
 mod parent;

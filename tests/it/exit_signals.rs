@@ -15,6 +15,7 @@ pub fn tests() -> Vec<Trial> {
             killed_by_signal_n_gives_128_plus_n,
             command_not_found_is_127,
             command_not_executable_is_126,
+            a_missing_interpreter_is_named_not_the_command,
             sigterm_to_microbox_reaches_the_command_handler,
             sigterm_stops_a_command_without_handler,
             a_stopped_command_ends_on_sigterm,
@@ -115,6 +116,62 @@ fn command_not_executable_is_126(env: &Env) {
         .args(["--", "/bin"])
         .output();
     out.assert_code(126);
+}
+
+/// A program that is there but whose interpreter is not: the kernel says
+/// ENOENT, and the user hears which file is missing (still 127).
+fn a_missing_interpreter_is_named_not_the_command(env: &Env) {
+    let dir = TempDir::new("interp");
+    std::fs::write(dir.join("script"), "#!/no/such/sh -e\nexit 0\n").unwrap();
+    make_executable(&dir.join("script"), 0o755);
+    let spec = format!("{}:/data", dir.path.display());
+    for command in ["/data/script", "script"] {
+        let out = env
+            .microbox()
+            .args(env.fs_args())
+            .args([
+                "--mount-ro",
+                &spec,
+                "--env",
+                "PATH=/bin:/data",
+                "--",
+                command,
+            ])
+            .output();
+        out.assert_code(127);
+        assert!(
+            out.stderr
+                .contains("/data/script: its #! interpreter /no/such/sh is missing in the sandbox"),
+            "{command}\n{out}"
+        );
+    }
+    // The new user's case: the dynamic loader in /lib64 is a symlink into
+    // /lib, which the sandbox lacks.
+    let loader = std::path::Path::new("/lib64/ld-linux-x86-64.so.2");
+    let Ok(target) = std::fs::read_link(loader) else {
+        crate::harness::inconclusive(
+            "a_missing_interpreter_is_named_not_the_command",
+            "no /lib64 loader symlink here: the ELF case is covered by the unit tests only",
+        );
+        return;
+    };
+    let out = env.run(&[
+        "--fs",
+        "tmpfs",
+        "--mount-ro",
+        "/usr:/usr",
+        "--mount-ro",
+        "/lib64:/lib64",
+        "--",
+        "/usr/bin/ls",
+    ]);
+    out.assert_code(127);
+    let want = format!(
+        "/usr/bin/ls: its ELF interpreter /lib64/ld-linux-x86-64.so.2 (a symlink to {}, \
+         which is not there) is missing in the sandbox",
+        target.display()
+    );
+    assert!(out.stderr.contains(&want), "{out}");
 }
 
 fn microbox_own_failure_is_125(env: &Env) {

@@ -7,7 +7,8 @@ use std::process::Command;
 
 /// The targets in fuzz/Cargo.toml: the command line, the size/CPU/duration
 /// units, the netlink reply readers, the account files of the id leases,
-/// `--rlimit`, and the JSON reader of OCI bundles.
+/// `--rlimit`, the JSON reader of OCI bundles, and the interpreter reader of
+/// programs that would not run.
 const TARGETS: &[&str] = &[
     "cli",
     "units",
@@ -16,6 +17,7 @@ const TARGETS: &[&str] = &[
     "rlimit",
     "oci_json",
     "oci_config",
+    "programs",
 ];
 
 #[derive(Debug)]
@@ -112,7 +114,8 @@ mod tests {
                 "accounts",
                 "rlimit",
                 "oci_json",
-                "oci_config"
+                "oci_config",
+                "programs"
             ])
         );
         assert_eq!(all.seconds, 60);
