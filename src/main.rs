@@ -21,7 +21,7 @@ fn main() {
         }
         Ok(Command::Version) => {
             use microbox::security::syscalls::{highest, Arch};
-            println!("microbox {}", env!("CARGO_PKG_VERSION"));
+            println!("{}", microbox::cli::version_line());
             // What the seccomp filter was reviewed against: auditors and the
             // tests read it; every other number gets ENOSYS.
             println!(

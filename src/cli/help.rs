@@ -65,6 +65,16 @@ call exits 1; a foreground exec exits with its process's status. A sandbox
 command named like a subcommand runs as 'microbox -- ps'.
 ";
 
+/// `--version`'s first line: `microbox 0.2.0 (abc1234, x86_64-unknown-linux-musl)`.
+pub fn version_line() -> String {
+    format!(
+        "microbox {} ({}, {})",
+        env!("CARGO_PKG_VERSION"),
+        env!("MICROBOX_COMMIT"),
+        env!("MICROBOX_TARGET")
+    )
+}
+
 /// The `--help` text: every option with its default, grouped as the README groups them.
 pub fn help_text() -> String {
     let mut out = format!(

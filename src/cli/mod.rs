@@ -17,7 +17,7 @@ use lexopt::Arg;
 use crate::error::{Error, Result};
 use crate::spec::{LogFormat, NetMode, Spec};
 
-pub use help::help_text;
+pub use help::{help_text, version_line};
 pub(crate) use options::Action;
 #[cfg(test)]
 use options::DefaultText;

@@ -42,14 +42,43 @@ fn help_lists_every_option_and_exits_0(env: &Env) {
     assert!(out.stderr.is_empty(), "--help wrote to stderr\n{out}");
 }
 
+/// `microbox 0.2.0 (abc1234, x86_64-unknown-linux-musl)`: the version, the
+/// commit it was built from (the checkout's HEAD where git can say) and the
+/// target triple.
 fn version_prints_name_and_version(env: &Env) {
     let out = env.run(&["--version"]);
     out.assert_success();
+    let first = out.stdout.lines().next().unwrap_or("");
+    let rest = first
+        .strip_prefix(&format!("microbox {} (", env!("CARGO_PKG_VERSION")))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("not 'microbox VERSION (COMMIT, TARGET)'\n{out}"));
+    let (commit, target) = rest.split_once(", ").expect("commit, target");
     assert!(
-        out.stdout
-            .starts_with(&format!("microbox {}", env!("CARGO_PKG_VERSION"))),
-        "{out}"
+        commit.len() == 7 && commit.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{commit:?}\n{out}"
     );
+    let arch = std::env::consts::ARCH;
+    assert!(
+        target.starts_with(arch) && target.contains("-linux-"),
+        "{target:?}: a build for {arch}\n{out}"
+    );
+    let head = std::process::Command::new("git")
+        .args([
+            "-C",
+            env!("CARGO_MANIFEST_DIR"),
+            "rev-parse",
+            "--short=7",
+            "HEAD",
+        ])
+        .output();
+    if let Some(head) = head.ok().filter(|h| h.status.success()) {
+        assert_eq!(
+            String::from_utf8_lossy(&head.stdout).trim(),
+            commit,
+            "{out}"
+        );
+    }
 }
 
 /// One bad command line and the words its error line must contain.
