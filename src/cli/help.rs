@@ -95,6 +95,42 @@ pub fn help_text() -> String {
     out
 }
 
+/// One option as the man page and the shell completions show it; xtask
+/// renders them from these, so neither can drift from `--help`.
+#[derive(Debug)]
+pub struct OptionDoc {
+    pub long: &'static str,
+    pub short: Option<char>,
+    pub metavar: Option<&'static str>,
+    /// The `--help` heading it stands under, without the colon.
+    pub heading: &'static str,
+    /// The help text and its aside (repeatable, default, note), one line.
+    pub description: String,
+}
+
+/// Every option of `--help`, in its order.
+pub fn option_docs() -> Vec<OptionDoc> {
+    OPTIONS
+        .iter()
+        .map(|option| OptionDoc {
+            long: option.long,
+            short: option.short,
+            metavar: option.metavar(),
+            heading: option.group.heading().trim_end_matches(':'),
+            description: description(option)
+                .into_iter()
+                .filter(|piece| piece != LINE_BREAK)
+                .collect::<Vec<_>>()
+                .join(" "),
+        })
+        .collect()
+}
+
+/// The text `--help` puts before the options (usage) and after them.
+pub fn help_frame() -> (&'static str, &'static str) {
+    (INTRO, NOTES)
+}
+
 fn write_option(out: &mut String, option: &CliOption) {
     let head = format!("  {}", option.synopsis());
     let lines = wrap(&description(option), WIDTH - COLUMN);

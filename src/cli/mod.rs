@@ -17,7 +17,7 @@ use lexopt::Arg;
 use crate::error::{Error, Result};
 use crate::spec::{LogFormat, NetMode, Spec};
 
-pub use help::{help_text, version_line};
+pub use help::{help_frame, help_text, option_docs, version_line, OptionDoc};
 pub(crate) use options::Action;
 #[cfg(test)]
 use options::DefaultText;

@@ -9,6 +9,7 @@ mod bench;
 mod bench_podman;
 mod cargo;
 mod cpio;
+mod docs;
 mod elf;
 mod fuzz;
 mod gen_syscalls;
@@ -40,9 +41,11 @@ cargo xtask <command>
   vm-selftest         boots the VM twice: empty suite must pass, and
                       MICROBOX_VM_SELFTEST_FAIL=1 must turn it red
   fuzz [TARGET...] [--seconds N]
-                      cargo-fuzz targets (cli, units, netlink), N s each (60)
+                      cargo-fuzz targets (all of fuzz/), N s each (60)
+  docs [--out DIR]    man page microbox(1) and bash, zsh, fish completions from
+                      the option table (default target/microbox/docs)
   gen-syscalls [--headers DIR]  regenerate src/security/syscalls_*.rs from kernel uapi headers
-  bench [--runs N] [--quick]
+  bench [--runs N] [--quick] [--baseline BIN]
                       /bin/true in microbox, bwrap and crun on the busybox
                       image (root): latency, sandboxes/s, RSS, ratios
 
@@ -538,6 +541,7 @@ fn main() -> ExitCode {
         "bench" => bench::run(&ctx, rest),
         "gen-syscalls" => gen_syscalls::run(&ctx.repo, rest).map(|()| 0),
         "fuzz" => fuzz::run(&ctx.repo, rest),
+        "docs" => docs::run(&ctx.repo, rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(0)
