@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 
 pub const MUSL: &str = "x86_64-unknown-linux-musl";
 pub const GNU: &str = "x86_64-unknown-linux-gnu";
+pub const AARCH64_MUSL: &str = "aarch64-unknown-linux-musl";
 
 /// How a static executable is produced on this machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +18,9 @@ pub enum StaticTarget {
     Musl,
     /// No musl target: glibc with `+crt-static`.
     GnuCrtStatic,
+    /// aarch64 musl, cross-built: Rust's own rust-lld links it (musl's crt
+    /// objects and libc ship with the rustup target), no cross compiler.
+    Aarch64Musl,
 }
 
 impl StaticTarget {
@@ -34,10 +38,28 @@ impl StaticTarget {
         }
     }
 
+    /// `--target aarch64|x86_64` of `cargo xtask build` and `dist`.
+    pub fn for_arch(arch: &str) -> Result<StaticTarget, String> {
+        match arch {
+            "x86_64" => Ok(StaticTarget::detect()),
+            "aarch64" => {
+                if !target_installed(AARCH64_MUSL) {
+                    return Err(format!(
+                        "the {AARCH64_MUSL} standard library is not installed: \
+                         rustup target add {AARCH64_MUSL}"
+                    ));
+                }
+                Ok(StaticTarget::Aarch64Musl)
+            }
+            other => Err(format!("unknown target {other:?} (x86_64 or aarch64)")),
+        }
+    }
+
     pub fn triple(self) -> &'static str {
         match self {
             StaticTarget::Musl => MUSL,
             StaticTarget::GnuCrtStatic => GNU,
+            StaticTarget::Aarch64Musl => AARCH64_MUSL,
         }
     }
 
@@ -45,6 +67,7 @@ impl StaticTarget {
         match self {
             StaticTarget::Musl => "musl (x86_64-unknown-linux-musl)",
             StaticTarget::GnuCrtStatic => "glibc +crt-static",
+            StaticTarget::Aarch64Musl => "musl (aarch64-unknown-linux-musl, rust-lld)",
         }
     }
 
@@ -52,6 +75,12 @@ impl StaticTarget {
     /// `--target`, RUSTFLAGS reach only target crates, not build scripts.
     pub fn apply(self, cmd: &mut Command) {
         cmd.arg("--target").arg(self.triple());
+        if self == StaticTarget::Aarch64Musl {
+            const LINKER: &str = "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER";
+            if std::env::var_os(LINKER).is_none() {
+                cmd.env(LINKER, "rust-lld");
+            }
+        }
         if self == StaticTarget::GnuCrtStatic {
             const FLAG: &str = "-C target-feature=+crt-static";
             if let Ok(encoded) = std::env::var("CARGO_ENCODED_RUSTFLAGS") {
@@ -71,13 +100,17 @@ impl StaticTarget {
 /// The musl standard library lives in the sysroot when the target is installed;
 /// asking rustc works with and without rustup.
 fn musl_installed() -> bool {
+    target_installed(MUSL)
+}
+
+fn target_installed(triple: &str) -> bool {
     let Ok(out) = Command::new(rustc()).args(["--print", "sysroot"]).output() else {
         return false;
     };
     let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
     Path::new(&sysroot)
         .join("lib/rustlib")
-        .join(MUSL)
+        .join(triple)
         .join("lib")
         .is_dir()
 }

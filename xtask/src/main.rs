@@ -31,7 +31,8 @@ const EXIT_SKIPPED: u8 = 77;
 const HELP: &str = "\
 cargo xtask <command>
 
-  build               static release build of microbox; prints path and size
+  build [--target x86_64|aarch64]
+                      static release build of microbox; prints path and size
   rootfs [busybox]    busybox image in target/microbox/rootfs/busybox
   rootfs test         test image: busybox + the static probe at /bin/probe
   quickstart          build + rootfs, then run a hello-world sandbox
@@ -90,7 +91,14 @@ fn timed<T>(name: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, Stri
 /// The static binaries of the workspace (microbox, and probe when asked),
 /// each checked to have no dynamic loader.
 fn build_static(ctx: &Ctx, packages: &[&str]) -> Result<BTreeMap<String, PathBuf>, String> {
-    let target = StaticTarget::detect();
+    build_static_for(ctx, StaticTarget::detect(), packages)
+}
+
+fn build_static_for(
+    ctx: &Ctx,
+    target: StaticTarget,
+    packages: &[&str],
+) -> Result<BTreeMap<String, PathBuf>, String> {
     let bins = timed(
         &format!("build {} ({})", packages.join(" + "), target.describe()),
         || cargo::build_static_bins(&ctx.repo, target, packages),
@@ -114,8 +122,14 @@ fn bin<'a>(bins: &'a BTreeMap<String, PathBuf>, name: &str) -> Result<&'a PathBu
         .ok_or_else(|| format!("the build produced no {name} binary"))
 }
 
-fn cmd_build(ctx: &Ctx) -> Result<(), String> {
-    let bins = build_static(ctx, &["microbox"])?;
+/// `build [--target x86_64|aarch64]`.
+fn cmd_build(ctx: &Ctx, args: &[String]) -> Result<(), String> {
+    let target = match args {
+        [] => StaticTarget::detect(),
+        [flag, arch] if flag == "--target" => StaticTarget::for_arch(arch)?,
+        _ => return Err("build: use [--target x86_64|aarch64]".into()),
+    };
+    let bins = build_static_for(ctx, target, &["microbox"])?;
     let path = bin(&bins, "microbox")?;
     let size = std::fs::metadata(path)
         .map_err(|e| format!("cannot stat {}: {e}", path.display()))?
@@ -532,7 +546,7 @@ fn main() -> ExitCode {
         None => ("help", &[][..]),
     };
     let result: Result<u8, String> = match cmd {
-        "build" => cmd_build(&ctx).map(|()| 0),
+        "build" => cmd_build(&ctx, rest).map(|()| 0),
         "rootfs" => cmd_rootfs(&ctx, rest.first().map(String::as_str)).map(|()| 0),
         "quickstart" => cmd_quickstart(&ctx),
         "test" => Ok(cmd_test(&ctx, &libtest_args(rest))),
