@@ -40,6 +40,10 @@ mod state;
 mod sys;
 pub mod units;
 
+/// microbox's version (for xtask's archives and man page, whose own
+/// CARGO_PKG_VERSION is xtask's).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// The id-range lease's readers of /etc/passwd, /etc/group, /etc/subuid and
 /// /etc/subgid, and its search of the pool, for the fuzz target.
 pub mod ids {

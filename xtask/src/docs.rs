@@ -112,7 +112,7 @@ pub fn man_page(options: &[OptionDoc], date: &str) -> String {
     let (intro, notes) = help_frame();
     let mut out = format!(
         ".TH MICROBOX 1 \"{date}\" \"microbox {}\" \"User Commands\"\n",
-        env!("CARGO_PKG_VERSION")
+        microbox::VERSION
     );
     out.push_str(".SH NAME\nmicrobox \\- run a command in an ephemeral, isolated Linux sandbox\n");
     out.push_str(".SH SYNOPSIS\n\\fBmicrobox\\fR [\\fIOPTIONS\\fR] [\\fB\\-\\-\\fR] \\fICOMMAND\\fR [\\fIARG\\fR]...\n");

@@ -9,6 +9,7 @@ mod bench;
 mod bench_podman;
 mod cargo;
 mod cpio;
+mod dist;
 mod docs;
 mod elf;
 mod fuzz;
@@ -45,6 +46,11 @@ cargo xtask <command>
                       cargo-fuzz targets (all of fuzz/), N s each (60)
   docs [--out DIR]    man page microbox(1) and bash, zsh, fish completions from
                       the option table (default target/microbox/docs)
+  dist [--target x86_64|aarch64]... [--out DIR] [--target-dir DIR]
+                      reproducible release archives and SHA256SUMS in
+                      target/microbox/dist (default: both targets)
+  dist --verify       build them twice in different directories and compare
+                      (the dist layer of `test`)
   gen-syscalls [--headers DIR]  regenerate src/security/syscalls_*.rs from kernel uapi headers
   bench [--runs N] [--quick] [--baseline BIN]
                       /bin/true in microbox, bwrap and crun on the busybox
@@ -502,9 +508,56 @@ fn report(layers: &[Layer]) -> u8 {
     u8::from(results::any_failed(layers))
 }
 
+/// The release archives, built twice and compared (`dist::verify`): both
+/// targets when the aarch64 standard library is installed, else x86_64 and,
+/// under CI, a failure saying what to install.
+fn dist_layer(ctx: &Ctx) -> Layer {
+    let start = Instant::now();
+    eprintln!("xtask: [dist] two builds of the release archives, compared byte for byte");
+    let mut arches = vec!["x86_64".to_string()];
+    let mut missing = None;
+    match StaticTarget::for_arch("aarch64") {
+        Ok(_) => arches.push("aarch64".into()),
+        Err(e) => missing = Some(e),
+    }
+    let mut counts = results::Counts::default();
+    let mut failures = Vec::new();
+    for (check, result) in dist::verify(&ctx.repo, &arches) {
+        match result {
+            Ok(()) => counts.passed += 1,
+            Err(e) => {
+                counts.failed += 1;
+                failures.push(format!("{check}: {e}"));
+            }
+        }
+    }
+    if let Some(why) = missing {
+        if ctx.ci {
+            counts.failed += 1;
+            failures.push(format!("no aarch64 archive: {why}"));
+        } else {
+            eprintln!("xtask: [dist] skipped the aarch64 archive: {why}");
+        }
+    }
+    for failure in &failures {
+        eprintln!("xtask: [dist] FAILED {failure}");
+    }
+    Layer {
+        name: "dist",
+        counts,
+        status: if failures.is_empty() {
+            LayerStatus::Ok
+        } else {
+            LayerStatus::Failed(failures.join("; "))
+        },
+        seconds: start.elapsed().as_secs_f64(),
+    }
+}
+
 fn cmd_test(ctx: &Ctx, args: &[String]) -> u8 {
     let mut layers = Vec::new();
     layers.push(unit_layer(ctx, args));
+    layers.push(dist_layer(ctx));
     let built = build_for_tests(ctx);
     if let Err(e) = &built {
         eprintln!("xtask: {e}");
@@ -556,6 +609,10 @@ fn main() -> ExitCode {
         "gen-syscalls" => gen_syscalls::run(&ctx.repo, rest).map(|()| 0),
         "fuzz" => fuzz::run(&ctx.repo, rest),
         "docs" => docs::run(&ctx.repo, rest),
+        "dist" if rest.first().map(String::as_str) == Some("--verify") => {
+            Ok(standalone(dist_layer(&ctx)))
+        }
+        "dist" => dist::run(&ctx.repo, rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(0)
