@@ -274,6 +274,18 @@ impl Executor<'_, '_> {
                     .map_err(|e| Error::os("detach the old root", e))?;
                 rustix::process::chdir("/").map_err(|e| Error::os("change directory to /", e))?;
             }
+            Step::MoveIntoRoot => {
+                rustix::process::fchdir(self.base(Base::Root)?)
+                    .map_err(|e| Error::os("change directory to the new root", e))?;
+                // The new root's whole tree goes onto the initramfs's root;
+                // chroot then makes it the process's root (path lookup never
+                // crosses the mount on the root it started from).
+                rustix::mount::mount_move(".", "/")
+                    .map_err(|e| Error::os("move the new root onto /", e))?;
+                rustix::process::chroot(".")
+                    .map_err(|e| Error::os("chroot into the new root", e))?;
+                rustix::process::chdir("/").map_err(|e| Error::os("change directory to /", e))?;
+            }
             Step::ChdirToHostRoot => {
                 rustix::process::chdir("/").map_err(|e| Error::os("change directory to /", e))?;
             }

@@ -222,6 +222,11 @@ pub enum Step {
     /// pivot_root into [`Base::Root`] and detach the old root. The old root is
     /// private (MakePrivate), so the detach cannot propagate to the host.
     PivotIntoRoot,
+    /// A host whose root is the initramfs (pivot_root is EINVAL there): move
+    /// [`Base::Root`] onto `/` and chroot into it, as switch_root does. The
+    /// initramfs stays below, reachable only by a chroot escape or an unmount,
+    /// which the sandbox is denied in this mode (`sandbox::rootfs_guard`).
+    MoveIntoRoot,
     /// `--fs host`: the sandbox stays in the host's (private copy of the) tree.
     ChdirToHostRoot,
 }
@@ -593,6 +598,7 @@ impl fmt::Display for Step {
             }
             Step::WriteFile { dir, name, .. } => write!(f, "write {name} in {}", Where(dir)),
             Step::PivotIntoRoot => f.write_str("pivot_root into Root, detach the old root"),
+            Step::MoveIntoRoot => f.write_str("move Root onto / and chroot into it"),
             Step::ChdirToHostRoot => f.write_str("stay in the host tree at /"),
         }
     }
@@ -664,6 +670,7 @@ impl Step {
             }
             Step::WriteFile { dir, name, .. } => ("write".into(), Some(format!("{dir}/{name}"))),
             Step::PivotIntoRoot => ("pivot_root into the new root".into(), None),
+            Step::MoveIntoRoot => ("move the new root onto / and chroot".into(), None),
             Step::ChdirToHostRoot => ("change directory to /".into(), None),
         };
         (op, object)
@@ -809,7 +816,7 @@ mod tests {
                     Step::WriteFile { dir, .. } => Some(dir.base),
                     Step::Sysctl { .. } => Some(Base::Proc),
                     Step::MakeDevice { .. } => Some(Base::Dev),
-                    Step::PivotIntoRoot => Some(Base::Root),
+                    Step::PivotIntoRoot | Step::MoveIntoRoot => Some(Base::Root),
                     Step::MakePrivate | Step::ChdirToHostRoot => None,
                 };
                 if let Some(base) = used {

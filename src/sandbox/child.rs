@@ -105,10 +105,24 @@ fn setup(
         let binds = super::prepare_binds(spec, None)?;
         let image = image.as_ref().map(AsFd::as_fd);
         let tty_group = user.writer != crate::ns::Writer::Own;
-        crate::fs::setup(spec, &launch.hostname, image, &binds, tty_group)?;
+        crate::fs::setup(
+            spec,
+            &launch.hostname,
+            image,
+            &binds,
+            tty_group,
+            launch.on_initramfs,
+        )?;
     } else {
         let image = launch.image.as_ref().map(AsFd::as_fd);
-        crate::fs::setup(spec, &launch.hostname, image, &launch.binds, true)?;
+        crate::fs::setup(
+            spec,
+            &launch.hostname,
+            image,
+            &launch.binds,
+            true,
+            launch.on_initramfs,
+        )?;
     }
     rustix::system::sethostname(launch.hostname.as_bytes())
         .map_err(|e| Error::os("set hostname", e).on(&launch.hostname))?;

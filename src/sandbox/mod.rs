@@ -55,6 +55,9 @@ pub(crate) struct Launch<'a> {
     pub path: OsString,
     /// The command's capability mask (bounding = permitted = effective).
     pub caps: u64,
+    /// The host's root is the initramfs: the sandbox enters its root by a
+    /// move and chroot instead of pivot_root (see [`rootfs_guard`]).
+    pub on_initramfs: bool,
     /// Compiled before the clone; loaded last, by init and by the command.
     pub seccomp: Vec<seccompiler::BpfProgram>,
     /// Whether the last program sends its denials to a listener, which init
@@ -228,8 +231,15 @@ fn prepare(spec: &Spec) -> Result<Launch<'_>> {
         prepare_binds(spec, ids.as_ref().map(|(first, _)| *first))?
     };
     let guard = host_storage_guard(spec);
-    let caps = sandbox_caps(spec, guard);
-    let profile = seccomp::profile(&spec.allow_syscalls, &spec.deny_syscalls, guard)?;
+    let on_initramfs = spec.fs != crate::spec::FsMode::Host && crate::fs::root_is_initramfs();
+    let mut caps = sandbox_caps(spec, guard);
+    let mut deny = spec.deny_syscalls.clone();
+    if on_initramfs {
+        rootfs_guard(spec)?;
+        caps &= !(1u64 << crate::security::caps::SYS_CHROOT);
+        deny.push("chroot".into());
+    }
+    let profile = seccomp::profile(&spec.allow_syscalls, &deny, guard)?;
     let mut seccomp = seccomp::compile(&profile)?;
     let notify_denials = seccomp::notify_denials(&mut seccomp);
     if !notify_denials {
@@ -258,9 +268,58 @@ fn prepare(spec: &Spec) -> Result<Launch<'_>> {
         envp,
         path,
         caps,
+        on_initramfs,
         seccomp,
         notify_denials,
     })
+}
+
+/// What a sandbox on an initramfs host must not have. Its root is moved
+/// over the initramfs's root, not pivoted away from it: the host's tree
+/// stays mounted below, and a chroot with the working directory left outside
+/// the new root (then `cd ..`) walks out of the moved mount into it, as
+/// would unmounting the new root. So chroot is denied and CAP_SYS_CHROOT
+/// dropped, the mount family keeps its default denial, and so do the new
+/// namespaces (a new user namespace would give back CAP_SYS_CHROOT):
+/// options that would lift any of this are refused.
+pub const INITRAMFS_PINNED: [&str; 17] = [
+    "chroot",
+    "mount",
+    "umount",
+    "umount2",
+    "pivot_root",
+    "move_mount",
+    "open_tree",
+    "open_tree_attr",
+    "fsopen",
+    "fsmount",
+    "fspick",
+    "fsconfig",
+    "mount_setattr",
+    "unshare",
+    "setns",
+    "clone",
+    "clone3",
+];
+
+fn rootfs_guard(spec: &Spec) -> Result<()> {
+    let why = "this host's root is the initramfs, so the sandbox's root is moved over it \
+               instead of pivoted away from it, and that would let the sandbox out";
+    if let Some(name) = spec
+        .allow_syscalls
+        .iter()
+        .find(|name| INITRAMFS_PINNED.contains(&name.as_str()))
+    {
+        return Err(Error::usage(format!(
+            "--allow-syscall {name} is refused: {why}"
+        )));
+    }
+    if spec.cap_add.contains(&crate::security::caps::SYS_CHROOT) {
+        return Err(Error::usage(format!(
+            "--cap-add SYS_CHROOT is refused: {why}"
+        )));
+    }
+    Ok(())
 }
 
 /// Rootless: the image's root and /etc must belong to an id the sandbox
@@ -352,6 +411,38 @@ fn cstring(value: &OsStr, what: &str) -> Result<CString> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_initramfs_host_pins_what_would_let_a_sandbox_out() {
+        use crate::security::syscalls::{self, Arch};
+        for name in INITRAMFS_PINNED {
+            // umount is i386's alone.
+            let known = syscalls::number_for(Arch::X86_64, name).is_some();
+            assert!(known || name == "umount", "{name}");
+            let spec = Spec {
+                allow_syscalls: vec![name.to_string()],
+                ..Spec::default()
+            };
+            let err = rootfs_guard(&spec)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                err.contains(&format!("--allow-syscall {name} is refused")),
+                "{err}"
+            );
+        }
+        let chroot = Spec {
+            cap_add: vec![crate::security::caps::SYS_CHROOT],
+            ..Spec::default()
+        };
+        assert!(rootfs_guard(&chroot).is_err());
+        let fine = Spec {
+            allow_syscalls: vec!["ptrace".into()],
+            ..Spec::default()
+        };
+        assert!(rootfs_guard(&fine).is_ok());
+    }
 
     #[test]
     fn writable_host_storage_loses_mknod_setfcap_and_fsetid_unless_added() {
