@@ -85,6 +85,19 @@ fn run(g: &cli::Globals, op: &cli::Op) -> Result<i32> {
                  yet); without root, run microbox's own command line: microbox -- CMD",
             ));
         }
+        // On a host whose root is the initramfs a container's root could
+        // only be moved over it and chrooted into, and the engine's config
+        // decides capabilities and seccomp: Podman's defaults grant
+        // CAP_SYS_CHROOT and allow chroot and unshare, the way back out.
+        // microbox's own command line closes those; this path cannot.
+        if matches!(op, Op::Create(_)) && crate::fs::root_is_initramfs() {
+            return Err(crate::error::Error::runtime(
+                "OCI containers are refused on a host whose root is the initramfs: their \
+                 root cannot be pivoted away from it, and the engine's capabilities and \
+                 seccomp profile (CAP_SYS_CHROOT, chroot, unshare) would let them out; \
+                 switch root first, or run microbox's own command line: microbox -- CMD",
+            ));
+        }
         sealed::ensure_sealed()?;
     }
     match op {

@@ -15,6 +15,7 @@ mod exit_signals;
 mod filesystem;
 mod hostile;
 mod ids;
+mod initramfs;
 mod isolation;
 mod limits;
 mod network;
@@ -34,6 +35,7 @@ fn main() {
         filesystem::tests(),
         hostile::tests(),
         ids::tests(),
+        initramfs::tests(),
         isolation::tests(),
         limits::tests(),
         network::tests(),

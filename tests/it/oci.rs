@@ -101,7 +101,12 @@ fn config(env: &Env, id: &str, args: &[&str], terminal: bool) -> Value {
             "sysctl": {"net.ipv4.ping_group_range": "0 0"},
             "seccomp": {
                 "defaultAction": "SCMP_ACT_ALLOW",
-                "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+                // What Podman's default profile lists on each architecture.
+                "architectures": if cfg!(target_arch = "aarch64") {
+                    serde_json::json!(["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"])
+                } else {
+                    serde_json::json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"])
+                },
                 "syscalls": [{"names": ["keyctl", "add_key"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]
             }
         }

@@ -54,6 +54,8 @@ pub struct Kernel {
     pub image: PathBuf,
     /// `uname -r` of that kernel; names its /lib/modules directory.
     pub release: String,
+    /// Its modules: /lib/modules/<release>, or an unpacked package's.
+    pub moddir: PathBuf,
 }
 
 /// Orders strings with embedded numbers numerically (6.1.0-9 < 6.1.0-56).
@@ -141,11 +143,12 @@ impl Kernel {
     pub fn find() -> Result<Kernel, String> {
         let image = choose_kernel()?;
         let release = release_of(&image)?;
-        Ok(Kernel { image, release })
-    }
-
-    pub fn modules_dir(&self) -> PathBuf {
-        Path::new("/lib/modules").join(&self.release)
+        let moddir = Path::new("/lib/modules").join(&release);
+        Ok(Kernel {
+            image,
+            release,
+            moddir,
+        })
     }
 
     /// The file to pass to `qemu -kernel`: a cached PVH vmlinux when one can be
@@ -438,10 +441,10 @@ mod tests {
     #[test]
     fn host_modules_resolve_when_present() {
         let Ok(kernel) = Kernel::find() else { return };
-        if !kernel.modules_dir().join("modules.dep").is_file() {
+        if !kernel.moddir.clone().join("modules.dep").is_file() {
             return;
         }
-        let mods = modules_for(&kernel.modules_dir()).unwrap();
+        let mods = modules_for(&kernel.moddir.clone()).unwrap();
         let pos = |n: &str| mods.iter().position(|m| m.name == n);
         if let (Some(a), Some(b)) = (pos("crc32c_generic"), pos("libcrc32c")) {
             assert!(a < b);

@@ -5,6 +5,7 @@
 // The STYLE.md lint table allows unwrap() in tests.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod arm64;
 mod bench;
 mod bench_podman;
 mod cargo;
@@ -39,7 +40,12 @@ cargo xtask <command>
   quickstart          build + rootfs, then run a hello-world sandbox
   test [-- ARGS]      unit tests, privileged integration tests (root), VM leg;
                       ARGS go to every libtest run (filters, --nocapture, ...)
-  vm-test [-- ARGS]   the integration tests inside a QEMU VM (cgroup v2)
+  vm-test [--arch x86_64|aarch64] [-- ARGS]
+                      the integration tests inside a QEMU VM (cgroup v2);
+                      aarch64: Debian's arm64 kernel under qemu-system-aarch64
+  vm-test --initramfs-root [-- ARGS]
+                      the same (x86_64, OCI mode left out) with / left on the
+                      initramfs, as hosts that never switch root have it
   vm-selftest         boots the VM twice: empty suite must pass, and
                       MICROBOX_VM_SELFTEST_FAIL=1 must turn it red
   fuzz [TARGET...] [--seconds N]
@@ -286,6 +292,19 @@ fn build_for_tests(ctx: &Ctx) -> Result<Built, String> {
     })
 }
 
+/// The aarch64 guest's microbox and test image: cross-built, with its busybox.
+fn build_for_aarch64_tests(ctx: &Ctx, busybox: &Path) -> Result<Built, String> {
+    let bins = build_static_for(ctx, StaticTarget::Aarch64Musl, &["microbox", "probe"])?;
+    let probe = bin(&bins, "probe")?;
+    let image = timed("rootfs test-aarch64", || {
+        rootfs::foreign_test_image(&ctx.cache, "aarch64", busybox, probe)
+    })?;
+    Ok(Built {
+        microbox: bin(&bins, "microbox")?.clone(),
+        image,
+    })
+}
+
 fn host_layer(ctx: &Ctx, built: &Result<Built, String>, args: &[String]) -> Layer {
     let start = Instant::now();
     let failed = |why: String| Layer {
@@ -330,25 +349,65 @@ fn host_layer(ctx: &Ctx, built: &Result<Built, String>, args: &[String]) -> Laye
     counted_layer("host", start, cmd)
 }
 
-/// Runs the VM leg; `built` is reused when the host leg already built things.
-fn vm_layer(ctx: &Ctx, built: Option<&Result<Built, String>>, args: &[String]) -> Layer {
+/// Runs the VM leg of `arch`; `built` (x86_64 only) is reused when the host
+/// leg already built things.
+fn vm_layer(
+    ctx: &Ctx,
+    arch: vm::Arch,
+    built: Option<&Result<Built, String>>,
+    args: &[String],
+) -> Layer {
+    vm_boot_layer(ctx, arch, false, built, args)
+}
+
+/// The boot that stays on the initramfs root (as hosts that never switch
+/// root do): the whole suite but OCI mode, which such a host refuses.
+fn vm_initramfs_layer(ctx: &Ctx, built: Option<&Result<Built, String>>, args: &[String]) -> Layer {
+    let mut args = args.to_vec();
+    args.extend(["--skip".to_string(), "oci::".to_string()]);
+    vm_boot_layer(ctx, vm::Arch::X86_64, true, built, &args)
+}
+
+fn vm_boot_layer(
+    ctx: &Ctx,
+    arch: vm::Arch,
+    initramfs_root: bool,
+    built: Option<&Result<Built, String>>,
+    args: &[String],
+) -> Layer {
     let start = Instant::now();
+    let name = if initramfs_root {
+        "vm-initramfs"
+    } else {
+        arch.layer()
+    };
     let failed = |why: String, counts| Layer {
-        name: "vm",
+        name,
         counts,
         status: LayerStatus::Failed(why),
         seconds: start.elapsed().as_secs_f64(),
     };
-    let machine = match vm::preflight() {
+    let machine = match vm::preflight(arch, &ctx.cache) {
         Ok(m) => m,
-        Err(vm::Unavailable::Missing(why)) => return cannot_run(ctx, "vm", why),
+        Err(vm::Unavailable::Missing(why)) => return cannot_run(ctx, name, why),
         Err(vm::Unavailable::Broken(why)) => return failed(why, Default::default()),
     };
+    let target = match arch {
+        vm::Arch::X86_64 => StaticTarget::detect(),
+        vm::Arch::Aarch64 => match StaticTarget::for_arch("aarch64") {
+            Ok(t) => t,
+            Err(why) => return cannot_run(ctx, name, why),
+        },
+    };
     let owned;
-    let built = match built {
-        Some(b) => b,
-        None => {
+    let built = match (built, arch) {
+        (Some(b), vm::Arch::X86_64) => b,
+        (_, vm::Arch::X86_64) => {
             owned = build_for_tests(ctx);
+            &owned
+        }
+        (_, vm::Arch::Aarch64) => {
+            owned = build_for_aarch64_tests(ctx, &machine.busybox);
             &owned
         }
     };
@@ -356,7 +415,6 @@ fn vm_layer(ctx: &Ctx, built: Option<&Result<Built, String>>, args: &[String]) -
         Ok(b) => b,
         Err(e) => return failed(format!("build failed: {e}"), Default::default()),
     };
-    let target = StaticTarget::detect();
     let tests = match timed(
         &format!("build the static test executable ({})", target.describe()),
         || cargo::build_integration_tests(&ctx.repo, Some(target)),
@@ -369,6 +427,7 @@ fn vm_layer(ctx: &Ctx, built: Option<&Result<Built, String>>, args: &[String]) -
         test_rootfs: Some(built.image.clone()),
         tests,
         test_args: args.to_vec(),
+        initramfs_root,
     };
     let selftest_fail = std::env::var("MICROBOX_VM_SELFTEST_FAIL").as_deref() == Ok("1");
     match run_vm(ctx, &machine, &payload, selftest_fail) {
@@ -379,7 +438,7 @@ fn vm_layer(ctx: &Ctx, built: Option<&Result<Built, String>>, args: &[String]) -
                 vm::Verdict::Infra(why) => LayerStatus::Failed(format!("VM harness error: {why}")),
             };
             Layer {
-                name: "vm",
+                name,
                 counts: run.counts,
                 status,
                 seconds: start.elapsed().as_secs_f64(),
@@ -399,9 +458,16 @@ fn run_vm(
     let vmdir = ctx.cache.join("vm");
     std::fs::create_dir_all(&vmdir)
         .map_err(|e| format!("cannot create {}: {e}", vmdir.display()))?;
-    let (kernel_file, pvh) = timed("kernel", || Ok(machine.kernel.boot_file(&vmdir)))?;
+    let (kernel_file, pvh) = match machine.arch {
+        vm::Arch::X86_64 => timed("kernel", || Ok(machine.kernel.boot_file(&vmdir)))?,
+        // arm64's vmlinuz is the uncompressed Image QEMU boots directly.
+        vm::Arch::Aarch64 => (machine.kernel.image.clone(), false),
+    };
     // Written under a private name, then renamed: parallel runs never read a half-written file.
-    let initrd = vmdir.join("initramfs.cpio");
+    let initrd = vmdir.join(match machine.arch {
+        vm::Arch::X86_64 => "initramfs.cpio".to_string(),
+        vm::Arch::Aarch64 => "initramfs-aarch64.cpio".to_string(),
+    });
     let tmp = vmdir.join(format!(".initramfs-{}.cpio", std::process::id()));
     let size = timed("initramfs", || vm::write_initramfs(&tmp, machine, payload))?;
     std::fs::rename(&tmp, &initrd).map_err(|e| {
@@ -414,13 +480,20 @@ fn run_vm(
     eprintln!(
         "xtask: [vm] kernel {} ({}), initramfs {:.1} MiB, {} modules, {} test executable, timeout {} s",
         machine.kernel.release,
-        if pvh { "PVH vmlinux" } else { "bzImage" },
+        match (machine.arch, pvh) {
+            (vm::Arch::Aarch64, _) => "arm64 Image",
+            (_, true) => "PVH vmlinux",
+            (_, false) => "bzImage",
+        },
         size as f64 / 1048576.0,
         machine.modules.len(),
         if payload.tests.is_some() { "one" } else { "no" },
         vm::timeout()?.as_secs()
     );
     let mut env: Vec<(&str, &str)> = vec![("MICROBOX_TEST_LEG", "vm")];
+    if payload.initramfs_root {
+        env.push(("microbox.root", "initramfs"));
+    }
     if ctx.ci {
         env.push(("CI", "true"));
     }
@@ -446,7 +519,7 @@ fn run_vm(
 /// Boots the harness without tests twice: green must pass, red must fail.
 fn vm_selftest_layer(ctx: &Ctx, green_too: bool) -> Layer {
     let start = Instant::now();
-    let machine = match vm::preflight() {
+    let machine = match vm::preflight(vm::Arch::X86_64, &ctx.cache) {
         Ok(m) => m,
         Err(vm::Unavailable::Missing(why)) => return cannot_run(ctx, "vm-selftest", why),
         Err(vm::Unavailable::Broken(why)) => {
@@ -563,13 +636,15 @@ fn cmd_test(ctx: &Ctx, args: &[String]) -> u8 {
         eprintln!("xtask: {e}");
     }
     layers.push(host_layer(ctx, &built, args));
-    let vm = vm_layer(ctx, Some(&built), args);
+    let vm = vm_layer(ctx, vm::Arch::X86_64, Some(&built), args);
     let vm_ran = !matches!(vm.status, LayerStatus::Skipped(_));
     layers.push(vm);
     if vm_ran {
         // Proves that a failure inside the VM does turn the result red.
         layers.push(vm_selftest_layer(ctx, false));
     }
+    layers.push(vm_initramfs_layer(ctx, Some(&built), args));
+    layers.push(vm_layer(ctx, vm::Arch::Aarch64, None, args));
     report(&layers)
 }
 
@@ -598,27 +673,40 @@ fn main() -> ExitCode {
         Some((c, r)) => (c.as_str(), r),
         None => ("help", &[][..]),
     };
-    let result: Result<u8, String> = match cmd {
-        "build" => cmd_build(&ctx, rest).map(|()| 0),
-        "rootfs" => cmd_rootfs(&ctx, rest.first().map(String::as_str)).map(|()| 0),
-        "quickstart" => cmd_quickstart(&ctx),
-        "test" => Ok(cmd_test(&ctx, &libtest_args(rest))),
-        "vm-test" => Ok(standalone(vm_layer(&ctx, None, &libtest_args(rest)))),
-        "vm-selftest" => Ok(standalone(vm_selftest_layer(&ctx, true))),
-        "bench" => bench::run(&ctx, rest),
-        "gen-syscalls" => gen_syscalls::run(&ctx.repo, rest).map(|()| 0),
-        "fuzz" => fuzz::run(&ctx.repo, rest),
-        "docs" => docs::run(&ctx.repo, rest),
-        "dist" if rest.first().map(String::as_str) == Some("--verify") => {
-            Ok(standalone(dist_layer(&ctx)))
-        }
-        "dist" => dist::run(&ctx.repo, rest),
-        "help" | "-h" | "--help" => {
-            print!("{HELP}");
-            Ok(0)
-        }
-        other => Err(format!("unknown command {other:?}\n\n{HELP}")),
-    };
+    let result: Result<u8, String> =
+        match cmd {
+            "build" => cmd_build(&ctx, rest).map(|()| 0),
+            "rootfs" => cmd_rootfs(&ctx, rest.first().map(String::as_str)).map(|()| 0),
+            "quickstart" => cmd_quickstart(&ctx),
+            "test" => Ok(cmd_test(&ctx, &libtest_args(rest))),
+            "vm-test" => match rest {
+                [flag, more @ ..] if flag == "--initramfs-root" => Ok(standalone(
+                    vm_initramfs_layer(&ctx, None, &libtest_args(more)),
+                )),
+                [flag, arch, more @ ..] if flag == "--arch" => vm::Arch::parse(arch)
+                    .map(|arch| standalone(vm_layer(&ctx, arch, None, &libtest_args(more)))),
+                _ => Ok(standalone(vm_layer(
+                    &ctx,
+                    vm::Arch::X86_64,
+                    None,
+                    &libtest_args(rest),
+                ))),
+            },
+            "vm-selftest" => Ok(standalone(vm_selftest_layer(&ctx, true))),
+            "bench" => bench::run(&ctx, rest),
+            "gen-syscalls" => gen_syscalls::run(&ctx.repo, rest).map(|()| 0),
+            "fuzz" => fuzz::run(&ctx.repo, rest),
+            "docs" => docs::run(&ctx.repo, rest),
+            "dist" if rest.first().map(String::as_str) == Some("--verify") => {
+                Ok(standalone(dist_layer(&ctx)))
+            }
+            "dist" => dist::run(&ctx.repo, rest),
+            "help" | "-h" | "--help" => {
+                print!("{HELP}");
+                Ok(0)
+            }
+            other => Err(format!("unknown command {other:?}\n\n{HELP}")),
+        };
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

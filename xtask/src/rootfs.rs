@@ -83,12 +83,16 @@ fn fingerprint(path: &Path) -> Result<String, String> {
 
 /// Builds (or reuses) the image `name` under `cache/rootfs/`, with `extra`
 /// files (destination inside the image, host source) on top of busybox.
-fn image(cache: &Path, name: &str, extra: &[(&str, &Path)]) -> Result<PathBuf, String> {
-    let busybox = host_busybox()?;
+fn image(
+    cache: &Path,
+    name: &str,
+    busybox: &Path,
+    extra: &[(&str, &Path)],
+) -> Result<PathBuf, String> {
     let root = cache.join("rootfs");
     let dest = root.join(name);
     let stamp_path = root.join(format!("{name}.stamp"));
-    let mut stamp = format!("layout {LAYOUT_VERSION}\n{}", fingerprint(&busybox)?);
+    let mut stamp = format!("layout {LAYOUT_VERSION}\n{}", fingerprint(busybox)?);
     for (to, from) in extra {
         stamp.push_str(&format!("{to} <- {}", fingerprint(from)?));
     }
@@ -101,7 +105,7 @@ fn image(cache: &Path, name: &str, extra: &[(&str, &Path)]) -> Result<PathBuf, S
     // never sees a half-built image.
     let tmp = root.join(format!(".{name}.tmp-{}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
-    populate(&tmp, &busybox, extra).inspect_err(|_| {
+    populate(&tmp, busybox, extra).inspect_err(|_| {
         let _ = fs::remove_dir_all(&tmp);
     })?;
     let old = root.join(format!(".{name}.old-{}", std::process::id()));
@@ -128,7 +132,9 @@ fn populate(dir: &Path, busybox: &Path, extra: &[(&str, &Path)]) -> Result<(), S
             .map_err(|e| io("chmod", &p, e))?;
     }
     install(busybox, &dir.join("bin/busybox"))?;
-    for applet in busybox_applets(busybox)? {
+    // The host's list: a foreign busybox cannot run here, and is the same
+    // Debian package built for another architecture.
+    for applet in busybox_applets(&host_busybox()?)? {
         let link = dir.join(&applet);
         if let Some(parent) = link.parent() {
             fs::create_dir_all(parent).map_err(|e| io("create", parent, e))?;
@@ -156,12 +162,27 @@ fn install(from: &Path, to: &Path) -> Result<(), String> {
 }
 
 pub fn busybox_image(cache: &Path) -> Result<PathBuf, String> {
-    image(cache, "busybox", &[])
+    image(cache, "busybox", &host_busybox()?, &[])
 }
 
 /// The image the integration tests run in: busybox plus the probe at /bin/probe.
 pub fn test_image(cache: &Path, probe: &Path) -> Result<PathBuf, String> {
-    image(cache, "test", &[("bin/probe", probe)])
+    image(cache, "test", &host_busybox()?, &[("bin/probe", probe)])
+}
+
+/// The test image of another architecture (`test-ARCH`), with its busybox and probe.
+pub fn foreign_test_image(
+    cache: &Path,
+    arch: &str,
+    busybox: &Path,
+    probe: &Path,
+) -> Result<PathBuf, String> {
+    image(
+        cache,
+        &format!("test-{arch}"),
+        busybox,
+        &[("bin/probe", probe)],
+    )
 }
 
 #[cfg(test)]

@@ -49,13 +49,63 @@ pub struct Payload {
     pub tests: Option<PathBuf>,
     /// Extra arguments for every test executable (after `--test-threads=1`).
     pub test_args: Vec<String>,
+    /// Boot that stays on the initramfs root instead of switching to ext4.
+    pub initramfs_root: bool,
+}
+
+/// The guest's architecture: the host's own (x86_64), or aarch64 under
+/// qemu-system-aarch64 with Debian's arm64 packages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    X86_64,
+    Aarch64,
+}
+
+impl Arch {
+    pub fn parse(name: &str) -> Result<Arch, String> {
+        match name {
+            "x86_64" | "amd64" => Ok(Arch::X86_64),
+            "aarch64" | "arm64" => Ok(Arch::Aarch64),
+            other => Err(format!(
+                "unknown VM architecture {other:?}: use x86_64 or aarch64"
+            )),
+        }
+    }
+
+    /// The test layer's name in `cargo xtask test`'s summary.
+    pub fn layer(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "vm",
+            Arch::Aarch64 => "vm-aarch64",
+        }
+    }
+
+    fn qemu(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "qemu-system-x86_64",
+            Arch::Aarch64 => "qemu-system-aarch64",
+        }
+    }
+}
+
+/// A host file placed in the guest at `guest` (relative) with `mode`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GuestFile {
+    pub guest: String,
+    pub host: PathBuf,
+    pub mode: u32,
 }
 
 /// Everything needed to boot, found before any build starts.
 pub struct Machine {
+    pub arch: Arch,
     pub qemu: PathBuf,
     pub kernel: Kernel,
     pub modules: Vec<Module>,
+    /// The static busybox of the guest's architecture.
+    pub busybox: PathBuf,
+    /// The tools of HOST_TOOLS (or their arm64 builds) and their libraries.
+    pub tools: Vec<GuestFile>,
 }
 
 /// Why the VM cannot be set up.
@@ -67,34 +117,82 @@ pub enum Unavailable {
     Broken(String),
 }
 
-/// Finds QEMU, the kernel and its modules.
-pub fn preflight() -> Result<Machine, Unavailable> {
-    let qemu = find_in_path("qemu-system-x86_64").ok_or_else(|| {
-        Unavailable::Missing(format!(
-            "qemu-system-x86_64 not found (install: {INSTALL_HINT})"
-        ))
+/// Finds QEMU, the kernel and its modules, busybox and the tools.
+pub fn preflight(arch: Arch, cache: &Path) -> Result<Machine, Unavailable> {
+    let hint = match arch {
+        Arch::X86_64 => INSTALL_HINT,
+        Arch::Aarch64 => crate::arm64::INSTALL_HINT,
+    };
+    let qemu = find_in_path(arch.qemu()).ok_or_else(|| {
+        Unavailable::Missing(format!("{} not found (install: {hint})", arch.qemu()))
     })?;
-    let kernel = Kernel::find().map_err(|e| {
-        if std::env::var_os("MICROBOX_VM_KERNEL").is_some() {
-            Unavailable::Broken(e)
-        } else {
-            Unavailable::Missing(format!("{e} (install: {INSTALL_HINT})"))
+    let (kernel, busybox, tools) = match arch {
+        Arch::X86_64 => {
+            let kernel = Kernel::find().map_err(|e| {
+                if std::env::var_os("MICROBOX_VM_KERNEL").is_some() {
+                    Unavailable::Broken(e)
+                } else {
+                    Unavailable::Missing(format!("{e} (install: {INSTALL_HINT})"))
+                }
+            })?;
+            let busybox = rootfs::host_busybox().map_err(Unavailable::Missing)?;
+            (kernel, busybox, host_tools())
         }
-    })?;
-    let moddir = kernel.modules_dir();
+        Arch::Aarch64 => {
+            let parts = crate::arm64::prepare(cache)?;
+            let kernel = Kernel {
+                image: parts.image,
+                release: parts.release,
+                moddir: parts.moddir,
+            };
+            (kernel, parts.busybox, parts.tools)
+        }
+    };
+    let moddir = &kernel.moddir;
     if !moddir.join("modules.dep").is_file() {
         return Err(Unavailable::Missing(format!(
-            "no modules for kernel {} in {} (install: {INSTALL_HINT})",
+            "no modules for kernel {} in {} (install: {hint})",
             kernel.release,
             moddir.display()
         )));
     }
-    let modules = kernel::modules_for(&moddir).map_err(Unavailable::Broken)?;
+    let modules = kernel::modules_for(moddir).map_err(Unavailable::Broken)?;
     Ok(Machine {
+        arch,
         qemu,
         kernel,
         modules,
+        busybox,
+        tools,
     })
+}
+
+/// HOST_TOOLS the host has, with the shared libraries ldd finds for them.
+fn host_tools() -> Vec<GuestFile> {
+    let mut out = Vec::new();
+    for tool in HOST_TOOLS.iter().map(Path::new).filter(|t| t.is_file()) {
+        let libs = match shared_libraries(tool) {
+            Ok(libs) => libs,
+            Err(e) => {
+                eprintln!("xtask: leaving {} out of the VM: {e}", tool.display());
+                continue;
+            }
+        };
+        // The tool keeps its own mode (newuidmap's setuid bit).
+        let mode = fs::metadata(tool).map_or(0o755, |m| m.permissions().mode() & 0o7777);
+        out.push(GuestFile {
+            guest: rel(tool),
+            host: tool.to_path_buf(),
+            mode,
+        });
+        // Symlinks followed: the guest gets the library's bytes under the name ldd used.
+        out.extend(libs.iter().map(|lib| GuestFile {
+            guest: rel(lib),
+            host: lib.clone(),
+            mode: 0o755,
+        }));
+    }
+    out
 }
 
 fn find_in_path(name: &str) -> Option<PathBuf> {
@@ -131,8 +229,11 @@ const INIT_TEMPLATE: &str = r#"#!/bin/sh
 # for the host's counting.
 export PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
 vm_exit() {
-  # isa-debug-exit at 0xf4 (/dev/port offset 244): QEMU exits with (v<<1)|1.
+  # x86_64: isa-debug-exit at 0xf4 (/dev/port offset 244): QEMU exits with
+  # (v<<1)|1. aarch64's virt machine has no such device (and no /dev/port):
+  # the verdict line is read there and poweroff (PSCI) makes QEMU exit 0.
   # The sleep lets the UART drain; without it the last line can be lost.
+  echo "MICROBOX-VMTEST-VERDICT $1"
   sleep 0.2
   printf "\\$(printf '%03o' "$1")" | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null
   poweroff -f
@@ -151,6 +252,20 @@ if [ ! -e /.stage2 ]; then
   done
   mount -t devtmpfs devtmpfs /dev || infra "devtmpfs for the RAM disk"
   mke2fs -q -m 0 /dev/ram0 >/dev/null || infra "mke2fs /dev/ram0"
+  if grep -q "microbox.root=initramfs" /proc/cmdline; then
+    # The initramfs boot: / stays the rootfs, as on hosts that never switch
+    # root, so microbox must move and chroot instead of pivoting. Only the
+    # test image and /tmp go on the RAM disk's ext4 (idmapped mounts).
+    mkdir -p /ext && mount -t ext4 /dev/ram0 /ext || infra "ext4 for /tmp"
+    mkdir -p /ext/tmp && chmod 1777 /ext/tmp && mount -o bind /ext/tmp /tmp || infra "/tmp"
+    cp -a @ROOTFS@ /ext/ || infra "copy the test image"
+    export MICROBOX_TEST_ROOTFS_AT=/ext@ROOTFS@ MICROBOX_TEST_ROOT=initramfs
+    umount /dev
+    umount /proc
+    touch /.stage2
+  fi
+fi
+if [ ! -e /.stage2 ]; then
   mount -t ext4 /dev/ram0 /newroot || infra "ext4 root for switch_root"
   for f in /*; do
     case "$f" in /proc|/sys|/dev|/newroot) ;; *) cp -a "$f" /newroot/ || infra "copy $f" ;; esac
@@ -184,7 +299,7 @@ CGFS=$(stat -f -c %T /sys/fs/cgroup)
 CGMAGIC=$(stat -f -c %t /sys/fs/cgroup)
 CGMNT=$(awk '$2 == "/sys/fs/cgroup" { print $3 }' /proc/mounts)
 echo "MICROBOX-VMTEST-BEGIN kernel=$KV cgroupfs=$CGFS cgroupmagic=$CGMAGIC cgroupmount=$CGMNT controllers=\"$(cat /sys/fs/cgroup/cgroup.subtree_control)\" nproc=$(nproc) stage2=$STAGE2 uptime=$(cut -d' ' -f1 /proc/uptime)"
-export MICROBOX_BIN=@MICROBOX@ MICROBOX_TEST_ROOTFS=@ROOTFS@ RUST_BACKTRACE=1
+export MICROBOX_BIN=@MICROBOX@ MICROBOX_TEST_ROOTFS=${MICROBOX_TEST_ROOTFS_AT:-@ROOTFS@} RUST_BACKTRACE=1
 export MICROBOX_TEST_LEG=${MICROBOX_TEST_LEG:-vm}
 rc=0
 if [ "$MICROBOX_VM_SELFTEST_FAIL" = 1 ]; then
@@ -266,8 +381,10 @@ fn add_tree<W: Write>(w: &mut Newc<W>, host: &Path, name: &str) -> Result<(), St
 
 /// Writes the uncompressed newc initramfs to `out`.
 pub fn write_initramfs(out: &Path, machine: &Machine, payload: &Payload) -> Result<u64, String> {
-    let busybox = rootfs::host_busybox()?;
-    let applets = rootfs::busybox_applets(&busybox)?;
+    // The applet list comes from the host's busybox, which can run here; the
+    // guest's is the same Debian package built for its architecture.
+    let applets = rootfs::busybox_applets(&rootfs::host_busybox()?)?;
+    let busybox = &machine.busybox;
     let file = File::create(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let mut w = Newc::new(BufWriter::new(file));
     let ioerr = |e: std::io::Error| format!("writing {}: {e}", out.display());
@@ -280,7 +397,7 @@ pub fn write_initramfs(out: &Path, machine: &Machine, payload: &Payload) -> Resu
     }
     w.char_dev("dev/console", 0o600, 5, 1).map_err(ioerr)?;
     w.char_dev("dev/null", 0o666, 1, 3).map_err(ioerr)?;
-    w.file("bin/busybox", 0o755, &read(&busybox)?)
+    w.file("bin/busybox", 0o755, &read(busybox)?)
         .map_err(ioerr)?;
     for applet in &applets {
         if let Some((parent, _)) = applet.rsplit_once('/') {
@@ -308,30 +425,16 @@ pub fn write_initramfs(out: &Path, machine: &Machine, payload: &Payload) -> Resu
     )
     .map_err(ioerr)?;
 
-    for tool in HOST_TOOLS.iter().map(Path::new).filter(|t| t.is_file()) {
-        let libs = match shared_libraries(tool) {
-            Ok(libs) => libs,
-            Err(e) => {
-                eprintln!("xtask: leaving {} out of the VM: {e}", tool.display());
-                continue;
-            }
-        };
-        for file in libs.iter().map(PathBuf::as_path).chain([tool]) {
-            let name = rel(file);
-            if let Some((parent, _)) = name.rsplit_once('/') {
-                w.dir_all(parent).map_err(ioerr)?;
-            }
-            // Follow symlinks: the guest gets the library's bytes under the name ldd used.
-            // The tool keeps its own mode (newuidmap's setuid bit).
-            let mode = if file == tool {
-                std::os::unix::fs::PermissionsExt::mode(
-                    &std::fs::metadata(tool).map_err(ioerr)?.permissions(),
-                ) & 0o7777
-            } else {
-                0o755
-            };
-            w.file(&name, mode, &read(file)?).map_err(ioerr)?;
+    let mut seen = std::collections::BTreeSet::new();
+    for file in &machine.tools {
+        if !seen.insert(&file.guest) {
+            continue;
         }
+        if let Some((parent, _)) = file.guest.rsplit_once('/') {
+            w.dir_all(parent).map_err(ioerr)?;
+        }
+        w.file(&file.guest, file.mode, &read(&file.host)?)
+            .map_err(ioerr)?;
     }
 
     if let Some(microbox) = &payload.microbox {
@@ -410,6 +513,8 @@ struct SerialState {
     /// Whether the test executable now running printed a failing result line.
     reported_failure: bool,
     fatal: Option<String>,
+    /// The value /init's vm_exit printed (16 pass, 17 fail, 3 set-up error).
+    verdict: Option<i32>,
 }
 
 impl SerialState {
@@ -429,6 +534,8 @@ impl SerialState {
             if code != "0" && !self.reported_failure {
                 self.counts.failed += 1;
             }
+        } else if let Some(v) = line.split("MICROBOX-VMTEST-VERDICT ").nth(1) {
+            self.verdict = v.trim().parse().ok();
         } else if line.contains("MICROBOX-VMTEST-SELFTEST ") {
             self.counts.failed += 1;
         } else if line.contains("MICROBOX-VMTEST-ERROR ") {
@@ -476,26 +583,38 @@ pub fn boot(
     cmdline_env: &[(&str, &str)],
     timeout: Duration,
 ) -> Result<VmRun, String> {
-    let mut append = String::from("console=ttyS0 quiet panic=-1 syscall.x32=y");
+    let mut append = String::from(match machine.arch {
+        Arch::X86_64 => "console=ttyS0 quiet panic=-1 syscall.x32=y",
+        Arch::Aarch64 => "console=ttyAMA0 quiet panic=-1",
+    });
     for (k, v) in cmdline_env {
         append.push_str(&format!(" {k}={v}"));
     }
     let mut cmd = Command::new(&machine.qemu);
-    cmd.args(accel_args()?)
-        .args([
-            "-m", "1024", "-smp", "2", "-display", "none", "-serial", "stdio",
-        ])
-        .args(["-monitor", "none", "-no-reboot", "-nic", "none"])
-        .arg("-kernel")
-        .arg(kernel_file)
-        .arg("-initrd")
-        .arg(initrd)
-        .arg("-append")
-        .arg(&append)
-        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+    match machine.arch {
+        Arch::X86_64 => {
+            cmd.args(accel_args()?)
+                .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+        }
+        // TCG; pauth-impdef: QARMA pointer authentication costs much of
+        // TCG's time, the implementation-defined algorithm far less.
+        Arch::Aarch64 => {
+            cmd.args(["-M", "virt", "-cpu", "max,pauth-impdef=on", "-accel", "tcg"]);
+        }
+    }
+    cmd.args([
+        "-m", "1024", "-smp", "2", "-display", "none", "-serial", "stdio",
+    ])
+    .args(["-monitor", "none", "-no-reboot", "-nic", "none"])
+    .arg("-kernel")
+    .arg(kernel_file)
+    .arg("-initrd")
+    .arg(initrd)
+    .arg("-append")
+    .arg(&append)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
     let start = Instant::now();
     let mut child = cmd
         .spawn()
@@ -559,14 +678,20 @@ pub fn boot(
     let total_secs = start.elapsed().as_secs_f64();
     let boot_secs = state.header_at.map(|t| (t - start).as_secs_f64());
 
+    // What isa-debug-exit would have made of the guest's verdict.
+    let code = match machine.arch {
+        Arch::X86_64 => status.code(),
+        Arch::Aarch64 if status.code() == Some(0) => state.verdict.map(|v| (v << 1) | 1),
+        Arch::Aarch64 => status.code(),
+    };
     let verdict = if let Some(why) = killed {
         Verdict::Infra(why)
     } else {
-        match status.code() {
+        match code {
             Some(QEMU_PASS) | Some(QEMU_FAIL) => {
                 check_header(state.header.as_ref(), &machine.kernel.release).map_or_else(
                     || {
-                        if status.code() == Some(QEMU_PASS) && state.counts.failed == 0 {
+                        if code == Some(QEMU_PASS) && state.counts.failed == 0 {
                             Verdict::Pass
                         } else {
                             Verdict::Fail
@@ -640,7 +765,7 @@ mod tests {
         assert!(s.contains("for m in overlay veth; do"));
         assert!(s.contains(r#""$t" --test-threads=1 'it'\''s' '--exact' </dev/null"#));
         assert!(
-            s.contains("MICROBOX_BIN=/usr/local/bin/microbox MICROBOX_TEST_ROOTFS=/rootfs-test")
+            s.contains("MICROBOX_BIN=/usr/local/bin/microbox MICROBOX_TEST_ROOTFS=${MICROBOX_TEST_ROOTFS_AT:-/rootfs-test}")
         );
         assert!(s.contains("vm_exit 16") && s.contains("vm_exit 17"));
     }
@@ -708,18 +833,27 @@ mod tests {
         std::os::unix::fs::symlink("/bin/busybox", dir.join("tree/bin/sh")).unwrap();
         fs::write(dir.join("t1"), b"test exe").unwrap();
         let machine = Machine {
+            arch: Arch::X86_64,
             qemu: PathBuf::from("/nonexistent"),
             kernel: Kernel {
                 image: PathBuf::new(),
                 release: "9.9.9-test".into(),
+                moddir: PathBuf::new(),
             },
             modules: Vec::new(),
+            busybox: rootfs::host_busybox().unwrap(),
+            tools: vec![GuestFile {
+                guest: "usr/bin/newuidmap".into(),
+                host: dir.join("t1"),
+                mode: 0o4755,
+            }],
         };
         let payload = Payload {
             microbox: Some(dir.join("t1")),
             test_rootfs: Some(dir.join("tree")),
             tests: Some(dir.join("t1")),
             test_args: Vec::new(),
+            initramfs_root: false,
         };
         let out = dir.join("initramfs.cpio");
         let size = write_initramfs(&out, &machine, &payload).unwrap();
@@ -739,6 +873,7 @@ mod tests {
         assert_eq!(find("rootfs-test/bin/probe").4, b"probe");
         assert_eq!(find("rootfs-test/bin/sh").1, 0o120_777);
         assert_eq!(find(GUEST_MICROBOX).1, 0o100_755);
+        assert_eq!(find("usr/bin/newuidmap").1, 0o104_755);
         find("newroot");
         find("lib/modules/9.9.9-test");
         fs::remove_dir_all(&dir).unwrap();

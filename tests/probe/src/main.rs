@@ -37,7 +37,8 @@ const USAGE: &str = "usage: probe SUBCOMMAND [ARGS] [+ SUBCOMMAND [ARGS]]...
   unix-connect PATH|@ABSTRACT | proc-writable | vsock | inotify N SECS
   setid-create DIR | numbers LO HI | proc-routes DIR | proc-root-only
   ptys MAX | tcp-hold MIB CONNS
-  opens ro|rw|w PATH... | entries DIR | signal PID SIG... | mask-attacks DIR";
+  opens ro|rw|w PATH... | entries DIR | signal PID SIG... | mask-attacks DIR | \
+  chroot-escape DIR MARKER";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -123,6 +124,7 @@ fn run(args: &[String]) -> i32 {
         }
         ("setid-create", Some(dir), _) => setid_create(dir),
         ("proc-routes", Some(dir), _) => proc_routes(dir),
+        ("chroot-escape", Some(dir), Some(marker)) => chroot_escape(dir, marker),
         ("proc-root-only", _, _) => proc_root_only(),
         ("ptys", Some(max), _) => with_number(max, ptys),
         ("tcp-hold", Some(mib), Some(conns)) => {
@@ -388,7 +390,8 @@ fn hostname() -> i32 {
         let bytes: Vec<u8> = f
             .iter()
             .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
+            // c_char is i8 on x86_64 and u8 on aarch64.
+            .map(|&c| c.to_ne_bytes()[0])
             .collect();
         String::from_utf8_lossy(&bytes).into_owned()
     };
@@ -675,6 +678,22 @@ const NEWUSER: u64 = libc::CLONE_NEWUSER as u64;
 const NEWNS: u64 = libc::CLONE_NEWNS as u64;
 const SIGCHLD: u64 = libc::SIGCHLD as u64;
 
+/// Numbers the libc crate does not give on every architecture.
+#[cfg(target_arch = "x86_64")]
+mod nr {
+    pub const KEXEC_FILE_LOAD: i64 = libc::SYS_kexec_file_load;
+    pub const IOPL: i64 = libc::SYS_iopl;
+    pub const IOPERM: i64 = libc::SYS_ioperm;
+}
+#[cfg(target_arch = "aarch64")]
+mod nr {
+    /// asm-generic/unistd.h.
+    pub const KEXEC_FILE_LOAD: i64 = 294;
+    /// x86 port I/O: no such calls; -1 is ENOSYS everywhere.
+    pub const IOPL: i64 = -1;
+    pub const IOPERM: i64 = -1;
+}
+
 /// Every call has arguments that make it fail or do nothing even when allowed.
 #[rustfmt::skip]
 static CALLS: &[Call] = &[
@@ -727,7 +746,7 @@ static CALLS: &[Call] = &[
     // An arch field and flag bit that do not exist, and too many segments: EINVAL
     // when allowed; never unloads a loaded kernel.
     compat(call("kexec_load", libc::SYS_kexec_load, Some(283), args(&[NUL, Int(17), NUL, Int(0xffff_0100)])), 528),
-    call("kexec_file_load", libc::SYS_kexec_file_load, None, args(&[MINUS1, MINUS1, NUL, NUL, Int(1 << 30)])),
+    call("kexec_file_load", nr::KEXEC_FILE_LOAD, None, args(&[MINUS1, MINUS1, NUL, NUL, Int(1 << 30)])),
     call("init_module", libc::SYS_init_module, Some(128), args(&[NUL, NUL, Str(c"")])),
     call("finit_module", libc::SYS_finit_module, Some(350), args(&[MINUS1, Str(c"")])),
     call("delete_module", libc::SYS_delete_module, Some(129), args(&[
@@ -755,8 +774,8 @@ static CALLS: &[Call] = &[
     call("adjtimex", libc::SYS_adjtimex, Some(124), NO_ARGS),
     call("clock_adjtime", libc::SYS_clock_adjtime, Some(343), NO_ARGS),
     // Level 0 and an empty range: nothing to grant.
-    call("iopl", libc::SYS_iopl, Some(110), NO_ARGS),
-    call("ioperm", libc::SYS_ioperm, Some(101), NO_ARGS),
+    call("iopl", nr::IOPL, Some(110), NO_ARGS),
+    call("ioperm", nr::IOPERM, Some(101), NO_ARGS),
     call("swapon", libc::SYS_swapon, Some(87), args(&[Str(NOFILE)])),
     call("swapoff", libc::SYS_swapoff, Some(115), args(&[Str(NOFILE)])),
     // sysinfo(NULL): EFAULT shows the call reached the kernel.
@@ -775,6 +794,33 @@ struct MountAttr {
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const OPEN_TREE_CLONE: u64 = 1;
 const FSCONFIG_CMD_CREATE: u64 = 6;
+
+/// The classic chroot escape: chroot into DIR/jail with the working directory
+/// left outside it, climb `..` far past any root, chroot(".") there, and look
+/// for MARKER (a file only the host's root has). Prints `chroot=` (ok or the
+/// errno), and after a chroot that worked `marker=` (seen or absent).
+fn chroot_escape(dir: &str, marker: &str) -> i32 {
+    let jail = format!("{dir}/jail");
+    let _ = std::fs::create_dir_all(&jail);
+    let (Some(jail_c), Some(dot), Some(up)) = (cstring(&jail), cstring("."), cstring("..")) else {
+        return 2;
+    };
+    // SAFETY: NUL-terminated strings that live across the calls.
+    if unsafe { libc::chroot(jail_c.as_ptr()) } != 0 {
+        out("chroot", errno_name(errno()));
+        return 0;
+    }
+    out("chroot", "ok");
+    for _ in 0..64 {
+        // SAFETY: as above.
+        unsafe { libc::chdir(up.as_ptr()) };
+    }
+    // SAFETY: as above.
+    unsafe { libc::chroot(dot.as_ptr()) };
+    let seen = std::path::Path::new(marker).exists();
+    out("marker", if seen { "seen" } else { "absent" });
+    0
+}
 
 /// Every route to an unmasked procfs or a writable /proc/sys that the outside
 /// review tried with CAP_SYS_ADMIN, each taken for real as far as it goes. Per
@@ -1197,6 +1243,10 @@ fn invoke(call: &Call, abi: Abi) -> i64 {
             // NUL-terminated string; none of the calls writes through a non-null pointer.
             unsafe { raw_syscall(nr, a) }
         }
+        // No i386 entry on aarch64: the kernel has no such ABI there.
+        #[cfg(not(target_arch = "x86_64"))]
+        Abi::Int80 => -i64::from(libc::ENOSYS),
+        #[cfg(target_arch = "x86_64")]
         Abi::Int80 => {
             // i386 registers are 32 bits wide and the probe's data lives above 4 GiB:
             // copy the strings into a page mapped below 2 GiB. A null instead would
@@ -1229,8 +1279,10 @@ fn invoke(call: &Call, abi: Abi) -> i64 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 const LOW_PAGE: usize = 4096;
 
+#[cfg(target_arch = "x86_64")]
 /// A page below 2 GiB (MAP_32BIT) that i386 calls can address, or None.
 fn low_page() -> Option<&'static mut [u8]> {
     // SAFETY: a fresh anonymous private mapping, used only by this forked child.
@@ -1257,6 +1309,7 @@ fn low_page() -> Option<&'static mut [u8]> {
 ///
 /// # Safety
 /// The arguments must be valid for the given syscall.
+#[cfg(target_arch = "x86_64")]
 unsafe fn raw_syscall(nr: i64, a: [u64; 6]) -> i64 {
     let ret: i64;
     // SAFETY: the x86_64 syscall ABI: number in rax, arguments in rdi, rsi, rdx, r10,
@@ -1279,11 +1332,37 @@ unsafe fn raw_syscall(nr: i64, a: [u64; 6]) -> i64 {
     ret
 }
 
+/// `svc #0` with the number in x8, as the aarch64 syscall ABI has it.
+///
+/// # Safety
+/// The arguments must be valid for the given syscall.
+#[cfg(target_arch = "aarch64")]
+unsafe fn raw_syscall(nr: i64, a: [u64; 6]) -> i64 {
+    let ret: i64;
+    // SAFETY: the aarch64 syscall ABI: number in x8, arguments in x0-x5, result in
+    // x0; the kernel preserves every other register and touches no user stack.
+    unsafe {
+        std::arch::asm!(
+            "svc #0",
+            in("x8") nr,
+            inlateout("x0") a[0] as i64 => ret,
+            in("x1") a[1],
+            in("x2") a[2],
+            in("x3") a[3],
+            in("x4") a[4],
+            in("x5") a[5],
+            options(nostack),
+        );
+    }
+    ret
+}
+
 /// The legacy i386 entry (`int 0x80`) from 64-bit code: the kernel reads i386
 /// numbers and 32-bit arguments and reports AUDIT_ARCH_I386 to seccomp.
 ///
 /// # Safety
 /// The arguments must be valid for the given i386 syscall.
+#[cfg(target_arch = "x86_64")]
 unsafe fn int80_syscall(nr: u32, a: [u32; 5]) -> i64 {
     let ret: u64;
     // SAFETY: LLVM reserves rbx, so the first argument is swapped in and out around
