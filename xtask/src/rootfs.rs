@@ -108,17 +108,28 @@ fn image(
     populate(&tmp, busybox, extra).inspect_err(|_| {
         let _ = fs::remove_dir_all(&tmp);
     })?;
-    let old = root.join(format!(".{name}.old-{}", std::process::id()));
+    install_image(&tmp, &dest, &stamp_path, &stamp)
+}
+
+/// Renames the finished `tmp` over `dest` (the old one moved aside first)
+/// and writes the stamp that makes the next build a no-op.
+pub fn install_image(
+    tmp: &Path,
+    dest: &Path,
+    stamp_path: &Path,
+    stamp: &str,
+) -> Result<PathBuf, String> {
+    let old = dest.with_extension(format!("old-{}", std::process::id()));
     if dest.exists() {
-        fs::rename(&dest, &old)
+        fs::rename(dest, &old)
             .map_err(|e| format!("cannot move old image {} aside: {e}", dest.display()))?;
     }
-    fs::rename(&tmp, &dest)
+    fs::rename(tmp, dest)
         .map_err(|e| format!("cannot move new image into {}: {e}", dest.display()))?;
     let _ = fs::remove_dir_all(&old);
-    fs::write(&stamp_path, stamp)
+    fs::write(stamp_path, stamp)
         .map_err(|e| format!("cannot write {}: {e}", stamp_path.display()))?;
-    Ok(dest)
+    Ok(dest.to_path_buf())
 }
 
 fn populate(dir: &Path, busybox: &Path, extra: &[(&str, &Path)]) -> Result<(), String> {
