@@ -409,6 +409,15 @@ fn has_run(have: &[&str], want: &[String]) -> bool {
         .any(|w| w.iter().zip(want).all(|(a, b)| a == b))
 }
 
+/// Options an initramfs host refuses (README "Hosts whose root is the initramfs").
+const INITRAMFS_REFUSED: &[&str] = &[
+    "--allow-syscall unshare",
+    "--allow-syscall mount",
+    "--allow-syscall chroot",
+    "--allow-syscall setns",
+    "--cap-add SYS_CHROOT",
+];
+
 fn readme_examples_print_what_the_readme_shows(env: &Env) {
     let rootfs = env.rootfs().display().to_string();
     let bindir = TempDir::new("readme-bin");
@@ -478,6 +487,24 @@ fn readme_examples_print_what_the_readme_shows(env: &Env) {
             continue;
         }
         checked += 1;
+        // On a host whose root is the initramfs these options are refused.
+        if crate::harness::on_initramfs_root()
+            && INITRAMFS_REFUSED
+                .iter()
+                .any(|o| example.command.contains(o))
+        {
+            if out.status.code() != Some(125) || !stderr.contains("initramfs") {
+                failures.push(format!("not refused on the initramfs root\n{shown}"));
+            }
+            continue;
+        }
+        // There CAP_SYS_CHROOT is dropped (initramfs::cap_sys_chroot_is_not_in_any_set).
+        if crate::harness::on_initramfs_root() && example.command.contains("CapEff") {
+            if out.status.code() != Some(0) {
+                failures.push(format!("failed on the initramfs root\n{shown}"));
+            }
+            continue;
+        }
         if let Some((_, why)) = VARYING.iter().find(|(v, _)| example.command.contains(v)) {
             eprintln!("README.md:{}: output not checked: {why}", example.line);
             if out.status.code() == Some(125) {

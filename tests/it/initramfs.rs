@@ -20,6 +20,7 @@ pub fn tests() -> Vec<Trial> {
             the_sandbox_sees_its_own_root_and_not_the_initramfs,
             a_chroot_escape_is_refused_even_with_cap_sys_admin,
             options_that_reopen_the_way_out_are_refused,
+            cap_sys_chroot_is_not_in_any_set,
             oci_create_is_refused_in_one_line,
         ],
     ]
@@ -41,10 +42,10 @@ fn the_host_is_really_on_its_initramfs(_env: &Env) {
 }
 
 fn the_sandbox_sees_its_own_root_and_not_the_initramfs(env: &Env) {
-    let through_pid1 = format!("/proc/1/root{HOST_ONLY}");
+    let through_proc = format!("/proc/self/root{HOST_ONLY}");
     for path in [
         HOST_ONLY,
-        &through_pid1,
+        &through_proc,
         "/tests",
         "/usr/local/bin/microbox",
     ] {
@@ -56,6 +57,13 @@ fn the_sandbox_sees_its_own_root_and_not_the_initramfs(env: &Env) {
             "{path} of the initramfs is visible\n{out}"
         );
     }
+    // The sandbox's PID 1 is microbox's init, not dumpable: no view at all.
+    let pid1 = format!("/proc/1/root{HOST_ONLY}");
+    let out = env.probe(&[], &["stat", &pid1]);
+    assert!(
+        matches!(out.value("stat"), "ENOENT" | "EACCES"),
+        "{pid1}\n{out}"
+    );
     let cwd = env.probe(&[], &["cwd"]);
     cwd.assert_success();
     assert_eq!(cwd.value("cwd"), "/", "{cwd}");
@@ -90,6 +98,15 @@ fn options_that_reopen_the_way_out_are_refused(env: &Env) {
         let out = env.probe(opts, &["pid"]);
         let line = out.assert_microbox_error();
         assert!(line.contains("initramfs"), "{opts:?}: {line}");
+    }
+}
+
+fn cap_sys_chroot_is_not_in_any_set(env: &Env) {
+    let out = env.probe(&[], &["caps"]);
+    out.assert_success();
+    for key in ["CapEff", "CapPrm", "CapBnd"] {
+        let set = u64::from_str_radix(out.value(key), 16).unwrap();
+        assert_eq!(set & (1 << 18), 0, "{key} has CAP_SYS_CHROOT\n{out}");
     }
 }
 

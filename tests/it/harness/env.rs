@@ -34,6 +34,12 @@ pub fn in_ci() -> bool {
     std::env::var("CI").as_deref() == Ok("true")
 }
 
+/// The VM boot that leaves / on the initramfs (MICROBOX_TEST_ROOT=initramfs),
+/// where microbox moves and chroots and refuses what would undo that.
+pub fn on_initramfs_root() -> bool {
+    std::env::var("MICROBOX_TEST_ROOT").as_deref() == Ok("initramfs")
+}
+
 pub fn is_root() -> bool {
     // SAFETY: geteuid takes no arguments and cannot fail.
     unsafe { libc::geteuid() == 0 }

@@ -18,7 +18,7 @@ pub mod selftest;
 mod snapshot;
 mod trial;
 
-pub use env::{is_root, Env, Leg, Needs};
+pub use env::{is_root, on_initramfs_root, Env, Leg, Needs};
 pub use files::*;
 pub use modes::*;
 pub use netns::holder;
