@@ -194,6 +194,7 @@ fn prepare(spec: &Spec) -> Result<Launch<'_>> {
     if argv.is_empty() {
         return Err(Error::usage("no command given"));
     }
+    refuse_directory_stdio()?;
     let env = environment(spec);
     let path = env
         .iter()
@@ -277,12 +278,15 @@ fn prepare(spec: &Spec) -> Result<Launch<'_>> {
 /// What a sandbox on an initramfs host must not have. Its root is moved
 /// over the initramfs's root, not pivoted away from it: the host's tree
 /// stays mounted below, and a chroot with the working directory left outside
-/// the new root (then `cd ..`) walks out of the moved mount into it, as
-/// would unmounting the new root. So chroot is denied and CAP_SYS_CHROOT
-/// dropped, the mount family keeps its default denial, and so do the new
-/// namespaces (a new user namespace would give back CAP_SYS_CHROOT):
-/// options that would lift any of this are refused.
-pub const INITRAMFS_PINNED: [&str; 17] = [
+/// the new root (then `cd ..`) walks out of the moved mount into it. The
+/// barrier is seccomp's chroot denial, which no --allow-syscall lifts (denials
+/// win); the rest is defence in depth, each option a piece of some way back
+/// out: CAP_SYS_CHROOT is dropped, and the mount family (an uncovered rootfs
+/// after an unmount, reached by a later setns), the new namespaces (a new user
+/// namespace gives back CAP_SYS_CHROOT) and file handles (open_by_handle_at
+/// decodes a handle of any rootfs inode, and bind sources live on the rootfs)
+/// keep their default denial: options that would lift any of it are refused.
+pub const INITRAMFS_PINNED: [&str; 22] = [
     "chroot",
     "mount",
     "umount",
@@ -300,7 +304,27 @@ pub const INITRAMFS_PINNED: [&str; 17] = [
     "setns",
     "clone",
     "clone3",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
 ];
+
+/// fds 0-2 reach the command as they are. A directory among them is a way
+/// out of any root: fchdir to it, then `..` up to the host's (the mechanism
+/// of CVE-2024-21626). Nobody means a directory as stdio: refused.
+fn refuse_directory_stdio() -> Result<()> {
+    for (fd, name) in [(0, "stdin"), (1, "stdout"), (2, "stderr")] {
+        if crate::sys::fd::is_directory(fd) {
+            return Err(Error::usage(format!(
+                "fd {fd} ({name}) is a directory: the sandbox could fchdir to it and walk \
+                 out of its root; give a file, pipe, tty or /dev/null"
+            )));
+        }
+    }
+    Ok(())
+}
 
 fn rootfs_guard(spec: &Spec) -> Result<()> {
     let why = "this host's root is the initramfs, so the sandbox's root is moved over it \

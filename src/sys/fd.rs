@@ -1,5 +1,5 @@
 //! A descriptor microbox did not open itself, named on the command line
-//! (`--report-fd N`); and the number of online CPUs, for `--cpu-time`.
+//! (`--report-fd N`), whether stdio is a directory; and the number of online CPUs, for `--cpu-time`.
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -24,6 +24,17 @@ pub fn duplicate_inherited(fd: i32) -> io::Result<OwnedFd> {
         }
     }
     Ok(owned)
+}
+
+/// Whether inherited descriptor `fd` is open on a directory (a closed or
+/// unreadable one is not).
+pub fn is_directory(fd: i32) -> bool {
+    // SAFETY: fstat writes only into the zeroed struct it is given; a closed
+    // number fails with EBADF and nothing else happens.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR
+    }
 }
 
 /// CPUs online now: the most CPU time per second the sandbox could use.

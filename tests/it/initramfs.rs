@@ -81,6 +81,28 @@ fn a_chroot_escape_is_refused_even_with_cap_sys_admin(env: &Env) {
         assert_eq!(out.value("chroot"), "EPERM", "{opts:?}\n{out}");
         assert!(out.get("marker").is_none(), "{opts:?}\n{out}");
     }
+    // The other ways to get CAP_SYS_CHROOT back, or the rootfs uncovered.
+    for opts in [&[][..], &["--cap-add", "SYS_ADMIN"][..]] {
+        let names = [
+            "clone",
+            "clone3",
+            "unshare",
+            "setns",
+            "umount2",
+            "open_by_handle_at",
+        ];
+        let mut args = vec!["syscall"];
+        args.extend(names);
+        let out = env.probe(opts, &args);
+        out.assert_success();
+        for name in names {
+            let got = out.value(&format!("result.{name}"));
+            assert!(
+                matches!(got, "EPERM" | "ENOSYS"),
+                "{opts:?}: {name} gave {got}\n{out}"
+            );
+        }
+    }
     // The check has teeth: outside a sandbox the same escape reaches the marker.
     let dir = TempDir::new("chroot-escape");
     let host = env.probe_on_host(&["chroot-escape", &dir.path.display().to_string(), HOST_ONLY]);
@@ -94,6 +116,8 @@ fn options_that_reopen_the_way_out_are_refused(env: &Env) {
         &["--allow-syscall", "chroot"][..],
         &["--allow-syscall", "mount"][..],
         &["--allow-syscall", "unshare"][..],
+        &["--allow-syscall", "open_by_handle_at"][..],
+        &["--allow-syscall", "io_uring_setup"][..],
     ] {
         let out = env.probe(opts, &["pid"]);
         let line = out.assert_microbox_error();

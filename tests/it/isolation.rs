@@ -19,6 +19,7 @@ pub fn tests() -> Vec<Trial> {
             environment_is_cleared_to_the_defaults,
             env_option_adds_and_overrides_variables,
             only_fds_0_1_2_reach_the_command_even_with_many_inherited,
+            a_directory_as_stdin_or_stderr_is_refused,
             cwd_is_inside_the_new_root_and_the_host_cwd_is_unreachable,
             no_visible_exe_is_the_host_microbox_binary_or_writable,
             command_runs_in_a_new_session,
@@ -173,6 +174,25 @@ fn only_fds_0_1_2_reach_the_command_even_with_many_inherited(env: &Env) {
         .output();
     out.assert_success();
     assert_eq!(out.value("fds"), "0,1,2", "{out}");
+}
+
+/// fds 0-2 reach the command as they are; a directory there would be a way
+/// out of the root (fchdir, then `..`), so microbox refuses to start.
+fn a_directory_as_stdin_or_stderr_is_refused(env: &Env) {
+    let dir = TempDir::new("stdio-dir");
+    let out = env
+        .probe_run(&[], &["pid"])
+        .inherit_fd(0, open_fd(&dir.path))
+        .output();
+    let line = out.assert_microbox_error();
+    assert!(line.contains("fd 0 (stdin) is a directory"), "{out}");
+    // With stderr a directory nothing can be said, but the exit status says it.
+    let out = env
+        .probe_run(&[], &["pid"])
+        .inherit_fd(2, open_fd(Path::new("/")))
+        .output();
+    assert_eq!(out.code, Some(125), "{out}");
+    assert!(out.get("pid").is_none(), "the command ran\n{out}");
 }
 
 fn cwd_is_inside_the_new_root_and_the_host_cwd_is_unreachable(env: &Env) {
