@@ -29,6 +29,7 @@ pub mod log;
 pub mod net;
 mod ns;
 pub mod oci;
+pub mod profile;
 mod report;
 mod rlimit;
 pub mod sandbox;

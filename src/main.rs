@@ -14,6 +14,8 @@ fn main() {
         #[allow(clippy::exit)] // the process itself, not a clone3 child
         std::process::exit(microbox::oci::main(args));
     }
+    microbox::profile::configure();
+    microbox::profile::mark("supervisor", "exec");
     let code = match cli::parse(args.clone()) {
         Ok(Command::Help) => {
             print!("{}", cli::help_text());

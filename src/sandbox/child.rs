@@ -38,6 +38,7 @@ pub fn main(
         }
     }
     drop(stdio);
+    crate::profile::mark("init", "clone");
     // A panic here ends in the hook `main` installed: one line, exit 125.
     match setup(spec, launch, &chan, placement, inside) {
         Ok(()) => init::start(launch, chan),
@@ -77,7 +78,9 @@ fn setup(
         .map_err(|e| Error::os("move the sandbox into its cgroup", e))?;
     // Rooted at the cgroup it is in now: the sandbox sees itself at `/`.
     crate::ns::enter_cgroup_namespace()?;
+    crate::profile::mark("init", "cgroup-join");
     wait_for(chan, &Message::Go);
+    crate::profile::mark("init", "wait-go");
     if launch.ids.is_some() {
         crate::ns::become_namespace_root()?;
         // The id change cleared the parent-death signal and reset the dumpable
@@ -124,6 +127,7 @@ fn setup(
             launch.on_initramfs,
         )?;
     }
+    crate::profile::mark("init", "mounts+pivot");
     rustix::system::sethostname(launch.hostname.as_bytes())
         .map_err(|e| Error::os("set hostname", e).on(&launch.hostname))?;
     if spec.net != NetMode::Host {
@@ -133,6 +137,7 @@ fn setup(
     if let Some(inside) = &inside {
         crate::net::configure_inside(inside)?;
     }
+    crate::profile::mark("init", "hostname+net");
     Ok(())
 }
 

@@ -58,6 +58,7 @@ fn start_command(launch: &Launch, chan: &Channel) -> Result<i32> {
     close_from(keep + 1).map_err(|e| Error::os("close inherited file descriptors", e))?;
 
     signal::block(&init_signals()).map_err(|e| Error::os("block signals in init", e))?;
+    crate::profile::mark("init", "close-fds");
     // Loaded once, here, and inherited through fork: init and the command run
     // under the same filter, and the command pays no second load (each load
     // translates and JITs the program: hundreds of microseconds). Nothing
@@ -76,10 +77,14 @@ fn start_command(launch: &Launch, chan: &Channel) -> Result<i32> {
         None => chan.send(&Message::Started),
     };
     drop(listener);
+    crate::profile::mark("init", "seccomp+started");
     started.map_err(|e| Error::os("send the seccomp listener to microbox", e))?;
     match fork().map_err(|e| Error::os("start the command", e))? {
         None => exec_command(launch, chan),
-        Some(pid) => Ok(pid),
+        Some(pid) => {
+            crate::profile::mark("init", "fork");
+            Ok(pid)
+        }
     }
 }
 
@@ -157,6 +162,7 @@ fn exec_command(launch: &Launch, chan: &Channel) -> ! {
         exit_now(125);
     }
 
+    crate::profile::mark("command", "rlimits+caps");
     let (status, err, there) = exec_lookup(launch);
     let name = launch.argv[0].to_string_lossy();
     let error = match err.raw_os_error() {

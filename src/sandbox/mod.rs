@@ -102,7 +102,10 @@ pub fn run(spec: &Spec) -> Result<i32> {
     let mut report = Report::default();
     let result = preflight::check(spec)
         .and_then(|()| prepare(spec))
-        .and_then(|launch| parent::supervise(spec, &launch, &mut report));
+        .and_then(|launch| {
+            crate::profile::mark("supervisor", "parse+prepare");
+            parent::supervise(spec, &launch, &mut report)
+        });
     let Some(sink) = sink else {
         return result;
     };

@@ -47,12 +47,14 @@ pub fn supervise(spec: &Spec, launch: &Launch, report: &mut Report) -> Result<i3
             &[],
         );
     }
+    crate::profile::mark("supervisor", "stale-scan");
     // The lock comes before anything it guards; limits are written before any
     // process exists.
     let id = names::random_id();
     let lock = SandboxLock::acquire(Path::new(run_dir()), &id)?;
     let cgroup = Cgroup::create(lock, &Limits::from(spec), &spec.limits_asked)?;
     let placement = cgroup.placement()?;
+    crate::profile::mark("supervisor", "lock+cgroup");
     // Leases only; the links and rules need the child's pid.
     let bridge = match spec.net {
         NetMode::Bridge => Some(crate::net::prepare(spec, &id)?),
@@ -104,6 +106,7 @@ pub fn supervise(spec: &Spec, launch: &Launch, report: &mut Report) -> Result<i3
                 );
             }
         };
+    crate::profile::mark("supervisor", "clone");
     drop(theirs);
     drop(sandbox_stdio);
     log::info(
@@ -141,9 +144,11 @@ pub fn supervise(spec: &Spec, launch: &Launch, report: &mut Report) -> Result<i3
             return Err(watch.run().status.err().unwrap_or(err));
         }
     };
+    crate::profile::mark("supervisor", "idmap");
     // A failed send means the child is gone already; its status tells why.
     let _ = ours.send(&Message::Go);
     let ended = watch.run();
+    crate::profile::mark("supervisor", "wait");
     let finished = Instant::now();
     let oom = matches!(ended.status, Ok(137)) && ended.limit.is_none() && cgroup.oom_killed();
     // Only when asked: the counters are half a dozen cgroup file reads.
@@ -172,6 +177,7 @@ pub fn supervise(spec: &Spec, launch: &Launch, report: &mut Report) -> Result<i3
     if let Err(err) = cgroup.destroy() {
         log::error(&format!("{err} (the next microbox run removes it)"), &[]);
     }
+    crate::profile::mark("supervisor", "teardown");
     status
 }
 

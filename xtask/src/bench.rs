@@ -136,6 +136,9 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
 }
 
 pub fn run(ctx: &Ctx, args: &[String]) -> Result<u8, String> {
+    if args.first().map(String::as_str) == Some("--profile") {
+        return profile(ctx, &args[1..]);
+    }
     let opts = parse_args(args)?;
     if !is_root() {
         return Err(
@@ -1173,6 +1176,19 @@ fn print_ratios(rep: &Report) {
             );
         }
     }
+}
+
+/// `bench --profile [--runs N]` (crate::profile).
+fn profile(ctx: &Ctx, args: &[String]) -> Result<u8, String> {
+    let opts = parse_args(args)?;
+    if !is_root() {
+        return Err("bench --profile needs root (sudo cargo xtask bench --profile)".into());
+    }
+    let bins = build_static(ctx, &["microbox"])?;
+    let microbox = crate::bin(&bins, "microbox")?.clone();
+    let image = crate::timed("rootfs busybox", || rootfs::busybox_image(&ctx.cache))?;
+    crate::profile::run(&microbox, &image, opts.runs, &ctx.cache.join("profile"))?;
+    Ok(0)
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod fuzz;
 mod gen_syscalls;
 mod kernel;
 mod packages;
+mod profile;
 mod results;
 mod rootfs;
 mod vm;
@@ -66,6 +67,9 @@ cargo xtask <command>
   bench [--runs N] [--quick] [--baseline BIN]
                       /bin/true in microbox, bwrap and crun on the busybox
                       image (root): latency, sandboxes/s, RSS, ratios
+  bench --profile [--runs N]
+                      per-phase wall and CPU time of one start (MICROBOX_PROFILE=1
+                      marks), then perf record -a -g: defaults and --net host
 
 Environment: CI=true (cannot-run becomes failure, not skip),
 MICROBOX_VM_KERNEL (bzImage to boot), MICROBOX_VM_TIMEOUT (seconds, default 900),
